@@ -1,0 +1,31 @@
+# Set-up and the two commands of the README. Torch defaults to the CPU build;
+# GPU users: make demo TORCH_SPEC="torch==2.13.0" PIP_EXTRA="--index-url ..." or any spec.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: install
+	for method in rs re ls; do \
+	  $(BIN)/python -m tnas.search --dataset cifar100 --method $$method --budget 100 --seed 0 \
+	    --out runs/demo/cifar100-$$method || exit $$?; \
+	done
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m benchmarks.foundation
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,39 @@
+"""Atomic file writes: a killed process never leaves a half-written file behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, IO
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file, then rename it.
+
+    The temporary file lives in the same directory, so the final ``os.replace`` is atomic:
+    readers see either the old content or the new one, never a mix.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Atomically write ``text`` (UTF-8) to ``path``."""
+    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    """Atomically write ``data`` as indented JSON to ``path``."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

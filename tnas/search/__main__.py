@@ -1,0 +1,5 @@
+import sys
+
+from tnas.search.cli import main
+
+sys.exit(main())

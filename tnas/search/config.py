@@ -1,0 +1,66 @@
+"""Configuration of one search run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from tnas.errors import ConfigError
+from tnas.oracles import FIDELITIES
+from tnas.space import NUM_CELLS
+
+OBSERVATION_POLICIES: dict[str, str] = {
+    "mean": "the mean validation accuracy over the training seeds",
+    "seed": "one training seed's validation accuracy, drawn per query (noisy, realistic)",
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a run searches, how it observes, and how long it may go on.
+
+    Attributes:
+        method: search method name (see ``tnas.search.METHODS``).
+        dataset: task name (see ``tnas.oracles.TASKS``).
+        seed: seed of the searcher's generator and of the per-query seed draws.
+        budget: maximum number of queries (distinct cells evaluated).
+        fidelity: training epochs observed (200 or 12).
+        observe: observation policy, a key of :data:`OBSERVATION_POLICIES`.
+        max_sim_hours: optional limit on simulated training hours; a query starts only
+            while the cumulative simulated cost is below it.
+    """
+
+    method: str
+    dataset: str
+    seed: int
+    budget: int
+    fidelity: int
+    observe: str
+    max_sim_hours: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.budget, int) or not 0 < self.budget <= NUM_CELLS:
+            raise ConfigError(
+                f"budget must be a positive number of queries up to {NUM_CELLS}, got {self.budget!r}"
+            )
+        if self.fidelity not in FIDELITIES:
+            raise ConfigError(
+                f"fidelity must be one of {', '.join(map(str, FIDELITIES))} epochs, got {self.fidelity!r}"
+            )
+        if self.observe not in OBSERVATION_POLICIES:
+            raise ConfigError(
+                f"observe must be one of {', '.join(OBSERVATION_POLICIES)}, got {self.observe!r}"
+            )
+        if self.observe == "seed" and self.fidelity != 200:
+            raise ConfigError("--observe seed needs --fidelity 200: per-seed results exist only at 200 epochs")
+        if self.max_sim_hours is not None and not self.max_sim_hours > 0:
+            raise ConfigError(f"max_sim_hours must be positive, got {self.max_sim_hours!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def same_run_as(self, other: RunConfig) -> bool:
+        """Whether ``other`` continues this run (equal except for the budget limits)."""
+        return replace(self, budget=other.budget, max_sim_hours=other.max_sim_hours) == other

@@ -1,0 +1,189 @@
+"""The run directory: ``config.json``, ``trajectory.csv`` and ``summary.json``.
+
+This is a stable schema that other tools (the benchmark harness, plots) read.
+
+``trajectory.csv`` has one row per query, in order, with the columns of
+:data:`TRAJECTORY_COLUMNS`:
+
+- ``query``: 1-based query number; ``index``, ``arch``: the cell evaluated;
+- ``valid``: observed validation accuracy (%); ``test``: its test accuracy (%);
+- ``seed``: seed slot observed (empty for the seed mean); ``cost_s``: simulated training
+  seconds of this query; ``params_mb``: parameters in millions;
+- ``incumbent_index``, ``incumbent_valid``, ``incumbent_test``: the cell with the best
+  observed validation accuracy so far (earliest on ties), what the method would return;
+- ``sim_cost_s``: cumulative simulated training seconds; ``overhead_s``: cumulative
+  seconds spent inside the searcher's ``ask`` and ``tell``.
+
+Rows are appended one full line per write and flushed at once, so a killed run leaves at
+most a partial last line, which the reader drops. ``config.json`` and ``summary.json`` are
+written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import IO, Any
+
+from tnas.errors import RunDirectoryError
+from tnas.io import atomic_write_json, atomic_write_text
+from tnas.oracles import Evaluation
+
+CONFIG_FILE = "config.json"
+TRAJECTORY_FILE = "trajectory.csv"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class TrajectoryRow:
+    """One query of a run (see the module docstring for the meaning of each field)."""
+
+    query: int
+    index: int
+    arch: str
+    valid: float
+    test: float
+    seed: int | None
+    cost_s: float
+    params_mb: float
+    incumbent_index: int
+    incumbent_valid: float
+    incumbent_test: float
+    sim_cost_s: float
+    overhead_s: float
+
+    def evaluation(self, fidelity: int) -> Evaluation:
+        """The evaluation this row recorded."""
+        return Evaluation(
+            valid=self.valid,
+            test=self.test,
+            cost_s=self.cost_s,
+            params_mb=self.params_mb,
+            fidelity=fidelity,
+            seed=self.seed,
+        )
+
+
+TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(TrajectoryRow))
+_INT_FIELDS = {"query", "index", "incumbent_index"}
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # shortest text that reads back to the same float
+    return str(value)
+
+
+def format_row(row: TrajectoryRow) -> str:
+    """One CSV line (with its newline) for ``row``."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([_format(value) for value in astuple(row)])
+    return buffer.getvalue()
+
+
+def _parse_row(values: list[str]) -> TrajectoryRow:
+    parsed: dict[str, Any] = {}
+    for name, text in zip(TRAJECTORY_COLUMNS, values, strict=True):
+        if name == "arch":
+            parsed[name] = text
+        elif name == "seed":
+            parsed[name] = int(text) if text else None
+        elif name in _INT_FIELDS:
+            parsed[name] = int(text)
+        else:
+            parsed[name] = float(text)
+    return TrajectoryRow(**parsed)
+
+
+class RunDirectory:
+    """Reads and writes the files of one run."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def trajectory_path(self) -> Path:
+        return self.path / TRAJECTORY_FILE
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / SUMMARY_FILE
+
+    def _read_json(self, path: Path) -> dict[str, Any] | None:
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise RunDirectoryError(
+                f"{path} is unreadable ({error}); move {self.path} away to start the run anew"
+            ) from None
+        if not isinstance(data, dict):
+            raise RunDirectoryError(f"{path} does not hold a JSON object")
+        return data
+
+    def read_config(self) -> dict[str, Any] | None:
+        """The stored ``config.json``, or ``None`` for a new run."""
+        return self._read_json(self.config_path)
+
+    def write_config(self, data: dict[str, Any]) -> None:
+        atomic_write_json(self.config_path, data)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        return self._read_json(self.summary_path)
+
+    def write_summary(self, data: dict[str, Any]) -> None:
+        atomic_write_json(self.summary_path, data)
+
+    def read_trajectory(self) -> list[TrajectoryRow]:
+        """All complete rows of ``trajectory.csv`` (a partial last line is dropped and cut off)."""
+        if not self.trajectory_path.is_file():
+            return []
+        text = self.trajectory_path.read_text()
+        if text and not text.endswith("\n"):  # killed in the middle of a write
+            text = text[: text.rfind("\n") + 1]
+            atomic_write_text(self.trajectory_path, text)
+        lines = list(csv.reader(io.StringIO(text)))
+        if not lines:
+            return []
+        if tuple(lines[0]) != TRAJECTORY_COLUMNS:
+            raise RunDirectoryError(
+                f"{self.trajectory_path} has columns {lines[0]}, expected {list(TRAJECTORY_COLUMNS)}"
+            )
+        rows = []
+        for number, values in enumerate(lines[1:], start=2):
+            try:
+                row = _parse_row(values)
+            except (ValueError, TypeError) as error:
+                raise RunDirectoryError(
+                    f"{self.trajectory_path}:{number} is corrupt ({error}); move {self.path} "
+                    "away to start the run anew"
+                ) from None
+            if row.query != len(rows) + 1:
+                raise RunDirectoryError(
+                    f"{self.trajectory_path}:{number} holds query {row.query}, expected {len(rows) + 1}"
+                )
+            rows.append(row)
+        return rows
+
+    def open_trajectory(self, existing_rows: int) -> IO[str]:
+        """Open ``trajectory.csv`` for appending (writing the header if it is new)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if existing_rows == 0:
+            atomic_write_text(self.trajectory_path, ",".join(TRAJECTORY_COLUMNS) + "\n")
+        return open(self.trajectory_path, "a", newline="")
+
+
+def append_row(file: IO[str], row: TrajectoryRow) -> None:
+    """Append one row as a single write and flush it to the operating system."""
+    file.write(format_row(row))
+    file.flush()
