@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tnas.search.cli import main
+
+
+def test_help_lists_datasets_methods_and_an_example(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for word in ("cifar10", "cifar10-valid", "cifar100", "imagenet16-120", "rs", "re", "ls", "example:"):
+        assert word in text
+
+
+def test_a_run_writes_its_directory_and_a_summary(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--dataset", "cifar10", "--method", "re", "--budget", "20", "--seed", "1", "--out", str(out),
+            "--data-dir", str(data_dir), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "best cell" in text and "test" in text and "GPU-hours" in text
+    summary = json.loads((out / "summary.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert summary["queries"] == 20 and summary["dataset"] == "cifar10" and summary["fidelity"] == 200
+    assert config["config"]["observe"] == "mean" and config["method_settings"]["population_size"] == 10
+    assert config["oracle"]["source"].endswith("nb201_merged.csv")
+    assert (out / "trajectory.csv").read_text().count("\n") == 21
+    assert main(args) == 0  # the same command again finds the finished run
+    assert "20 queries (20 replayed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "svhn", "--method", "rs"], "unknown dataset 'svhn'"),
+        (["--dataset", "cifar10", "--method", "darts"], "unknown method 'darts'"),
+        (["--dataset", "cifar10", "--method", "rs", "--budget", "0"], "budget must be a positive"),
+        (["--dataset", "cifar10", "--method", "rs", "--budget", "-3"], "budget must be a positive"),
+        (["--dataset", "cifar10", "--method", "rs", "--budget", "ten"], "invalid int value"),
+        (["--dataset", "cifar10", "--method", "rs", "--fidelity", "50"], "invalid choice"),
+        (["--dataset", "cifar10-valid", "--method", "rs", "--fidelity", "12"], "no 12-epoch test"),
+        (["--dataset", "cifar10", "--method", "rs", "--fidelity", "12", "--observe", "seed"], "--observe seed"),
+        (["--method", "rs"], "--dataset"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(data_dir, tmp_path, capsys, args, message):
+    code = _exit_code(lambda: main([*args, "--data-dir", str(data_dir), "--out", str(tmp_path / "x")]))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_missing_data_is_one_line_with_exit_code_2(tmp_path, capsys):
+    code = main(["--dataset", "cifar100", "--method", "rs", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nb201/nb201_merged.csv" in err and "tnas.oracles.convert" in err
+
+
+def test_as_a_module_in_a_subprocess(data_dir, tmp_path):
+    ok = subprocess.run(
+        [sys.executable, "-m", "tnas.search", "--dataset", "imagenet16-120", "--method", "ls", "--budget", "15",
+         "--data-dir", str(data_dir), "--out", str(tmp_path / "ok")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "ls on imagenet16-120" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "tnas.search", "--dataset", "mnist", "--method", "ls"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def _exit_code(call):
+    try:
+        return call()
+    except SystemExit as exit_:
+        return exit_.code

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tnas.errors import RunDirectoryError, SearcherError
+from tnas.oracles import TableOracle
+from tnas.search import METHODS, RunConfig, RunDirectory, make_searcher, run
+from tnas.space import Cell
+
+
+class CountingOracle:
+    """Wraps an oracle; counts queries and can simulate a kill after ``fail_after`` of them."""
+
+    def __init__(self, oracle, fail_after=None):
+        self.oracle, self.fail_after, self.calls = oracle, fail_after, 0
+        self.name = oracle.name
+
+    def seeds(self, cell, *, fidelity):
+        return self.oracle.seeds(cell, fidelity=fidelity)
+
+    def evaluate(self, cell, *, fidelity, seed):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        return self.oracle.evaluate(cell, fidelity=fidelity, seed=seed)
+
+
+def _config(method="re", budget=40, **changes):
+    base = RunConfig(method=method, dataset="cifar100", seed=3, budget=budget, fidelity=200, observe="mean")
+    return dataclasses.replace(base, **changes)
+
+
+def _without_overhead(rows):
+    return [dataclasses.replace(row, overhead_s=0.0) for row in rows]
+
+
+@pytest.fixture(scope="module")
+def oracle(table):
+    return TableOracle(table, "cifar100")
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("observe", ["mean", "seed"])
+def test_resume_after_a_kill_equals_an_uninterrupted_run(oracle, tmp_path, method, observe):
+    config = _config(method, observe=observe)
+    reference = run(make_searcher(config), oracle, config, tmp_path / "reference")
+    killed = CountingOracle(oracle, fail_after=17)
+    with pytest.raises(KeyboardInterrupt):
+        run(make_searcher(config), killed, config, tmp_path / "resumed")
+    assert len(RunDirectory(tmp_path / "resumed").read_trajectory()) == 17
+    resumed_oracle = CountingOracle(oracle)
+    resumed = run(make_searcher(config), resumed_oracle, config, tmp_path / "resumed")
+    assert killed.calls + resumed_oracle.calls == config.budget  # nothing lost, nothing repeated
+    assert resumed.replayed == 17
+    on_disk = RunDirectory(tmp_path / "resumed").read_trajectory()
+    assert _without_overhead(on_disk) == _without_overhead(reference.rows) == _without_overhead(resumed.rows)
+    summary = dict(resumed.summary)
+    expected = dict(reference.summary)
+    for key in ("overhead_s", "versions"):
+        summary.pop(key), expected.pop(key)
+    assert summary == expected
+    assert RunDirectory(tmp_path / "resumed").read_summary()["best_index"] == reference.summary["best_index"]
+
+
+def test_a_partial_last_line_is_dropped_and_the_query_redone(oracle, tmp_path):
+    config = _config("ls")
+    reference = run(make_searcher(config), oracle, config)
+    with pytest.raises(KeyboardInterrupt):
+        run(make_searcher(config), CountingOracle(oracle, fail_after=9), config, tmp_path)
+    trajectory = RunDirectory(tmp_path).trajectory_path
+    with open(trajectory, "a") as file:
+        file.write("10,1234,|none~0|+|no")  # a row cut short by the kill
+    resumed = run(make_searcher(config), oracle, config, tmp_path)
+    assert _without_overhead(resumed.rows) == _without_overhead(reference.rows)
+    assert trajectory.read_text().count("\n") == config.budget + 1
+
+
+def test_raising_the_budget_continues_a_finished_run(oracle, tmp_path):
+    small, large = _config("re", budget=15), _config("re", budget=40)
+    run(make_searcher(small), oracle, small, tmp_path)
+    counting = CountingOracle(oracle)
+    extended = run(make_searcher(large), counting, large, tmp_path)
+    assert counting.calls == 25
+    reference = run(make_searcher(large), oracle, large)
+    assert _without_overhead(extended.rows) == _without_overhead(reference.rows)
+
+
+def test_a_finished_run_is_not_run_again(oracle, tmp_path):
+    config = _config("rs", budget=10)
+    first = run(make_searcher(config), oracle, config, tmp_path)
+    counting = CountingOracle(oracle)
+    again = run(make_searcher(config), counting, config, tmp_path)
+    assert counting.calls == 0 and again.summary == first.summary
+
+
+def test_another_run_in_the_same_directory_is_refused(oracle, tmp_path):
+    run(make_searcher(_config("rs", budget=5)), oracle, _config("rs", budget=5), tmp_path)
+    with pytest.raises(RunDirectoryError, match="holds another run"):
+        run(make_searcher(_config("re", budget=5)), oracle, _config("re", budget=5), tmp_path)
+    with pytest.raises(RunDirectoryError, match="more than the budget"):
+        run(make_searcher(_config("rs", budget=3)), oracle, _config("rs", budget=3), tmp_path)
+
+
+def test_a_searcher_that_diverges_from_the_record_is_refused(oracle, tmp_path):
+    config = _config("rs", budget=10)
+    with pytest.raises(KeyboardInterrupt):
+        run(make_searcher(config), CountingOracle(oracle, fail_after=5), config, tmp_path)
+    other = make_searcher(dataclasses.replace(config, seed=99))
+    with pytest.raises(RunDirectoryError, match="query 1 was cell"):
+        run(other, oracle, config, tmp_path)
+
+
+def test_corrupt_files_are_reported(oracle, tmp_path):
+    config = _config("rs", budget=5)
+    run(make_searcher(config), oracle, config, tmp_path)
+    (tmp_path / "summary.json").unlink()
+    trajectory = tmp_path / "trajectory.csv"
+    lines = trajectory.read_text().splitlines(keepends=True)
+    trajectory.write_text(lines[0] + lines[1] + "2,notanumber" + lines[2][lines[2].index(",", 2):])
+    with pytest.raises(RunDirectoryError, match="corrupt"):
+        run(make_searcher(config), oracle, config, tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(RunDirectoryError, match="unreadable"):
+        run(make_searcher(config), oracle, config, tmp_path)
+
+
+class Repeater:
+    """Proposes cell 0, then cell 0 again, then cells 1, 2, ...: one repeat."""
+
+    def __init__(self, repeat_forever=False):
+        self.asked, self.told, self.repeat_forever = 0, [], repeat_forever
+
+    def ask(self):
+        self.asked += 1
+        if self.repeat_forever:
+            return Cell.from_index(0)
+        return Cell.from_index(0 if self.asked <= 2 else self.asked - 2)
+
+    def tell(self, cell, evaluation):
+        self.told.append((cell.index, evaluation.valid))
+
+
+def test_repeated_proposals_are_answered_from_the_cache_without_counting(oracle):
+    config = _config("rs", budget=5)
+    counting = CountingOracle(oracle)
+    searcher = Repeater()
+    result = run(searcher, counting, config)
+    assert counting.calls == 5 and [row.index for row in result.rows] == [0, 1, 2, 3, 4]
+    assert searcher.told[0] == searcher.told[1]  # the repeat got the cached answer
+    assert result.summary["repeats_answered_from_cache"] == 1
+    with pytest.raises(SearcherError, match="in a row"):
+        run(Repeater(repeat_forever=True), oracle, config)
+
+
+def test_incumbent_is_best_observed_validation_and_reports_its_test(oracle):
+    config = _config("rs", budget=60, observe="seed")
+    result = run(make_searcher(config), oracle, config)
+    best = max(result.rows, key=lambda row: (row.valid, -row.query))
+    last = result.rows[-1]
+    assert (last.incumbent_index, last.incumbent_valid, last.incumbent_test) == (best.index, best.valid, best.test)
+    assert result.summary["found_at_query"] == best.query
+    assert all(row.seed in oracle.seeds(Cell.from_index(row.index), fidelity=200) for row in result.rows)
+    assert len({row.seed for row in result.rows}) > 1
+    sims = [row.sim_cost_s for row in result.rows]
+    assert sims == sorted(sims) and sims[-1] == pytest.approx(sum(row.cost_s for row in result.rows))
+
+
+def test_simulated_time_budget_stops_the_run(oracle):
+    config = _config("rs", budget=1000, max_sim_hours=10.0)
+    result = run(make_searcher(config), oracle, config)
+    assert result.rows[-2].sim_cost_s < 36000 <= result.rows[-1].sim_cost_s
+    assert result.summary["queries"] == len(result.rows) < 1000

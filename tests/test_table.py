@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tnas.errors import DataNotFoundError, SeedNotAvailableError, TableError
+from tnas.oracles import TABLE_COLUMNS, NB201Table, TableOracle, get_task
+from tnas.space import Cell
+
+
+@pytest.mark.parametrize(
+    ("task", "index", "test", "valid"),
+    [
+        ("cifar10", 6111, 94.373333, 91.606667),
+        ("cifar10-valid", 6111, 91.09, 91.606667),
+        ("cifar100", 9930, 73.513333, 73.493333),
+        ("imagenet16-120", 857, 47.311111, 46.377778),
+    ],
+)
+def test_optima_of_the_nas_bench_201_paper(table, task, index, test, valid):
+    oracle = TableOracle(table, task)
+    result = oracle.evaluate(Cell.from_index(index), fidelity=200, seed=None)
+    assert result.test == pytest.approx(test, abs=1e-6)
+    assert result.valid == pytest.approx(valid, abs=1e-6)
+    if task != "cifar10-valid":
+        assert int(np.nanargmax(oracle.test_values(200))) == index
+
+
+def test_known_values_of_cell_zero(table):
+    cell = Cell.from_index(0)
+    c10 = TableOracle(table, "cifar10").evaluate(cell, fidelity=200, seed=None)
+    assert (c10.valid, c10.test) == (81.982667, 85.863333)
+    assert c10.cost_s == 1444.2186 and c10.params_mb == 0.129306
+    seeds = [TableOracle(table, "cifar10").evaluate(cell, fidelity=200, seed=s).valid for s in range(3)]
+    assert seeds == [82.092, 81.616, 82.24]
+    assert np.mean(seeds) == pytest.approx(c10.valid, abs=1e-5)
+    c100 = TableOracle(table, "cifar100").evaluate(cell, fidelity=12, seed=None)
+    assert (c100.valid, c100.test) == (31.84, 31.26)
+    assert c100.cost_s == pytest.approx(2888.4372 * 12 / 200)
+
+
+def test_missing_seed_raises_and_is_not_substituted(table):
+    oracle = TableOracle(table, "cifar100")
+    two_seed = np.flatnonzero(np.isnan(table.column("c100_valid_200_seed2")))
+    assert len(two_seed) == 7456
+    cell = Cell.from_index(int(two_seed[0]))
+    assert oracle.seeds(cell, fidelity=200) == (0, 1)
+    with pytest.raises(SeedNotAvailableError, match=r"seed slot 2 .*available slots: \[0, 1\]"):
+        oracle.evaluate(cell, fidelity=200, seed=2)
+    with pytest.raises(SeedNotAvailableError, match="means only"):
+        oracle.evaluate(cell, fidelity=12, seed=0)
+    assert oracle.seeds(cell, fidelity=12) == ()
+
+
+def test_unsupported_fidelity_and_task_combinations_are_explained(table):
+    with pytest.raises(TableError, match="fidelity 50"):
+        TableOracle(table, "cifar100").evaluate(Cell.from_index(1), fidelity=50, seed=None)
+    with pytest.raises(TableError, match="--dataset cifar10"):
+        TableOracle(table, "cifar10-valid").evaluate(Cell.from_index(1), fidelity=12, seed=None)
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
+        get_task("svhn")
+    assert get_task("ImageNet16-120").name == "imagenet16-120"
+
+
+def test_all_columns_are_complete_except_the_third_seed(table):
+    assert len(table) == 15625 and table.present.all()
+    for name in TABLE_COLUMNS:
+        missing = int(np.isnan(table.column(name)).sum())
+        assert missing == (7456 if name.endswith("seed2") else 0), name
+
+
+def test_cache_is_written_and_gives_the_same_table(table_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("TNAS_CACHE_DIR", str(tmp_path))
+    first = NB201Table.from_csv(table_path)
+    cached = list(tmp_path.glob("nb201-table-*.npz"))
+    assert len(cached) == 1
+    second = NB201Table.from_csv(table_path)
+    for name in TABLE_COLUMNS:
+        np.testing.assert_array_equal(first.column(name), second.column(name))
+    cached[0].write_bytes(b"not an npz")  # a damaged cache is rebuilt, not trusted
+    third = NB201Table.from_csv(table_path)
+    np.testing.assert_array_equal(first.column("c100_test_200"), third.column("c100_test_200"))
+
+
+def test_table_arrays_are_read_only(table):
+    with pytest.raises(ValueError):
+        table.column("c10_test_200")[0] = 0.0
+
+
+def test_data_dir_lookup_order(table_path, tmp_path, monkeypatch):
+    data_dir = table_path.parents[1]
+    monkeypatch.setenv("TNAS_DATA_DIR", str(data_dir))
+    assert NB201Table.load().source == table_path.resolve()
+    with pytest.raises(DataNotFoundError) as info:  # --data-dir wins over the environment
+        NB201Table.load(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "nb201" / "nb201_merged.csv") in message
+    assert "python -m tnas.oracles.convert" in message
+    monkeypatch.setenv("TNAS_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataNotFoundError, match=r"\$TNAS_DATA_DIR"):
+        NB201Table.load()
+
+
+def test_a_table_whose_index_does_not_match_the_space_is_refused(table_path, tmp_path):
+    lines = Path(table_path).read_text().splitlines(keepends=True)
+    header, first, second = lines[0], lines[1], lines[2]
+    swapped = second.replace(second.split(",")[0] + ",", first.split(",")[0] + ",", 1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(header + swapped)
+    with pytest.raises(TableError, match="official NAS-Bench-201 index 0"):
+        NB201Table.from_csv(bad, use_cache=False)
+    missing = tmp_path / "missing.csv"
+    missing.write_text("index,arch_str,ops\n")
+    with pytest.raises(TableError, match="lacks column"):
+        NB201Table.from_csv(missing, use_cache=False)
+
+
+def test_partial_table_marks_missing_cells(table_path, tmp_path):
+    lines = Path(table_path).read_text().splitlines(keepends=True)
+    partial = tmp_path / "partial.csv"
+    partial.write_text("".join(lines[:4]))
+    small = NB201Table.from_csv(partial, use_cache=False)
+    assert len(small) == 3 and Cell.from_index(2) in small and Cell.from_index(3) not in small
+    assert math.isnan(small.column("c10_test_200")[3])
+    with pytest.raises(TableError, match="not in table"):
+        TableOracle(small, "cifar10").evaluate(Cell.from_index(3), fidelity=200, seed=None)
+    assert os.environ["TNAS_CACHE_DIR"]
