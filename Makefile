@@ -26,6 +26,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.foundation
+	$(BIN)/python -m benchmarks.encoders
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

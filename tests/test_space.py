@@ -90,7 +90,7 @@ def test_pyg_data_of_a_known_cell():
     dense = np.zeros((8, 8), dtype=np.int64)
     dense[data.edge_index[0].numpy(), data.edge_index[1].numpy()] = 1
     assert (dense == adjacency()).all()
-    assert data.cell_index.tolist() == [6111]
+    assert data.cell_id.tolist() == [6111]
 
 
 def test_neighbours_differ_in_exactly_one_edge():

@@ -72,7 +72,8 @@ def to_pyg_data(cell: Cell) -> Data:
     Returns:
         ``Data`` with ``x`` (``long``, shape ``(8,)``: node types), ``edge_index``
         (``long``, shape ``(2, 11)``: source row, target row, topological order),
-        ``num_nodes = 8`` and ``cell_index`` (``long``, shape ``(1,)``: official index).
+        ``num_nodes = 8`` and ``cell_id`` (``long``, shape ``(1,)``: official index; not
+        named ``*index`` so that PyG batching does not offset it).
     """
     import torch
     from torch_geometric.data import Data
@@ -82,5 +83,5 @@ def to_pyg_data(cell: Cell) -> Data:
         x=torch.from_numpy(node_types(cell)),
         edge_index=edge_index,
         num_nodes=NUM_DAG_NODES,
-        cell_index=torch.tensor([cell.index], dtype=torch.long),
+        cell_id=torch.tensor([cell.index], dtype=torch.long),
     )

