@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from linear_operator.utils.errors import NotPSDError
+
+from tests.synthetic_meta import small_config, synthetic_meta
+from tnas.errors import ConfigError
+from tnas.meta_train import CheckpointError, MetaTrainConfig, load_model, meta_train
+from tnas.meta_train import reptile as reptile_module
+from tnas.meta_train.cli import main
+from tnas.meta_train.reptile import reptile_update
+
+
+def test_reptile_moves_exactly_epsilon_towards_the_inner_weights():
+    parameters = [torch.nn.Parameter(torch.tensor([1.0, 2.0])), torch.nn.Parameter(torch.tensor([[0.5]]))]
+    targets = {"a": [torch.tensor([3.0, -2.0]), torch.tensor([[1.5]])],
+               "b": [torch.tensor([1.0, 6.0]), torch.tensor([[-0.5]])]}  # fmt: skip
+    seen_starts = []
+
+    def inner_loop(task):
+        seen_starts.append([p.detach().clone() for p in parameters])
+        with torch.no_grad():
+            for parameter, target in zip(parameters, targets[task]):
+                parameter.copy_(target)
+
+    reptile_update(parameters, ["a"], inner_loop, outer_step=0.25)
+    torch.testing.assert_close(parameters[0].detach(), torch.tensor([1.5, 1.0]))  # 1 + .25 * (3 - 1), ...
+    torch.testing.assert_close(parameters[1].detach(), torch.tensor([[0.75]]))
+    start = [p.detach().clone() for p in parameters]
+    reptile_update(parameters, ["a", "b"], inner_loop, outer_step=0.5)
+    for task_start in seen_starts[1:]:  # every task adapts from the same starting weights
+        for value, expected in zip(task_start, start):
+            torch.testing.assert_close(value, expected)
+    mean_target = [(ta + tb) / 2 for ta, tb in zip(targets["a"], targets["b"])]
+    for parameter, before, target in zip(parameters, start, mean_target):
+        torch.testing.assert_close(parameter.detach(), before + 0.5 * (target - before))
+
+
+def test_a_meta_training_step_equals_one_inner_loop_scaled_by_epsilon(tmp_path):
+    """With one task per step, the outer update is w + eps * (inner-loop weights - w)."""
+    from tnas.meta_train.reptile import BatchLoss, StepReport, make_inner_loop
+    from tnas.models import DeepKernel
+
+    meta = synthetic_meta()
+    config = small_config()
+    torch.manual_seed(0)
+    kernel = DeepKernel(config.kernel)
+    parameters = list(kernel.parameters())
+    start = [p.detach().clone() for p in parameters]
+    loss = BatchLoss(kernel, meta.bank, config.batch_size, torch.device("cpu"))
+    report = StepReport([], 0)
+    inner = make_inner_loop(parameters, loss, np.random.default_rng(1), inner_steps=3, inner_lr=0.01, report=report)
+    inner(meta.train[1])
+    adapted = [p.detach().clone() for p in parameters]
+    with torch.no_grad():
+        for parameter, value in zip(parameters, start):
+            parameter.copy_(value)
+    inner = make_inner_loop(parameters, loss, np.random.default_rng(1), inner_steps=3, inner_lr=0.01, report=report)
+    reptile_update(parameters, [meta.train[1]], inner, outer_step=0.3)
+    for parameter, before, after in zip(parameters, start, adapted):
+        torch.testing.assert_close(parameter.detach(), before + 0.3 * (after - before))
+    assert any(not torch.equal(a, b) for a, b in zip(adapted, start))
+
+
+def _train(out, meta=None, **changes):
+    return meta_train(small_config(**changes), out, meta=meta or synthetic_meta())
+
+
+def test_metrics_model_and_determinism(tmp_path):
+    first = _train(tmp_path / "a")
+    second = _train(tmp_path / "b")
+    assert first.metrics == second.metrics
+    assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
+    columns = (tmp_path / "a" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for column in ("epoch", "train_nll", "skipped_batches", "metad2a_pearson", "metad2a_spearman",
+                   "cifar100_prior_spearman", "cifar100_post10_spearman", "cifar100_best_in_top10"):  # fmt: skip
+        assert column in columns
+    model = load_model(tmp_path / "a")
+    assert model.exclude == ("cifar100",) and model.epoch == first.best_epoch
+    assert set(model.statistics) == {"metad2a", "cifar10-valid"}
+    other = load_model(tmp_path / "b")
+    for (name, value), (_, again) in zip(model.kernel.state_dict().items(), other.kernel.state_dict().items()):
+        assert torch.equal(value, again), name
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["config"]["exclude"] == ["cifar100"] and "versions" in config
+
+
+def test_meta_training_learns_the_synthetic_task(tmp_path):
+    result = _train(tmp_path, epochs=4, steps_per_epoch=10)
+    assert result.metrics[-1]["cifar100_prior_spearman"] > 0.5
+    assert result.metrics[-1]["train_nll"] < result.metrics[0]["train_nll"]
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    reference = _train(tmp_path / "reference", epochs=3)
+    _train(tmp_path / "resumed", epochs=1)
+    calls = {"n": 0}
+    original = reptile_module.reptile_update
+
+    def dying_update(*args, **kwargs):  # killed in the middle of epoch 3
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("tnas.meta_train.trainer.reptile_update", dying_update)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "resumed", epochs=3)
+    monkeypatch.setattr("tnas.meta_train.trainer.reptile_update", original)
+    resumed = _train(tmp_path / "resumed", epochs=3)
+    assert resumed.resumed_from == 2
+    assert resumed.metrics == reference.metrics
+    ref_model, res_model = load_model(tmp_path / "reference"), load_model(tmp_path / "resumed")
+    for value, again in zip(ref_model.kernel.state_dict().values(), res_model.kernel.state_dict().values()):
+        assert torch.equal(value, again)
+
+
+def test_numerical_failures_skip_the_batch_and_are_counted(tmp_path, monkeypatch):
+    original = reptile_module.negative_log_marginal_likelihood
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] % 4 == 0:
+            raise NotPSDError("Matrix not positive definite after repeatedly adding jitter")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reptile_module, "negative_log_marginal_likelihood", flaky)
+    result = _train(tmp_path, epochs=1, steps_per_epoch=4)
+    assert result.metrics[0]["skipped_batches"] == 4  # 16 inner steps, every 4th fails
+    assert np.isfinite(result.metrics[0]["train_nll"])
+
+
+def test_changed_settings_in_the_same_directory_are_refused(tmp_path):
+    _train(tmp_path, epochs=1)
+    with pytest.raises(CheckpointError, match="inner_lr"):
+        _train(tmp_path, epochs=2, inner_lr=0.5)
+
+
+def test_bad_configurations_are_refused():
+    with pytest.raises(ConfigError, match="cannot exclude 'svhn'"):
+        MetaTrainConfig(exclude=("svhn",))
+    with pytest.raises(ConfigError, match="nothing to meta-train"):
+        MetaTrainConfig(exclude=("cifar10", "cifar100", "imagenet16-120", "metad2a"))
+    with pytest.raises(ConfigError, match="epsilon"):
+        MetaTrainConfig(outer_step=1.5)
+    assert MetaTrainConfig(exclude=("cifar10", "cifar10-valid")).exclude == ("cifar10-valid",)
+    config = small_config()
+    assert MetaTrainConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--exclude", "svhn"], "cannot exclude 'svhn'"),
+        (["--exclude", "cifar10,cifar100,imagenet16-120,metad2a"], "nothing to meta-train"),
+        (["--epochs", "0"], "epochs must be at least 1"),
+        (["--widths", "a,b"], "comma-separated integers"),
+    ],
+)
+def test_cli_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, message):
+    try:
+        code = main([*args, "--out", str(tmp_path / "m"), "--no-progress"])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_cli_reports_a_corrupt_checkpoint(tmp_path, capsys):
+    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    assert main(["--exclude", "cifar100", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and err.count("\n") == 1
+
+
+def test_loading_a_missing_or_corrupt_model_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path / "absent")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path)
+    (tmp_path / "model.pt").write_bytes(b"\x00")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_model(tmp_path)
+    torch.save({"format": 1, "kernel": {}, "kernel_config": {"widths": [4]}}, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model(tmp_path)
+
+
+def test_end_to_end_on_the_real_data(data_dir, tmp_path, capsys):
+    """A tiny meta-training run from the command line on the real records and tables."""
+    out = tmp_path / "no-cifar100"
+    args = ["--exclude", "cifar100", "--out", str(out), "--data-dir", str(data_dir), "--epochs", "1",
+            "--steps-per-epoch", "2", "--inner-steps", "1", "--batch-size", "16", "--samples-per-class", "1",
+            "--widths", "8", "--arch-hidden-dim", "8", "--dataset-hidden-dim", "8", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    assert "model.pt is epoch 1" in capsys.readouterr().out
+    header, row = (out / "metrics.csv").read_text().splitlines()
+    values = dict(zip(header.split(","), row.split(",")))
+    assert -1 <= float(values["cifar100_prior_spearman"]) <= 1 and -1 <= float(values["metad2a_spearman"]) <= 1
+    model = load_model(out)
+    assert model.exclude == ("cifar100",)
+    assert set(model.statistics) == {"metad2a", "cifar10-valid", "imagenet16-120"}
+    stats = model.statistics["cifar10-valid"]
+    assert 50 < stats["mean"] < 90 and stats["std"] > 1
+    assert main(args) == 0  # finished: the same command returns at once
+    assert "meta-trained 1 epochs" in capsys.readouterr().out

@@ -1,0 +1,123 @@
+"""Files of a meta-training output directory.
+
+- ``config.json``: the resolved configuration, data directory and package versions;
+- ``metrics.csv``: one row of validation figures per epoch;
+- ``checkpoint.pt``: everything needed to resume (weights, sampler state, best epoch);
+- ``model.pt``: the meta-trained surrogate, the best epoch by validation: weights,
+  kernel configuration, excluded datasets, standardisation statistics, versions.
+
+All are written atomically; ``.pt`` files hold only tensors and plain containers and are
+read with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tnas.errors import TnasError
+from tnas.io import atomic_write, atomic_write_text
+from tnas.models.deep_kernel import DeepKernel, DeepKernelConfig
+
+CHECKPOINT_FILE = "checkpoint.pt"
+MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.csv"
+CONFIG_FILE = "config.json"
+FORMAT = 1
+
+
+class CheckpointError(TnasError):
+    """A meta-training directory or model file is missing or unreadable."""
+
+
+def save(path: Path, payload: dict[str, Any]) -> None:
+    """Atomically ``torch.save`` a payload."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, lambda file: file.write(buffer.getvalue()))
+
+
+def load(path: Path, what: str) -> dict[str, Any]:
+    """Read a payload written by :func:`save`, or raise a :class:`CheckpointError`."""
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise CheckpointError(f"{what} {path} is corrupt ({type(error).__name__}); delete it and meta-train again") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{what} {path} is not a tnas meta-training file of format {FORMAT}")
+    return payload
+
+
+def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
+    """Atomically write all epochs' figures as CSV (NaN written as empty)."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        values = []
+        for column in columns:
+            value = row.get(column, "")
+            values.append("" if isinstance(value, float) and math.isnan(value) else value)
+        writer.writerow(values)
+    atomic_write_text(path, buffer.getvalue())
+
+
+@dataclass(frozen=True)
+class MetaTrainedModel:
+    """A meta-trained deep kernel and what it was trained on.
+
+    Attributes:
+        kernel: the deep kernel (eval mode).
+        exclude: sources left out of its meta-training.
+        statistics: standardisation statistics of its training sources.
+        epoch: the epoch it comes from.
+        validation: that epoch's validation figures.
+        path: the directory it was loaded from.
+    """
+
+    kernel: DeepKernel
+    exclude: tuple[str, ...]
+    statistics: dict[str, dict[str, float]]
+    epoch: int
+    validation: dict[str, float]
+    path: Path
+
+
+def load_model(directory: str | Path) -> MetaTrainedModel:
+    """Load ``model.pt`` from a meta-training directory.
+
+    Raises:
+        CheckpointError: the directory or file is missing, corrupt or incompatible.
+    """
+    from tnas.meta_train.config import kernel_config_from_dict
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"surrogate directory {directory} does not exist; create it with python -m tnas.meta_train --out {directory}")
+    payload = load(directory / MODEL_FILE, "meta-trained model")
+    try:
+        config: DeepKernelConfig = kernel_config_from_dict(payload["kernel_config"])
+        kernel = DeepKernel(config)
+        kernel.load_state_dict(payload["kernel"])
+    except (KeyError, TypeError, RuntimeError, TnasError) as error:
+        raise CheckpointError(f"meta-trained model {directory / MODEL_FILE} does not fit this tnas ({error})") from None
+    kernel.eval()
+    return MetaTrainedModel(
+        kernel=kernel,
+        exclude=tuple(payload.get("exclude", ())),
+        statistics=dict(payload.get("statistics", {})),
+        epoch=int(payload.get("epoch", 0)),
+        validation=dict(payload.get("validation", {})),
+        path=directory,
+    )

@@ -1,0 +1,113 @@
+"""``python -m tnas.meta_train``: meta-train TNAS's deep-kernel GP with REPTILE."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
+from tnas.errors import TnasError
+from tnas.meta_train.config import MetaTrainConfig
+from tnas.meta_train.data import EXCLUDABLE
+from tnas.meta_train.trainer import format_row, meta_train
+from tnas.models.deep_kernel import KERNELS, MEANS, DeepKernelConfig
+
+PROG = "python -m tnas.meta_train"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = MetaTrainConfig()
+    kernel = DeepKernelConfig()
+    parser = _Parser(
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Meta-train the deep-kernel GP of TNAS with REPTILE on MetaD2A's records and the\n"
+            "NAS-Bench-201 tables, leaving out the datasets you will search on (--exclude).\n"
+            "After every epoch the GP is validated (metrics.csv) and checkpointed; the best\n"
+            "epoch by MetaD2A held-out Spearman (never the excluded dataset) is model.pt.\n"
+            "Re-running the same command resumes; raising --epochs continues a finished run."
+        ),
+        epilog=(
+            f"sources (for --exclude): {', '.join(EXCLUDABLE)} (cifar10 = cifar10-valid)\n\n"
+            "example:\n"
+            f"  {PROG} --exclude cifar100 --out runs/meta/no-cifar100\n"
+            f"  python -m tnas.search --dataset cifar100 --method tnas --surrogate runs/meta/no-cifar100"
+        ),
+    )
+    parser.add_argument("--exclude", action="append", default=[], metavar="NAME[,NAME]",
+                        help="source(s) left out of meta-training; repeatable or comma-separated")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/meta/no-EXCLUDED)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    group = parser.add_argument_group("REPTILE")
+    group.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch)
+    group.add_argument("--tasks-per-step", type=int, default=defaults.tasks_per_step)
+    group.add_argument("--inner-steps", type=int, default=defaults.inner_steps)
+    group.add_argument("--inner-lr", type=float, default=defaults.inner_lr)
+    group.add_argument("--outer-step", type=float, default=defaults.outer_step, help="epsilon of the outer update")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="triples per GP mini-batch")
+    group.add_argument("--samples-per-class", type=int, default=defaults.samples_per_class)
+    group.add_argument("--conditioning-cells", type=int, default=defaults.conditioning_cells)
+    group = parser.add_argument_group("model")
+    group.add_argument("--widths", type=_widths, default=kernel.widths, help="MLP xi widths, e.g. 64,32")
+    group.add_argument("--kernel", choices=KERNELS, default=kernel.kernel)
+    group.add_argument("--mean", choices=MEANS, default=kernel.mean)
+    group.add_argument("--arch-code-dim", type=int, default=kernel.arch.code_dim)
+    group.add_argument("--arch-hidden-dim", type=int, default=kernel.arch.hidden_dim)
+    group.add_argument("--dataset-code-dim", type=int, default=kernel.dataset.code_dim)
+    group.add_argument("--dataset-hidden-dim", type=int, default=kernel.dataset.hidden_dim)
+    group.add_argument("--no-dataset-encoder", action="store_true", help="zero the dataset code (ablation)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> MetaTrainConfig:
+    exclude = tuple(name.strip() for item in args.exclude for name in item.split(",") if name.strip())
+    kernel = DeepKernelConfig(
+        arch=ArchEncoderConfig(code_dim=args.arch_code_dim, hidden_dim=args.arch_hidden_dim),
+        dataset=DatasetEncoderConfig(code_dim=args.dataset_code_dim, hidden_dim=args.dataset_hidden_dim),
+        widths=args.widths, kernel=args.kernel, mean=args.mean, use_dataset=not args.no_dataset_encoder,
+    )  # fmt: skip
+    return MetaTrainConfig(
+        exclude=exclude, seed=args.seed, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        tasks_per_step=args.tasks_per_step, inner_steps=args.inner_steps, inner_lr=args.inner_lr,
+        outer_step=args.outer_step, batch_size=args.batch_size, samples_per_class=args.samples_per_class,
+        conditioning_cells=args.conditioning_cells, kernel=kernel,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        out = args.out or Path("runs") / "meta" / ("no-" + "-".join(config.exclude) if config.exclude else "all")
+        result = meta_train(config, out, data_dir=args.data_dir, device=args.device, progress=not args.no_progress)
+    except TnasError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; run the same command again to resume from the last epoch", file=sys.stderr)
+        return 130
+    best = next(row for row in result.metrics if row["epoch"] == result.best_epoch)
+    resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""
+    print(f"meta-trained {len(result.metrics)} epochs in {result.seconds:.0f} s{resumed}; model.pt is epoch {result.best_epoch}")
+    print(f"  {format_row(best)}")
+    print(f"  output: {out}")
+    return 0

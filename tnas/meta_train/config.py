@@ -1,0 +1,88 @@
+"""Configuration of a meta-training run (every field is a ``python -m tnas.meta_train`` flag)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
+from tnas.errors import ConfigError
+from tnas.meta_train.data import normalise_exclusions
+from tnas.models.deep_kernel import DeepKernelConfig
+
+
+@dataclass(frozen=True)
+class MetaTrainConfig:
+    """REPTILE meta-training of the deep-kernel GP.
+
+    Attributes:
+        exclude: sources left out of meta-training (the search's target dataset).
+        seed: seed of the weights' initialisation and of every sampling step.
+        epochs: number of epochs; validation and a checkpoint follow each.
+        steps_per_epoch: REPTILE meta-steps per epoch.
+        tasks_per_step: sources adapted to in each meta-step.
+        inner_steps: Adam steps of each inner loop.
+        inner_lr: Adam learning rate of the inner loops.
+        outer_step: epsilon of the outer update ``w <- w + epsilon (w' - w)``.
+        batch_size: triples per inner-loop mini-batch (one exact GP each).
+        samples_per_class: images per class fed to the dataset encoder.
+        conditioning_cells: cells the validation conditions the GP on.
+        kernel: architecture of the deep-kernel GP.
+    """
+
+    exclude: tuple[str, ...] = ()
+    seed: int = 0
+    epochs: int = 12
+    steps_per_epoch: int = 40
+    tasks_per_step: int = 2
+    inner_steps: int = 3
+    inner_lr: float = 3e-3
+    outer_step: float = 0.5
+    batch_size: int = 128
+    samples_per_class: int = 20
+    conditioning_cells: int = 10
+    kernel: DeepKernelConfig = field(default_factory=DeepKernelConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exclude", normalise_exclusions(self.exclude))
+        for name in ("epochs", "steps_per_epoch", "tasks_per_step", "inner_steps", "samples_per_class"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be at least 2, got {self.batch_size}")
+        if not self.inner_lr > 0:
+            raise ConfigError(f"inner_lr must be positive, got {self.inner_lr}")
+        if not 0 < self.outer_step <= 1:
+            raise ConfigError(f"outer_step (epsilon) must be in (0, 1], got {self.outer_step}")
+        if self.seed < 0 or self.conditioning_cells < 2:
+            raise ConfigError("seed must be >= 0 and conditioning_cells >= 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["exclude"] = list(self.exclude)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MetaTrainConfig:
+        """Inverse of :meth:`to_dict` (raises ``ConfigError`` on unknown fields)."""
+        known = {item.name for item in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown meta-training settings: {', '.join(sorted(unknown))}")
+        values = dict(data)
+        values["exclude"] = tuple(values.get("exclude", ()))
+        if "kernel" in values:
+            values["kernel"] = kernel_config_from_dict(values["kernel"])
+        return cls(**values)
+
+
+def kernel_config_from_dict(data: dict[str, Any]) -> DeepKernelConfig:
+    """Rebuild a :class:`DeepKernelConfig` from its ``asdict`` form."""
+    values = dict(data)
+    values["arch"] = ArchEncoderConfig(**values.get("arch", {}))
+    values["dataset"] = DatasetEncoderConfig(**values.get("dataset", {}))
+    values["widths"] = tuple(values.get("widths", DeepKernelConfig().widths))
+    try:
+        return DeepKernelConfig(**values)
+    except TypeError as error:
+        raise ConfigError(f"bad kernel settings: {error}") from None

@@ -1,0 +1,169 @@
+"""The meta-training loop: REPTILE epochs, validation, checkpoints, resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tnas.io import atomic_write_json
+from tnas.meta_train import checkpoint
+from tnas.meta_train.checkpoint import CheckpointError
+from tnas.meta_train.config import MetaTrainConfig
+from tnas.meta_train.data import MetaDataset, build_meta_dataset
+from tnas.meta_train.reptile import BatchLoss, StepReport, make_inner_loop, reptile_update
+from tnas.meta_train.validation import selection_score, validate
+from tnas.models.deep_kernel import DeepKernel
+from tnas.versions import package_versions
+
+
+@dataclass(frozen=True)
+class MetaTrainResult:
+    """The outcome of :func:`meta_train`.
+
+    Attributes:
+        metrics: one dict of figures per epoch.
+        best_epoch: the epoch kept in ``model.pt``.
+        resumed_from: the epoch a previous run had finished (0 for a fresh run).
+        seconds: wall time of this call.
+    """
+
+    metrics: list[dict[str, float]]
+    best_epoch: int
+    resumed_from: int
+    seconds: float
+
+
+def _resume_state(out: Path, config: MetaTrainConfig) -> dict[str, Any] | None:
+    path = out / checkpoint.CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    state = checkpoint.load(path, "checkpoint")
+    stored = dict(state.get("config", {}))
+    current = config.to_dict()
+    stored.pop("epochs", None), current.pop("epochs", None)
+    if stored != current:
+        changed = sorted(key for key in current if stored.get(key) != current[key])
+        raise CheckpointError(
+            f"{out} holds a meta-training run with other settings ({', '.join(changed)}); "
+            "choose another --out or repeat its settings (only --epochs may change)"
+        )
+    return state
+
+
+def meta_train(
+    config: MetaTrainConfig,
+    out: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+    meta: MetaDataset | None = None,
+) -> MetaTrainResult:
+    """Meta-train a deep kernel with REPTILE, writing ``out`` (resumed if it holds a run).
+
+    Args:
+        config: the run's settings.
+        out: output directory (see :mod:`tnas.meta_train.checkpoint`).
+        data_dir: data directory (default: the usual lookup).
+        device: torch device of the model.
+        progress: show a progress bar on stderr.
+        meta: a prebuilt meta-dataset (tests); by default built from the data directory.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    state = _resume_state(out, config)
+    torch.manual_seed(config.seed)
+    kernel = DeepKernel(config.kernel).to(device)
+    rng = np.random.default_rng(config.seed)
+    metrics: list[dict[str, float]] = []
+    best: dict[str, Any] | None = None
+    done = 0
+    if state is not None:
+        kernel.load_state_dict(state["kernel"])
+        rng.bit_generator.state = json.loads(state["rng"])
+        metrics, best, done = list(state["metrics"]), state["best"], int(state["epoch"])
+    if done >= config.epochs:
+        return MetaTrainResult(metrics, int(best["epoch"]) if best else done, done, time.perf_counter() - started)
+
+    out.mkdir(parents=True, exist_ok=True)
+    if meta is None:
+        meta = build_meta_dataset(config.exclude, seed=config.seed, samples_per_class=config.samples_per_class,
+                                  data_dir=data_dir, progress=progress)  # fmt: skip
+    atomic_write_json(out / checkpoint.CONFIG_FILE, {
+        "config": config.to_dict(), "data_dir": str(data_dir) if data_dir else None,
+        "sources": [source.name for source in meta.train], "statistics": meta.statistics(),
+        "versions": package_versions(),
+    })  # fmt: skip
+    loss = BatchLoss(kernel, meta.bank.to(device), config.batch_size, torch.device(device))
+    parameters = list(kernel.parameters())
+    bar = _progress_bar(config, done, progress)
+    try:
+        for epoch in range(done + 1, config.epochs + 1):
+            report = StepReport(losses=[], skipped=0)
+            inner_loop = make_inner_loop(parameters, loss, rng, inner_steps=config.inner_steps,
+                                         inner_lr=config.inner_lr, report=report)  # fmt: skip
+            kernel.train()
+            for _ in range(config.steps_per_epoch):
+                picks = rng.choice(len(meta.train), size=config.tasks_per_step,
+                                   replace=len(meta.train) < config.tasks_per_step)  # fmt: skip
+                reptile_update(parameters, [meta.train[int(i)] for i in picks], inner_loop, config.outer_step)
+                if bar is not None:
+                    bar.update(1)
+                    if report.losses:
+                        bar.set_postfix(epoch=epoch, nll=f"{np.mean(report.losses[-20:]):.3f}")
+            figures = validate(loss, meta, seed=config.seed, conditioning_cells=config.conditioning_cells)
+            row = {"epoch": epoch, "train_nll": float(np.mean(report.losses)) if report.losses else math.nan,
+                   "skipped_batches": report.skipped, **figures}  # fmt: skip
+            metrics.append(row)
+            if bar is not None:
+                bar.write(format_row(row))
+            score = selection_score(figures)
+            if best is None or math.isnan(score) or score > best["score"]:
+                best = {"epoch": epoch, "score": score, "kernel": copy.deepcopy(kernel.state_dict())}
+                _save_model(out, config, meta, best, row)
+            checkpoint.write_metrics(out / checkpoint.METRICS_FILE, metrics)
+            checkpoint.save(out / checkpoint.CHECKPOINT_FILE, {
+                "format": checkpoint.FORMAT, "epoch": epoch, "config": config.to_dict(),
+                "kernel": kernel.state_dict(), "rng": json.dumps(rng.bit_generator.state),
+                "metrics": metrics, "best": best,
+            })  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    return MetaTrainResult(metrics, int(best["epoch"]), done, time.perf_counter() - started)
+
+
+def _save_model(out: Path, config: MetaTrainConfig, meta: MetaDataset, best: dict[str, Any],
+                row: dict[str, float]) -> None:  # fmt: skip
+    checkpoint.save(out / checkpoint.MODEL_FILE, {
+        "format": checkpoint.FORMAT, "kernel": best["kernel"], "kernel_config": config.to_dict()["kernel"],
+        "exclude": list(config.exclude), "statistics": meta.statistics(), "epoch": best["epoch"],
+        "validation": {key: value for key, value in row.items() if key != "epoch"},
+        "meta_train_config": config.to_dict(), "versions": package_versions(),
+    })  # fmt: skip
+
+
+def format_row(row: dict[str, float]) -> str:
+    """One line of an epoch's figures."""
+    parts = [f"epoch {int(row['epoch'])}"]
+    for key, value in row.items():
+        if key != "epoch":
+            parts.append(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
+
+
+def _progress_bar(config: MetaTrainConfig, done: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    total = config.epochs * config.steps_per_epoch
+    return tqdm(total=total, initial=done * config.steps_per_epoch, desc="meta-training", unit="step")

@@ -1,0 +1,76 @@
+"""Validation figures of a deep kernel, computed after every epoch.
+
+- MetaD2A's held-out records: Pearson and Spearman correlation between the GP's prior
+  mean and the records' accuracies.
+- Every excluded NAS-Bench-201 dataset (encoded from its images; its accuracies are used
+  here only): Spearman over all 15,625 cells of the prior mean (zero-shot) and of the
+  posterior mean after conditioning on ``conditioning_cells`` random cells of that dataset
+  (their accuracies standardised by their own mean and deviation, as a search would), and
+  whether the dataset's best cell is in the prior mean's top 10.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.stats import pearsonr, spearmanr
+
+from tnas.encoders import cells_to_batch
+from tnas.meta_train.data import METAD2A, MetaDataset
+from tnas.meta_train.reptile import BatchLoss
+from tnas.models.deep_kernel import posterior_mean
+from tnas.space import NUM_CELLS, all_cells
+
+TOP_K = 10
+
+
+def _correlation(function, x: np.ndarray, y: np.ndarray) -> float:
+    if np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(function(x, y)[0])
+
+
+@torch.no_grad()
+def all_cell_features(loss: BatchLoss, dataset: str) -> torch.Tensor:
+    """Deep features of all 15,625 cells in the context of a named dataset: ``15625 x d``."""
+    codes = loss.kernel.dataset_codes(*loss.bank.dataset(dataset))
+    return loss.kernel.embed(cells_to_batch(all_cells(), device=loss.device), codes)
+
+
+@torch.no_grad()
+def validate(loss: BatchLoss, meta: MetaDataset, *, seed: int, conditioning_cells: int = 10) -> dict[str, float]:
+    """All validation figures of the current kernel, keyed by metrics.csv column."""
+    kernel = loss.kernel
+    was_training = kernel.training
+    kernel.eval()
+    figures: dict[str, float] = {}
+    try:
+        if meta.metad2a_valid is not None:
+            held_out = meta.metad2a_valid
+            features = loss.features(METAD2A, held_out.cells, held_out.context)
+            prior = posterior_mean(loss.gp, features).cpu().numpy()
+            figures["metad2a_pearson"] = _correlation(pearsonr, prior, held_out.raw)
+            figures["metad2a_spearman"] = _correlation(spearmanr, prior, held_out.raw)
+        for name, accuracy in meta.excluded.items():
+            features = all_cell_features(loss, name)
+            prior = posterior_mean(loss.gp, features).cpu().numpy()
+            figures[f"{name}_prior_spearman"] = _correlation(spearmanr, prior, accuracy)
+            figures[f"{name}_best_in_top{TOP_K}"] = float(int(np.argmax(accuracy)) in np.argsort(-prior)[:TOP_K])
+            rng = np.random.default_rng([seed, 10])
+            chosen = rng.choice(NUM_CELLS, size=conditioning_cells, replace=False)
+            observed = accuracy[chosen]
+            targets = torch.as_tensor((observed - observed.mean()) / observed.std(), dtype=torch.float64,
+                                      device=features.device)  # fmt: skip
+            posterior = posterior_mean(loss.gp, features, features[chosen], targets).cpu().numpy()
+            figures[f"{name}_post{conditioning_cells}_spearman"] = _correlation(spearmanr, posterior, accuracy)
+    finally:
+        kernel.train(was_training)
+    return figures
+
+
+def selection_score(figures: dict[str, float]) -> float:
+    """The figure that picks the best epoch: MetaD2A held-out Spearman (never the target's).
+
+    Returns NaN when MetaD2A is excluded; the last epoch is kept then.
+    """
+    return figures.get("metad2a_spearman", float("nan"))

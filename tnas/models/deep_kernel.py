@@ -1,0 +1,192 @@
+"""TNAS's deep kernel: k((x, D), (x', D')) = k_base(xi([psi(x), phi(D)]), xi([psi(x'), phi(D')])).
+
+psi is the architecture encoder, phi the dataset encoder, xi an MLP; k_base a standard
+kernel with an output scale (Matern 5/2 by default). With a mean function and a Gaussian
+likelihood they form an exact GP whose every weight is learned from the marginal
+likelihood (TNAS, Shala et al. 2023, Eq. 3). Encoders run in float32; the GP arithmetic
+(mean, kernel, likelihood, Cholesky) runs in float64.
+
+The mean is a learned linear function of the deep features by default, so that the GP
+has an informative *prior* on a new dataset (used for zero-shot ranking and the initial
+design of the search). ``mean="constant"`` gives the plain constant-mean GP of FSBO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gpytorch
+import torch
+from gpytorch.constraints import GreaterThan
+from gpytorch.distributions import MultivariateNormal
+from gpytorch.kernels import MaternKernel, RBFKernel, ScaleKernel
+from gpytorch.likelihoods import GaussianLikelihood
+from gpytorch.means import ConstantMean, LinearMean
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.models import ExactGP
+from torch import Tensor, nn
+
+from tnas.encoders import ArchEncoder, ArchEncoderConfig, DatasetEncoder, DatasetEncoderConfig
+from tnas.errors import ConfigError
+
+KERNELS = ("matern52", "matern32", "rbf")
+MEANS = ("learned", "constant")
+
+
+@dataclass(frozen=True)
+class DeepKernelConfig:
+    """Architecture of the deep-kernel GP.
+
+    Attributes:
+        arch: sizes of the architecture encoder psi.
+        dataset: sizes of the dataset encoder phi.
+        widths: widths of the MLP xi; the last one is the dimension the base kernel sees.
+        kernel: base kernel on xi's output (``matern52``, ``matern32`` or ``rbf``).
+        mean: ``learned`` (linear in xi's output) or ``constant``.
+        use_dataset: ``False`` zeroes the dataset code (the no-dataset-encoder ablation).
+        min_noise: lower bound of the likelihood's noise variance (standardised units).
+    """
+
+    arch: ArchEncoderConfig = field(default_factory=ArchEncoderConfig)
+    dataset: DatasetEncoderConfig = field(default_factory=DatasetEncoderConfig)
+    widths: tuple[int, ...] = (64, 32)
+    kernel: str = "matern52"
+    mean: str = "learned"
+    use_dataset: bool = True
+    min_noise: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if not self.widths or any(width < 1 for width in self.widths):
+            raise ConfigError(f"widths must be positive integers, got {self.widths}")
+        if self.kernel not in KERNELS:
+            raise ConfigError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
+        if self.mean not in MEANS:
+            raise ConfigError(f"mean must be one of {', '.join(MEANS)}, got {self.mean!r}")
+        if not self.min_noise > 0:
+            raise ConfigError(f"min_noise must be positive, got {self.min_noise}")
+
+    @property
+    def feature_dim(self) -> int:
+        return self.widths[-1]
+
+
+def _base_kernel(name: str) -> gpytorch.kernels.Kernel:
+    if name == "rbf":
+        return RBFKernel()
+    return MaternKernel(nu=2.5 if name == "matern52" else 1.5)
+
+
+class DeepKernel(nn.Module):
+    """All learned parts of TNAS's surrogate: psi, phi, xi, mean, kernel and noise."""
+
+    def __init__(self, config: DeepKernelConfig = DeepKernelConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.arch_encoder = ArchEncoder(config.arch)
+        self.dataset_encoder = DatasetEncoder(config.dataset)
+        layers: list[nn.Module] = []
+        width_in = config.arch.code_dim + config.dataset.code_dim
+        for position, width in enumerate(config.widths):
+            layers.append(nn.Linear(width_in, width))
+            if position < len(config.widths) - 1:
+                layers.append(nn.ReLU())
+            width_in = width
+        self.feature_map = nn.Sequential(*layers)
+        self.mean_module = LinearMean(config.feature_dim) if config.mean == "learned" else ConstantMean()
+        self.covar_module = ScaleKernel(_base_kernel(config.kernel))
+        self.likelihood = GaussianLikelihood(noise_constraint=GreaterThan(config.min_noise))
+        for module in (self.mean_module, self.covar_module, self.likelihood):
+            module.double()
+
+    def dataset_codes(self, features: Tensor, mask: Tensor | None = None) -> Tensor:
+        """phi of a batch of datasets: ``B x K`` (zeros when ``use_dataset`` is off).
+
+        Args:
+            features: ``B x n_classes x n_samples x feature_dim`` image features.
+            mask: ``B x n_classes x n_samples``, True for real samples.
+        """
+        codes = self.dataset_encoder(features, mask)
+        return codes if self.config.use_dataset else torch.zeros_like(codes)
+
+    def features(self, arch_codes: Tensor, dataset_codes: Tensor) -> Tensor:
+        """xi([psi, phi]): ``n x L`` and ``n x K`` codes to ``n x d`` float64 features."""
+        return self.feature_map(torch.cat([arch_codes, dataset_codes], dim=-1)).double()
+
+    def embed(self, cell_batch, dataset_codes: Tensor) -> Tensor:
+        """Deep features of cells in dataset contexts.
+
+        Args:
+            cell_batch: torch-geometric ``Batch`` of ``n`` cell DAGs (see
+                :func:`tnas.encoders.cells_to_batch`).
+            dataset_codes: ``n x K`` (or ``1 x K``, broadcast to every cell).
+
+        Returns:
+            ``n x d`` float64 features.
+        """
+        arch_codes = self.arch_encoder(cell_batch)
+        return self.features(arch_codes, dataset_codes.expand(arch_codes.shape[0], -1))
+
+
+class FeatureGP(ExactGP):
+    """An exact GP over precomputed deep features, sharing the kernel's GP modules."""
+
+    def __init__(self, kernel: DeepKernel) -> None:
+        super().__init__(None, None, kernel.likelihood)
+        self.mean_module = kernel.mean_module
+        self.covar_module = kernel.covar_module
+
+    def forward(self, features: Tensor) -> MultivariateNormal:
+        return MultivariateNormal(self.mean_module(features), self.covar_module(features))
+
+
+def negative_log_marginal_likelihood(gp: FeatureGP, features: Tensor, targets: Tensor) -> Tensor:
+    """Exact GP negative log marginal likelihood of a batch, divided by its size.
+
+    Args:
+        features: ``n x d`` float64 deep features.
+        targets: ``n`` float64 standardised targets.
+    """
+    gp.set_train_data(features, targets, strict=False)
+    gp.train()
+    mll = ExactMarginalLogLikelihood(gp.likelihood, gp)
+    return -mll(gp(features), targets)
+
+
+@torch.no_grad()
+def posterior_mean(gp: FeatureGP, features: Tensor, train_features: Tensor | None = None,
+                   train_targets: Tensor | None = None) -> Tensor:  # fmt: skip
+    """Mean of the GP at ``features``: the prior mean, or the posterior mean given data.
+
+    Computed directly (``m(X*) + K(X*, X) (K(X, X) + noise I)^-1 (y - m(X))``), without
+    the test-test covariance, so that all 15,625 cells cost one ``n x 15625`` kernel block.
+
+    Args:
+        features: ``N x d`` float64 deep features of the query points.
+        train_features: ``n x d`` features of the observed points (optional).
+        train_targets: ``n`` standardised observations.
+
+    Returns:
+        ``N`` float64 means.
+    """
+    prior = gp.mean_module(features)
+    if train_features is None or train_targets is None or len(train_targets) == 0:
+        return prior
+    noise = gp.likelihood.noise.squeeze()
+    covariance = gp.covar_module(train_features).to_dense()
+    covariance = covariance + noise * torch.eye(len(train_targets), dtype=covariance.dtype, device=covariance.device)
+    factor = _cholesky_with_jitter(covariance)
+    residual = (train_targets - gp.mean_module(train_features)).unsqueeze(-1)
+    weights = torch.cholesky_solve(residual, factor)
+    cross = gp.covar_module(features, train_features).to_dense()
+    return prior + (cross @ weights).squeeze(-1)
+
+
+def _cholesky_with_jitter(matrix: Tensor, tries: int = 6) -> Tensor:
+    jitter = 1e-8 * matrix.diagonal().mean()
+    for _ in range(tries):
+        factor, info = torch.linalg.cholesky_ex(matrix)
+        if not info.any():
+            return factor
+        matrix = matrix + jitter * torch.eye(len(matrix), dtype=matrix.dtype, device=matrix.device)
+        jitter = jitter * 10
+    raise torch.linalg.LinAlgError("covariance is not positive definite even with jitter")
