@@ -24,6 +24,7 @@ class MetaTrainConfig:
         inner_steps: Adam steps of each inner loop.
         inner_lr: Adam learning rate of the inner loops.
         outer_step: epsilon of the outer update ``w <- w + epsilon (w' - w)``.
+        anneal_outer_step: decay epsilon linearly to 0 over the run, as in Nichol et al.
         batch_size: triples per inner-loop mini-batch (one exact GP each).
         samples_per_class: images per class fed to the dataset encoder.
         conditioning_cells: cells the validation conditions the GP on.
@@ -32,12 +33,13 @@ class MetaTrainConfig:
 
     exclude: tuple[str, ...] = ()
     seed: int = 0
-    epochs: int = 12
+    epochs: int = 20
     steps_per_epoch: int = 40
     tasks_per_step: int = 2
     inner_steps: int = 3
-    inner_lr: float = 3e-3
+    inner_lr: float = 1e-2
     outer_step: float = 0.5
+    anneal_outer_step: bool = True
     batch_size: int = 128
     samples_per_class: int = 20
     conditioning_cells: int = 10

@@ -7,9 +7,9 @@ Sources (each one a REPTILE task):
   used for validation. A task has 1 to 6 records, too few for a GP of its own, so a batch
   mixes records of many tasks, each with its own dataset code. Targets are standardised
   with the mean and standard deviation of the training records.
-- ``cifar10-valid``, ``cifar100``, ``imagenet16-120``: all 15,625 cells of the
-  NAS-Bench-201 table with their 200-epoch seed-mean validation accuracy; targets
-  standardised per dataset. Datasets named by ``exclude`` are left out (``cifar10`` and
+- ``cifar10-valid``, ``cifar100``, ``imagenet16-120``: the cells of the NAS-Bench-201
+  table with their 200-epoch seed-mean validation accuracy, but a random 5% of the cells
+  held out for validation; targets standardised per dataset. Datasets named by ``exclude`` are left out (``cifar10`` and
   ``cifar10-valid`` share their images, so excluding either removes both).
 
 Every dataset is encoded from its registry images: a fixed per-class sample (drawn once
@@ -45,6 +45,8 @@ NB201_SOURCES: dict[str, str] = {
 EXCLUDABLE = ("cifar10", *NB201_SOURCES, METAD2A)
 METAD2A_FILE = "metad2a_meta_train/metad2a_meta_train_nb201.npz"
 METAD2A_VALID_RECORDS = 400
+NB201_VALID_FRACTION = 0.05
+"""Fraction of each NAS-Bench-201 training dataset's cells held out for validation."""
 
 
 def normalise_exclusions(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -125,6 +127,7 @@ class MetaDataset:
     Attributes:
         train: the REPTILE tasks.
         metad2a_valid: MetaD2A's held-out records (``None`` when MetaD2A is excluded).
+        heldout: held-out cells of each NAS-Bench-201 training dataset (5%, never trained on).
         excluded: excluded NB201 dataset -> its 15,625 validation accuracies (for
             validation only; they never enter training).
         bank: dataset-encoder inputs of every dataset named above.
@@ -134,6 +137,7 @@ class MetaDataset:
     metad2a_valid: Triples | None
     excluded: dict[str, np.ndarray]
     bank: ContextBank
+    heldout: tuple[Triples, ...] = ()
 
     def statistics(self) -> dict[str, dict[str, float]]:
         """Standardisation statistics per training source (stored in checkpoints)."""
@@ -184,14 +188,20 @@ def build_meta_dataset(
     table = NB201Table.load(data_dir)
     named: dict[str, tuple[Tensor, Tensor]] = {}
     excluded: dict[str, np.ndarray] = {}
-    all_cells = np.arange(NUM_CELLS, dtype=np.int64)
+    heldout: list[Triples] = []
     for name, column in NB201_SOURCES.items():
         dataset = get_dataset(name, data_dir=data_dir)
         named[name] = dataset_inputs(dataset, featurizer, rng, samples_per_class, progress=progress)
         values = np.asarray(table.column(column), dtype=np.float64)
         if name in exclude:
             excluded[name] = values
-        else:
-            train.append(_standardise(name, all_cells, values, np.zeros(NUM_CELLS, dtype=np.int64)))
+            continue
+        order = rng.permutation(NUM_CELLS)
+        cut = int(round(NB201_VALID_FRACTION * NUM_CELLS))
+        kept, held = np.sort(order[cut:]), np.sort(order[:cut])
+        source = _standardise(name, kept, values[kept], np.zeros(len(kept), dtype=np.int64))
+        train.append(source)
+        heldout.append(_standardise(name, held, values[held], np.zeros(len(held), dtype=np.int64),
+                                    (source.mean, source.std)))  # fmt: skip
     bank = ContextBank(imagenet_features, task_rows, named)
-    return MetaDataset(tuple(train), metad2a_valid, excluded, bank)
+    return MetaDataset(tuple(train), metad2a_valid, excluded, bank, tuple(heldout))

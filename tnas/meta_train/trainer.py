@@ -111,10 +111,12 @@ def meta_train(
             inner_loop = make_inner_loop(parameters, loss, rng, inner_steps=config.inner_steps,
                                          inner_lr=config.inner_lr, report=report)  # fmt: skip
             kernel.train()
-            for _ in range(config.steps_per_epoch):
+            for step in range(config.steps_per_epoch):
                 picks = rng.choice(len(meta.train), size=config.tasks_per_step,
                                    replace=len(meta.train) < config.tasks_per_step)  # fmt: skip
-                reptile_update(parameters, [meta.train[int(i)] for i in picks], inner_loop, config.outer_step)
+                progress_done = ((epoch - 1) * config.steps_per_epoch + step) / (config.epochs * config.steps_per_epoch)
+                epsilon = config.outer_step * (1 - progress_done) if config.anneal_outer_step else config.outer_step
+                reptile_update(parameters, [meta.train[int(i)] for i in picks], inner_loop, epsilon)
                 if bar is not None:
                     bar.update(1)
                     if report.losses:

@@ -2,6 +2,8 @@
 
 - MetaD2A's held-out records: Pearson and Spearman correlation between the GP's prior
   mean and the records' accuracies.
+- The held-out 5% of cells of every NAS-Bench-201 training dataset: Spearman of the prior
+  mean (``{name}_heldout_spearman``).
 - Every excluded NAS-Bench-201 dataset (encoded from its images; its accuracies are used
   here only): Spearman over all 15,625 cells of the prior mean (zero-shot) and of the
   posterior mean after conditioning on ``conditioning_cells`` random cells of that dataset
@@ -51,6 +53,9 @@ def validate(loss: BatchLoss, meta: MetaDataset, *, seed: int, conditioning_cell
             prior = posterior_mean(loss.gp, features).cpu().numpy()
             figures["metad2a_pearson"] = _correlation(pearsonr, prior, held_out.raw)
             figures["metad2a_spearman"] = _correlation(spearmanr, prior, held_out.raw)
+        for held in meta.heldout:
+            prior = posterior_mean(loss.gp, loss.features(held.name, held.cells, held.context)).cpu().numpy()
+            figures[f"{held.name}_heldout_spearman"] = _correlation(spearmanr, prior, held.raw)
         for name, accuracy in meta.excluded.items():
             features = all_cell_features(loss, name)
             prior = posterior_mean(loss.gp, features).cpu().numpy()
@@ -69,8 +74,11 @@ def validate(loss: BatchLoss, meta: MetaDataset, *, seed: int, conditioning_cell
 
 
 def selection_score(figures: dict[str, float]) -> float:
-    """The figure that picks the best epoch: MetaD2A held-out Spearman (never the target's).
+    """The figure that picks the best epoch; it never looks at an excluded dataset.
 
-    Returns NaN when MetaD2A is excluded; the last epoch is kept then.
+    The mean of the MetaD2A held-out Spearman and the held-out-cells Spearman of every
+    NAS-Bench-201 training dataset (NaN when none is available: the last epoch is kept).
     """
-    return figures.get("metad2a_spearman", float("nan"))
+    keys = [key for key in figures if key == "metad2a_spearman" or key.endswith("_heldout_spearman")]
+    values = [figures[key] for key in keys if not np.isnan(figures[key])]
+    return float(np.mean(values)) if values else float("nan")
