@@ -5,7 +5,9 @@ import pytest
 
 from tnas.errors import ConfigError
 from tnas.oracles import TableOracle
-from tnas.search import METHODS, RunConfig, make_searcher, run
+from tnas.search import RunConfig, make_searcher, run
+
+BASELINES = ("ls", "re", "rs")  # model-free methods; TNAS has its own tests
 from tnas.search.methods.evolution import EvolutionConfig
 from tnas.search.methods.local_search import LocalSearchConfig
 from tnas.space import Cell, neighbours
@@ -16,7 +18,7 @@ def _run(table, method, dataset="cifar100", seed=0, budget=30):
     return run(make_searcher(config), TableOracle(table, dataset), config)
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", BASELINES)
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "imagenet16-120"])
 def test_each_baseline_beats_the_median_cell_on_a_small_budget(table, method, dataset):
     median = float(np.median(TableOracle(table, dataset).test_values(200)))
@@ -25,7 +27,7 @@ def test_each_baseline_beats_the_median_cell_on_a_small_budget(table, method, da
         assert result.summary["best_test"] > median, (method, dataset, seed)
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", BASELINES)
 def test_each_baseline_respects_the_budget_and_never_repeats(table, method):
     result = _run(table, method, budget=300)
     indexes = [row.index for row in result.rows]
@@ -33,7 +35,7 @@ def test_each_baseline_respects_the_budget_and_never_repeats(table, method):
     assert result.summary["repeats_answered_from_cache"] == 0
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", BASELINES)
 def test_each_baseline_is_deterministic_under_a_seed(table, method):
     first = [row.index for row in _run(table, method, seed=4).rows]
     again = [row.index for row in _run(table, method, seed=4).rows]

@@ -84,6 +84,8 @@ class MetaTrainedModel:
         epoch: the epoch it comes from.
         validation: that epoch's validation figures.
         path: the directory it was loaded from.
+        samples_per_class: images per class its dataset encoder was trained with (a search
+            encodes its target the same way).
     """
 
     kernel: DeepKernel
@@ -92,6 +94,7 @@ class MetaTrainedModel:
     epoch: int
     validation: dict[str, float]
     path: Path
+    samples_per_class: int = 20
 
 
 def load_model(directory: str | Path) -> MetaTrainedModel:
@@ -120,4 +123,5 @@ def load_model(directory: str | Path) -> MetaTrainedModel:
         epoch=int(payload.get("epoch", 0)),
         validation=dict(payload.get("validation", {})),
         path=directory,
+        samples_per_class=int(payload.get("meta_train_config", {}).get("samples_per_class", 20)),
     )

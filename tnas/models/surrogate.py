@@ -6,13 +6,24 @@ the cells are evaluated on is held by the model (its encoder inputs), so that
 
 In eval mode without gradients (how BoTorch scores candidates), the deep features of all
 cells are computed once and looked up; they are recomputed after any training step
-(``model.train()`` clears them). Targets are expected standardised.
+(``model.train()`` clears them). With ``features_table`` the deep features are frozen:
+fine-tuning then adapts only the GP head (mean calibration, kernel scales, noise), which
+is what the TNAS searcher does between queries.
+
+The model owns copies of the kernel's GP head (mean, kernel, likelihood), so fine-tuning
+it never changes the meta-trained kernel; the mean is wrapped in a calibration
+``offset + scale * mean`` (offset 0, scale 1 to start) that fine-tuning fits to the new
+dataset's scale. Targets are expected standardised.
 """
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from botorch.models.gpytorch import GPyTorchModel
+from gpytorch.constraints import Positive
+from gpytorch.means import Mean
 from gpytorch.distributions import MultivariateNormal
 from gpytorch.models import ExactGP
 from torch import Tensor
@@ -32,6 +43,31 @@ def cell_inputs(cells: list[Cell], device: torch.device | str | None = None) -> 
     return torch.tensor([[float(cell.index)] for cell in cells], dtype=torch.float64, device=device)
 
 
+class CalibratedMean(Mean):
+    """``offset + scale * base(x)`` with the base mean frozen and ``scale > 0``."""
+
+    def __init__(self, base: Mean) -> None:
+        super().__init__()
+        self.base = base
+        for parameter in self.base.parameters():
+            parameter.requires_grad_(False)
+        self.register_parameter("offset", torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)))
+        self.register_parameter("raw_scale", torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)))
+        self.register_constraint("raw_scale", Positive())
+        self.initialize(scale=torch.ones(1, dtype=torch.float64))
+
+    @property
+    def scale(self) -> Tensor:
+        return self.raw_scale_constraint.transform(self.raw_scale)
+
+    @scale.setter
+    def scale(self, value: Tensor) -> None:
+        self.initialize(raw_scale=self.raw_scale_constraint.inverse_transform(value))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.offset + self.scale * self.base(x)
+
+
 class TNASSurrogate(ExactGP, GPyTorchModel):
     """TNAS's meta-learned GP on one dataset, usable by any BoTorch acquisition function.
 
@@ -41,24 +77,25 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
         dataset_mask: ``1 x n_classes x n_samples`` mask of real samples.
         train_X: ``n x 1`` float64 cell indexes observed so far.
         train_Y: ``n x 1`` float64 standardised observations.
+        features_table: optional frozen ``15625 x d`` deep features of all cells.
     """
 
     _num_outputs = 1
 
     def __init__(self, kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor,
-                 train_X: Tensor, train_Y: Tensor) -> None:  # fmt: skip
+                 train_X: Tensor, train_Y: Tensor, *, features_table: Tensor | None = None) -> None:  # fmt: skip
         self._validate_tensor_args(X=train_X, Y=train_Y)
-        super().__init__(train_X, train_Y.squeeze(-1), kernel.likelihood)
+        super().__init__(train_X, train_Y.squeeze(-1), copy.deepcopy(kernel.likelihood))
         self.kernel = kernel
-        self.mean_module = kernel.mean_module
-        self.covar_module = kernel.covar_module
+        self.mean_module = CalibratedMean(copy.deepcopy(kernel.mean_module))
+        self.covar_module = copy.deepcopy(kernel.covar_module)
         self.register_buffer("dataset_features", dataset_features)
         self.register_buffer("dataset_mask", dataset_mask)
-        self._all_features: Tensor | None = None
-        self.to(train_X)
+        self._frozen = features_table is not None
+        self._all_features: Tensor | None = features_table.detach() if features_table is not None else None
 
     def train(self, mode: bool = True) -> TNASSurrogate:
-        if mode:
+        if mode and not self._frozen:
             self._all_features = None  # weights may change: cached features go stale
         return super().train(mode)
 
@@ -68,7 +105,7 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
 
     def cell_features(self, indexes: Tensor) -> Tensor:
         """Deep features of cells given by index: ``indexes.shape x d`` float64."""
-        if not self.training and not torch.is_grad_enabled():
+        if self._frozen or (not self.training and not torch.is_grad_enabled()):
             return self.all_features()[indexes]
         unique, inverse = torch.unique(indexes.reshape(-1), return_inverse=True)
         batch = cells_to_batch([Cell.from_index(int(i)) for i in unique], device=self.dataset_features.device)
@@ -77,7 +114,7 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
 
     def all_features(self) -> Tensor:
         """Deep features of all 15,625 cells (cached in eval mode): ``15625 x d``."""
-        if self._all_features is None or self.training:
+        if self._all_features is None or (self.training and not self._frozen):
             with torch.no_grad():
                 batch = cells_to_batch(all_cells(), device=self.dataset_features.device)
                 features = self.kernel.embed(batch, self.dataset_code())
@@ -92,5 +129,13 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
 
     @torch.no_grad()
     def prior_mean(self) -> Tensor:
-        """The GP's prior mean of every cell, before any observation: ``15625``."""
+        """The GP's (calibrated) prior mean of every cell: ``15625``."""
         return self.mean_module(self.all_features())
+
+
+@torch.no_grad()
+def features_of_all_cells(kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor) -> Tensor:
+    """Deep features of all 15,625 cells on one dataset: ``15625 x d`` float64."""
+    kernel.eval()
+    codes = kernel.dataset_codes(dataset_features, dataset_mask)
+    return kernel.embed(cells_to_batch(all_cells(), device=dataset_features.device), codes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tnas.errors import ConfigError
@@ -28,6 +28,8 @@ class RunConfig:
         observe: observation policy, a key of :data:`OBSERVATION_POLICIES`.
         max_sim_hours: optional limit on simulated training hours; a query starts only
             while the cumulative simulated cost is below it.
+        options: method-specific settings (e.g. TNAS's surrogate and acquisition); part of
+            the run's identity, so a resumed run must repeat them.
     """
 
     method: str
@@ -37,6 +39,7 @@ class RunConfig:
     fidelity: int
     observe: str
     max_sim_hours: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or self.seed < 0:

@@ -12,7 +12,11 @@ This is a stable schema that other tools (the benchmark harness, plots) read.
 - ``incumbent_index``, ``incumbent_valid``, ``incumbent_test``: the cell with the best
   observed validation accuracy so far (earliest on ties), what the method would return;
 - ``sim_cost_s``: cumulative simulated training seconds; ``overhead_s``: cumulative
-  seconds spent inside the searcher's ``ask`` and ``tell``.
+  seconds spent inside the searcher's ``ask`` and ``tell``;
+- ``acquisition``, ``pred_mean``, ``pred_std``: for model-based methods, the acquisition
+  value and the surrogate's predicted mean and standard deviation (accuracy, %) of the
+  proposed cell when it was proposed (empty otherwise; TNAS's initial design records its
+  ``prior_mean`` in standardised units in ``acquisition``).
 
 Rows are appended one full line per write and flushed at once, so a killed run leaves at
 most a partial last line, which the reader drops. ``config.json`` and ``summary.json`` are
@@ -54,6 +58,9 @@ class TrajectoryRow:
     incumbent_test: float
     sim_cost_s: float
     overhead_s: float
+    acquisition: float | None = None
+    pred_mean: float | None = None
+    pred_std: float | None = None
 
     def evaluation(self, fidelity: int) -> Evaluation:
         """The evaluation this row recorded."""
@@ -69,6 +76,7 @@ class TrajectoryRow:
 
 TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(TrajectoryRow))
 _INT_FIELDS = {"query", "index", "incumbent_index"}
+_OPTIONAL_FIELDS = {"seed", "acquisition", "pred_mean", "pred_std"}
 
 
 def _format(value: Any) -> str:
@@ -91,8 +99,10 @@ def _parse_row(values: list[str]) -> TrajectoryRow:
     for name, text in zip(TRAJECTORY_COLUMNS, values, strict=True):
         if name == "arch":
             parsed[name] = text
+        elif name in _OPTIONAL_FIELDS and not text:
+            parsed[name] = None
         elif name == "seed":
-            parsed[name] = int(text) if text else None
+            parsed[name] = int(text)
         elif name in _INT_FIELDS:
             parsed[name] = int(text)
         else:

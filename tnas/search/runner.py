@@ -158,6 +158,7 @@ def run(
                 incumbent_test=incumbent_test,
                 sim_cost_s=recorded[query - 1].sim_cost_s if replaying else sim_cost,
                 overhead_s=overhead,
+                **_proposal_info(searcher),
             )
             sim_cost = row.sim_cost_s
             rows.append(row)
@@ -177,6 +178,16 @@ def run(
     if directory is not None:
         directory.write_summary(summary)
     return RunResult(config, tuple(rows), summary, replayed=min(len(recorded), len(rows)))
+
+
+def _proposal_info(searcher: Searcher) -> dict[str, float | None]:
+    """What a model-based searcher said about its last proposal (see ``TrajectoryRow``)."""
+    info = getattr(searcher, "last_info", None) or {}
+    return {
+        "acquisition": info.get("acquisition", info.get("prior_mean")),
+        "pred_mean": info.get("pred_mean"),
+        "pred_std": info.get("pred_std"),
+    }
 
 
 def summarize(config: RunConfig, rows: list[TrajectoryRow], *, repeats: int = 0) -> dict[str, Any]:

@@ -6,7 +6,8 @@ BANANAS, GP-BO) register here too.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -16,15 +17,54 @@ from tnas.search.config import RunConfig
 from tnas.search.methods.evolution import EvolutionConfig, RegularizedEvolution
 from tnas.search.methods.local_search import LocalSearch, LocalSearchConfig
 from tnas.search.methods.random_search import RandomSearch
+from tnas.search.methods.tnas import TNASConfig
 from tnas.search.protocol import Searcher
+
+
+def build_tnas(context: SearchContext) -> Searcher:
+    """TNAS on the run's dataset with the surrogate named by ``config.options``."""
+    import torch
+
+    from tnas.datasets import get_dataset
+    from tnas.encoders import ImageFeaturizer, dataset_inputs
+    from tnas.search.methods.tnas import TNASSearcher
+    from tnas.search.surrogates import resolve_surrogate
+
+    options = dict(context.config.options)
+    surrogate = options.pop("surrogate", None)
+    allow = bool(options.pop("allow_target_in_meta_train", False))
+    try:
+        config = TNASConfig(**options)
+    except TypeError as error:
+        raise ConfigError(f"unknown TNAS option: {error}") from None
+    model, info = resolve_surrogate(context.config.dataset, surrogate, allow_target=allow,
+                                    data_dir=context.data_dir, progress=context.progress)  # fmt: skip
+    context.run_info["surrogate"] = info
+    dataset = get_dataset(context.config.dataset, data_dir=context.data_dir)
+    sample_rng = np.random.default_rng([context.config.seed, 7])
+    features, mask = dataset_inputs(dataset, ImageFeaturizer(), sample_rng, model.samples_per_class,
+                                    progress=context.progress)  # fmt: skip
+    torch.manual_seed(context.config.seed)
+    return TNASSearcher(model.kernel, features[None], mask[None], context.rng, config)
 
 
 @dataclass(frozen=True)
 class SearchContext:
-    """What a method factory may use to build its searcher."""
+    """What a method factory may use to build its searcher.
+
+    Attributes:
+        config: the run's configuration (``config.options`` holds method settings).
+        rng: the run's generator.
+        data_dir: the data directory given by the user, if any.
+        progress: whether progress bars may be shown (e.g. meta-training on the spot).
+        run_info: facts the factory wants recorded in ``config.json`` (filled in by it).
+    """
 
     config: RunConfig
     rng: np.random.Generator
+    data_dir: Path | None = None
+    progress: bool = False
+    run_info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +93,8 @@ METHODS: dict[str, Method] = {
                lambda context: RegularizedEvolution(context.rng), asdict(EvolutionConfig())),
         Method("ls", "local search, 10 random starts, best-improvement moves (White et al. 2021)",
                lambda context: LocalSearch(context.rng), asdict(LocalSearchConfig())),
+        Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
+               lambda context: build_tnas(context), asdict(TNASConfig())),
     )
 }  # fmt: skip
 
@@ -65,7 +107,12 @@ def get_method(name: str) -> Method:
         raise ConfigError(f"unknown method {name!r}; methods: {', '.join(METHODS)}") from None
 
 
-def make_searcher(config: RunConfig) -> Searcher:
-    """A fresh searcher for ``config``, seeded with ``config.seed``."""
-    context = SearchContext(config=config, rng=np.random.default_rng(config.seed))
+def make_searcher(config: RunConfig, *, data_dir: Path | None = None, progress: bool = False,
+                  run_info: dict[str, Any] | None = None) -> Searcher:  # fmt: skip
+    """A fresh searcher for ``config``, seeded with ``config.seed``.
+
+    ``run_info``, if given, receives what the method wants recorded in ``config.json``.
+    """
+    context = SearchContext(config=config, rng=np.random.default_rng(config.seed), data_dir=data_dir,
+                            progress=progress, run_info=run_info if run_info is not None else {})  # fmt: skip
     return get_method(config.method).build(context)

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.synthetic_meta import FEATURES, small_config, synthetic_meta
+from tnas.meta_train import meta_train
+from tnas.models import DeepKernel
+from tnas.oracles import TableOracle
+from tnas.search import RunConfig, RunDirectory, run
+from tnas.search.cli import main
+from tnas.search.methods.tnas import TNASConfig, TNASSearcher
+from tnas.search.surrogates import ContaminatedSurrogateError, resolve_surrogate
+from tests.test_runner import CountingOracle
+from tnas.space import Cell
+
+
+def _searcher(seed=0, **settings) -> TNASSearcher:
+    torch.manual_seed(0)
+    kernel = DeepKernel(small_config().kernel)
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(1, 4, 3, FEATURES, generator=generator)
+    return TNASSearcher(kernel, features, torch.ones(1, 4, 3, dtype=torch.bool), np.random.default_rng(seed),
+                        TNASConfig(**settings))  # fmt: skip
+
+
+def _config(budget=25, **changes):
+    base = RunConfig(method="tnas", dataset="cifar100", seed=0, budget=budget, fidelity=200, observe="mean")
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture(scope="module")
+def oracle(table):
+    return TableOracle(table, "cifar100")
+
+
+@pytest.mark.parametrize("acquisition", ["logei", "ucb", "ts"])
+def test_never_repeats_a_cell_and_records_its_predictions(oracle, acquisition):
+    result = run(_searcher(acquisition=acquisition, finetune_steps=3), oracle, _config(budget=25))
+    indexes = [row.index for row in result.rows]
+    assert len(set(indexes)) == 25 and result.summary["repeats_answered_from_cache"] == 0
+    model_rows = result.rows[5:]
+    assert all(row.pred_mean is not None and row.pred_std is not None and row.pred_std >= 0 for row in model_rows)
+    assert all(row.acquisition is not None for row in result.rows)
+    assert all(row.pred_mean is None for row in result.rows[:5])  # the initial design
+
+
+def test_the_initial_design_is_the_top_of_the_prior_mean(oracle):
+    searcher = _searcher()
+    top = torch.argsort(searcher._prior, descending=True)[:5]
+    expected = {int(i) for i in top}  # feature rows are official indexes
+    result = run(searcher, oracle, _config(budget=5))
+    assert {row.index for row in result.rows} == expected
+    random_rows = run(_searcher(init="random"), oracle, _config(budget=5)).rows
+    assert {row.index for row in random_rows} != expected
+
+
+def test_q_batch_proposes_q_distinct_cells(oracle):
+    searcher = _searcher(batch_size=3, finetune_steps=2)
+    result = run(searcher, oracle, _config(budget=11))
+    indexes = [row.index for row in result.rows]
+    assert len(set(indexes)) == 11
+    fresh = _searcher(batch_size=3, finetune_steps=2)
+    for index in indexes[:5]:
+        fresh._observed[index] = float(oracle.evaluate(Cell.from_index(index), fidelity=200, seed=None).valid)
+    batch = fresh._acquire()
+    assert len(batch) == 3 and len({cell.index for cell, _ in batch}) == 3
+    assert not {cell.index for cell, _ in batch} & set(indexes[:5])
+
+
+def test_resume_equals_an_uninterrupted_run(oracle, tmp_path):
+    config = _config(budget=14)
+    reference = run(_searcher(finetune_steps=4), oracle, config, tmp_path / "reference")
+    with pytest.raises(KeyboardInterrupt):
+        run(_searcher(finetune_steps=4), CountingOracle(oracle, fail_after=9), config, tmp_path / "resumed")
+    counting = CountingOracle(oracle)
+    resumed = run(_searcher(finetune_steps=4), counting, config, tmp_path / "resumed")
+    assert counting.calls == 5
+    strip = lambda rows: [dataclasses.replace(row, overhead_s=0.0) for row in rows]  # noqa: E731
+    assert strip(RunDirectory(tmp_path / "resumed").read_trajectory()) == strip(reference.rows)
+    assert resumed.summary["best_index"] == reference.summary["best_index"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_surrogates(tmp_path_factory):
+    root = tmp_path_factory.mktemp("surrogates")
+    meta = synthetic_meta()
+    meta_train(small_config(exclude=("cifar100",), epochs=1), root / "no-cifar100", meta=meta)
+    return root
+
+
+def test_a_surrogate_that_saw_the_target_is_refused(synthetic_surrogates):
+    surrogate = synthetic_surrogates / "no-cifar100"
+    model, info = resolve_surrogate("cifar100", surrogate)
+    assert info["exclude"] == ["cifar100"] and not info["target_in_meta_train"]
+    with pytest.raises(ContaminatedSurrogateError, match="--exclude cifar10-valid"):
+        resolve_surrogate("cifar10", surrogate)  # cifar10's observations are cifar10-valid's
+    _, info = resolve_surrogate("cifar10", surrogate, allow_target=True)
+    assert info["target_in_meta_train"]
+
+
+@pytest.fixture(scope="module")
+def tiny_surrogate(data_dir, tmp_path_factory):
+    """A real (tiny) surrogate meta-trained without cifar10-valid, 1 image per class."""
+    from tnas.meta_train.cli import main as meta_main
+
+    out = tmp_path_factory.mktemp("tiny") / "no-cifar10"
+    assert meta_main(["--exclude", "cifar10", "--out", str(out), "--data-dir", str(data_dir), "--epochs", "1",
+                      "--steps-per-epoch", "2", "--inner-steps", "1", "--batch-size", "16",
+                      "--samples-per-class", "1", "--widths", "8", "--arch-hidden-dim", "8",
+                      "--dataset-hidden-dim", "8", "--no-progress"]) == 0  # fmt: skip
+    return out
+
+
+def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--dataset", "cifar10", "--method", "tnas", "--surrogate", str(tiny_surrogate), "--budget", "8",
+            "--data-dir", str(data_dir), "--out", str(out), "--no-progress", "--finetune-steps", "2"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "surrogate" in text and "without cifar10-valid" in text
+    config = json.loads((out / "config.json").read_text())
+    assert config["surrogate"]["exclude"] == ["cifar10-valid"]
+    assert config["config"]["options"]["acquisition"] == "logei"
+    header = (out / "trajectory.csv").read_text().splitlines()[0]
+    assert header.endswith("acquisition,pred_mean,pred_std")
+    assert main(args) == 0  # resumes the finished run
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--acquisition", "pi"], "invalid choice: 'pi'"),
+        (["--surrogate", "/nonexistent/surrogate"], "does not exist"),
+        (["--init", "best"], "invalid choice: 'best'"),
+    ],
+)
+def test_cli_error_paths(data_dir, tmp_path, capsys, extra, message):
+    args = ["--dataset", "cifar10", "--method", "tnas", "--budget", "5", "--data-dir", str(data_dir),
+            "--out", str(tmp_path / "r"), "--no-progress", *extra]  # fmt: skip
+    try:
+        code = main(args)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_refuses_a_corrupt_or_contaminated_surrogate(tiny_surrogate, data_dir, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "model.pt").write_bytes(b"not a checkpoint")
+    base = ["--method", "tnas", "--budget", "5", "--data-dir", str(data_dir), "--no-progress"]
+    assert main([*base, "--dataset", "cifar10", "--surrogate", str(corrupt), "--out", str(tmp_path / "a")]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert main([*base, "--dataset", "cifar100", "--surrogate", str(tiny_surrogate), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "meta-trained on cifar100" in err and err.count("\n") == 1

@@ -1,0 +1,212 @@
+"""TNAS: Bayesian optimization with the meta-learned deep-kernel GP (Shala et al. 2023).
+
+The surrogate is a :class:`~tnas.models.surrogate.TNASSurrogate` on the target dataset: the
+meta-trained deep kernel with the target's dataset code. The deep features of all 15,625
+cells are computed once (the encoders and the MLP stay as meta-trained); between queries
+the GP is conditioned on every observation and its head (mean calibration, kernel scales,
+noise) is fine-tuned for ``finetune_steps`` Adam steps, starting each time from the
+meta-trained values. A BoTorch acquisition function then scores every unevaluated cell
+through ``optimize_acqf_discrete``.
+
+Initial design: the ``init_size`` cells with the highest prior mean (``init="prior"``) or
+random cells (``init="random"``). Observations are standardised by their own mean and
+deviation before they reach the GP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from botorch.acquisition import (
+    AcquisitionFunction,
+    LogExpectedImprovement,
+    UpperConfidenceBound,
+    qLogNoisyExpectedImprovement,
+    qUpperConfidenceBound,
+)
+from botorch.optim import optimize_acqf_discrete
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from linear_operator.utils.errors import NotPSDError
+from torch import Tensor
+
+from tnas.errors import ConfigError
+from tnas.models.deep_kernel import DeepKernel
+from tnas.models.surrogate import TNASSurrogate, all_cell_inputs, features_of_all_cells
+from tnas.oracles import Evaluation
+from tnas.space import NUM_CELLS, Cell
+
+ACQUISITIONS = ("logei", "ucb", "ts")
+INITS = ("prior", "random")
+
+
+@dataclass(frozen=True)
+class TNASConfig:
+    """Settings of the TNAS searcher.
+
+    Attributes:
+        acquisition: ``logei`` (log expected improvement), ``ucb`` (upper confidence
+            bound) or ``ts`` (Thompson sampling of independent posterior marginals).
+        init: initial design, ``prior`` (top cells of the prior mean) or ``random``.
+        init_size: number of cells of the initial design.
+        batch_size: q, cells proposed per acquisition (q > 1 uses qLogNEI or qUCB).
+        finetune_steps: Adam steps on the GP head's marginal likelihood per query.
+        finetune_lr: their learning rate.
+        ucb_beta: beta of UCB.
+    """
+
+    acquisition: str = "logei"
+    init: str = "prior"
+    init_size: int = 5
+    batch_size: int = 1
+    finetune_steps: int = 20
+    finetune_lr: float = 0.05
+    ucb_beta: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.acquisition not in ACQUISITIONS:
+            raise ConfigError(f"unknown acquisition {self.acquisition!r}; choose from {', '.join(ACQUISITIONS)}")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown initial design {self.init!r}; choose from {', '.join(INITS)}")
+        if self.init_size < 1 or self.batch_size < 1 or self.finetune_steps < 0:
+            raise ConfigError("init_size and batch_size must be >= 1, finetune_steps >= 0")
+        if not self.finetune_lr > 0 or not self.ucb_beta > 0:
+            raise ConfigError("finetune_lr and ucb_beta must be positive")
+
+
+class IndependentThompsonSampling(AcquisitionFunction):
+    """One draw from every candidate's posterior marginal (a cheap Thompson sample).
+
+    The standard normal draws are fixed per cell by the searcher's generator, so that a
+    candidate's value does not depend on how the candidates are batched.
+    """
+
+    def __init__(self, model: TNASSurrogate, normal_draws: Tensor) -> None:
+        super().__init__(model)
+        self.normal_draws = normal_draws  # 15625 standard normal values, one per cell
+
+    def forward(self, X: Tensor) -> Tensor:
+        posterior = self.model.posterior(X)
+        mean, std = posterior.mean.squeeze(-1).squeeze(-1), posterior.variance.clamp_min(0).sqrt().squeeze(-1).squeeze(-1)
+        return mean + std * self.normal_draws[X[..., 0, 0].round().long()]
+
+
+class TNASSearcher:
+    """Ask/tell TNAS on one dataset.
+
+    Args:
+        kernel: a meta-trained deep kernel.
+        dataset_features: ``1 x n_classes x n_samples x 1280`` encoder inputs of the target.
+        dataset_mask: the matching mask.
+        rng: the run's generator.
+        config: searcher settings.
+    """
+
+    def __init__(self, kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor,
+                 rng: np.random.Generator, config: TNASConfig = TNASConfig()) -> None:  # fmt: skip
+        self.config = config
+        self.kernel = kernel.eval()
+        self.dataset_features, self.dataset_mask = dataset_features, dataset_mask
+        self._rng = rng
+        self._features = features_of_all_cells(kernel, dataset_features, dataset_mask)
+        self._prior = kernel.mean_module(self._features).detach()
+        if config.init == "prior":
+            order = torch.argsort(self._prior, descending=True).tolist()
+        else:
+            order = rng.permutation(NUM_CELLS).tolist()
+        self._init_order = [Cell.from_index(i) for i in order[: 4 * config.init_size + 64]]  # rows = official index
+        self._observed: dict[int, float] = {}
+        self._queue: list[tuple[Cell, dict[str, float]]] = []
+        self.last_info: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ ask / tell
+    def ask(self) -> Cell:
+        while self._queue and self._queue[0][0].index in self._observed:
+            self._queue.pop(0)
+        if not self._queue:
+            self._queue = self._initial() if len(self._observed) < self.config.init_size else self._acquire()
+        cell, info = self._queue.pop(0)
+        self.last_info = info
+        return cell
+
+    def tell(self, cell: Cell, evaluation: Evaluation) -> None:
+        self._observed[cell.index] = evaluation.valid
+
+    # ------------------------------------------------------------------ internals
+    def _initial(self) -> list[tuple[Cell, dict[str, float]]]:
+        wanted = self.config.init_size - len(self._observed)
+        picks = [cell for cell in self._init_order if cell.index not in self._observed][:wanted]
+        if len(picks) < wanted:  # the prefix ran out: fall back to unseen random cells
+            free = np.setdiff1d(np.arange(NUM_CELLS), list(self._observed) + [c.index for c in picks])
+            picks += [Cell.from_index(int(i)) for i in self._rng.choice(free, wanted - len(picks), replace=False)]
+        return [(cell, {"prior_mean": float(self._prior[cell.index])}) for cell in picks]
+
+    def surrogate(self) -> tuple[TNASSurrogate, float, float]:
+        """The GP conditioned on all observations (head fine-tuned), and the y mean and std."""
+        indexes = list(self._observed)
+        values = np.array([self._observed[i] for i in indexes])
+        mean, std = float(values.mean()), float(values.std()) if len(values) > 1 and values.std() > 0 else 1.0
+        train_X = torch.tensor(indexes, dtype=torch.float64).unsqueeze(-1)
+        train_Y = torch.as_tensor((values - mean) / std, dtype=torch.float64).unsqueeze(-1)
+        model = TNASSurrogate(self.kernel, self.dataset_features, self.dataset_mask, train_X, train_Y,
+                              features_table=self._features)  # fmt: skip
+        if self.config.finetune_steps:
+            self._finetune(model)
+        model.eval()
+        return model, mean, std
+
+    def _finetune(self, model: TNASSurrogate) -> None:
+        trainable = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("kernel.")]
+        optimizer = torch.optim.Adam(trainable, lr=self.config.finetune_lr)
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        model.train()
+        for _ in range(self.config.finetune_steps):
+            optimizer.zero_grad()
+            try:
+                loss = -mll(model(*model.train_inputs), model.train_targets)
+                loss.backward()
+            except NotPSDError:
+                break  # keep the head as it is; the search goes on
+            optimizer.step()
+
+    def _acquisition(self, model: TNASSurrogate) -> AcquisitionFunction:
+        q = self.config.batch_size
+        if self.config.acquisition == "logei":
+            if q == 1:
+                return LogExpectedImprovement(model, best_f=model.train_targets.max())
+            return qLogNoisyExpectedImprovement(model, X_baseline=model.train_inputs[0], prune_baseline=False)
+        if self.config.acquisition == "ucb":
+            if q == 1:
+                return UpperConfidenceBound(model, beta=self.config.ucb_beta)
+            return qUpperConfidenceBound(model, beta=self.config.ucb_beta)
+        draws = torch.as_tensor(self._rng.standard_normal(NUM_CELLS), dtype=torch.float64)
+        return IndependentThompsonSampling(model, draws)
+
+    def _acquire(self) -> list[tuple[Cell, dict[str, float]]]:
+        model, mean, std = self.surrogate()
+        acquisition = self._acquisition(model)
+        q = 1 if self.config.acquisition == "ts" else self.config.batch_size
+        observed = model.train_inputs[0]
+        candidates, values = optimize_acqf_discrete(acquisition, q=q, choices=all_cell_inputs(), X_avoid=observed,
+                                                    max_batch_size=NUM_CELLS)  # fmt: skip
+        if self.config.acquisition == "ts" and self.config.batch_size > 1:  # more independent draws
+            candidates = [candidates]
+            for _ in range(self.config.batch_size - 1):
+                avoid = torch.cat([observed, *candidates])
+                more, _ = optimize_acqf_discrete(self._acquisition(model), q=1, choices=all_cell_inputs(),
+                                                 X_avoid=avoid, max_batch_size=NUM_CELLS)  # fmt: skip
+                candidates.append(more)
+            candidates = torch.cat(candidates)
+        with torch.no_grad():
+            posterior = model.posterior(candidates.unsqueeze(-2))
+        values = values.reshape(-1)
+        proposals = []
+        for position, candidate in enumerate(candidates):
+            cell = Cell.from_index(int(candidate.item()))
+            proposals.append((cell, {
+                "acquisition": float(values[min(position, len(values) - 1)]),
+                "pred_mean": mean + std * float(posterior.mean[position].squeeze()),
+                "pred_std": std * float(posterior.variance[position].clamp_min(0).sqrt().squeeze()),
+            }))  # fmt: skip
+        return proposals
