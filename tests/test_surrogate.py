@@ -76,3 +76,15 @@ def test_fine_tuning_through_the_botorch_model_changes_the_cached_features():
     with torch.no_grad():
         after = model.posterior(all_cell_inputs()[:10]).mean
     assert not torch.allclose(before, after)
+
+
+def test_fast_marginal_path_equals_gpytorchs_batched_posterior():
+    from botorch.models.gpytorch import GPyTorchModel
+
+    model = _surrogate()
+    X = all_cell_inputs()[::97].unsqueeze(1)  # b x 1 x 1, how optimize_acqf_discrete asks
+    with torch.no_grad():
+        fast = model.posterior(X)
+        reference = GPyTorchModel.posterior(model, X)
+    torch.testing.assert_close(fast.mean, reference.mean, atol=1e-8, rtol=1e-6)
+    torch.testing.assert_close(fast.variance, reference.variance, atol=1e-8, rtol=1e-6)

@@ -152,33 +152,43 @@ def negative_log_marginal_likelihood(gp: FeatureGP, features: Tensor, targets: T
     return -mll(gp(features), targets)
 
 
+def predictive_moments(mean_module, covar_module, noise: Tensor, train_features: Tensor, train_targets: Tensor,
+                       features: Tensor, *, variance: bool = True) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+    """Posterior mean and (marginal) variance of an exact GP, computed directly.
+
+    ``m(X*) + K(X*, X) (K(X, X) + noise I)^-1 (y - m(X))`` and
+    ``k(x*, x*) - K(x*, X) (K(X, X) + noise I)^-1 K(X, x*)``, with no test-test covariance:
+    all 15,625 cells cost one ``N x n`` kernel block.
+
+    Args:
+        train_features: ``n x d``; train_targets: ``n``; features: ``N x d`` (float64).
+
+    Returns:
+        ``N`` means and ``N`` variances (``None`` unless ``variance``).
+    """
+    covariance = covar_module(train_features).to_dense()
+    covariance = covariance + noise * torch.eye(len(train_targets), dtype=covariance.dtype, device=covariance.device)
+    factor = _cholesky_with_jitter(covariance)
+    residual = (train_targets - mean_module(train_features)).unsqueeze(-1)
+    cross = covar_module(features, train_features).to_dense()
+    mean = mean_module(features) + (cross @ torch.cholesky_solve(residual, factor)).squeeze(-1)
+    if not variance:
+        return mean, None
+    solved = torch.linalg.solve_triangular(factor, cross.transpose(-1, -2), upper=False)
+    prior_variance = covar_module(features, diag=True)
+    return mean, (prior_variance - solved.pow(2).sum(dim=-2)).clamp_min(1e-12)
+
+
 @torch.no_grad()
 def posterior_mean(gp: FeatureGP, features: Tensor, train_features: Tensor | None = None,
                    train_targets: Tensor | None = None) -> Tensor:  # fmt: skip
-    """Mean of the GP at ``features``: the prior mean, or the posterior mean given data.
-
-    Computed directly (``m(X*) + K(X*, X) (K(X, X) + noise I)^-1 (y - m(X))``), without
-    the test-test covariance, so that all 15,625 cells cost one ``n x 15625`` kernel block.
-
-    Args:
-        features: ``N x d`` float64 deep features of the query points.
-        train_features: ``n x d`` features of the observed points (optional).
-        train_targets: ``n`` standardised observations.
-
-    Returns:
-        ``N`` float64 means.
-    """
-    prior = gp.mean_module(features)
+    """Mean of the GP at ``features`` (``N x d``): the prior mean, or the posterior mean
+    given ``n`` observed points (see :func:`predictive_moments`)."""
     if train_features is None or train_targets is None or len(train_targets) == 0:
-        return prior
+        return gp.mean_module(features)
     noise = gp.likelihood.noise.squeeze()
-    covariance = gp.covar_module(train_features).to_dense()
-    covariance = covariance + noise * torch.eye(len(train_targets), dtype=covariance.dtype, device=covariance.device)
-    factor = _cholesky_with_jitter(covariance)
-    residual = (train_targets - gp.mean_module(train_features)).unsqueeze(-1)
-    weights = torch.cholesky_solve(residual, factor)
-    cross = gp.covar_module(features, train_features).to_dense()
-    return prior + (cross @ weights).squeeze(-1)
+    return predictive_moments(gp.mean_module, gp.covar_module, noise, train_features, train_targets, features,
+                              variance=False)[0]  # fmt: skip
 
 
 def _cholesky_with_jitter(matrix: Tensor, tries: int = 6) -> Tensor:

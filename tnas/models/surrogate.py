@@ -22,14 +22,16 @@ import copy
 
 import torch
 from botorch.models.gpytorch import GPyTorchModel
+from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.constraints import Positive
+from linear_operator.operators import DiagLinearOperator
 from gpytorch.means import Mean
 from gpytorch.distributions import MultivariateNormal
 from gpytorch.models import ExactGP
 from torch import Tensor
 
 from tnas.encoders import cells_to_batch
-from tnas.models.deep_kernel import DeepKernel
+from tnas.models.deep_kernel import DeepKernel, predictive_moments
 from tnas.space import NUM_CELLS, Cell, all_cells
 
 
@@ -86,7 +88,10 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
                  train_X: Tensor, train_Y: Tensor, *, features_table: Tensor | None = None) -> None:  # fmt: skip
         self._validate_tensor_args(X=train_X, Y=train_Y)
         super().__init__(train_X, train_Y.squeeze(-1), copy.deepcopy(kernel.likelihood))
-        self.kernel = kernel
+        if features_table is None:
+            self.kernel = kernel  # a submodule: training the model trains the deep kernel
+        else:  # frozen features: keep the shared kernel out of the module tree, so that nothing
+            object.__setattr__(self, "kernel", kernel)  # done to this model (.to, .double) reaches it
         self.mean_module = CalibratedMean(copy.deepcopy(kernel.mean_module))
         self.covar_module = copy.deepcopy(kernel.covar_module)
         self.register_buffer("dataset_features", dataset_features)
@@ -126,6 +131,30 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
     def forward(self, X: Tensor) -> MultivariateNormal:
         features = self.cell_features(X[..., 0].round().long())
         return MultivariateNormal(self.mean_module(features), self.covar_module(features))
+
+    def posterior(self, X: Tensor, output_indices=None, observation_noise=False, posterior_transform=None,
+                  **kwargs):  # fmt: skip
+        """BoTorch posterior; ``batch x 1 x 1`` inputs (one cell per batch, how
+        ``optimize_acqf_discrete`` scores q = 1 candidates) take a fast path.
+
+        The fast path evaluates all cells as one non-batched set and keeps only each
+        cell's mean and variance, instead of a joint (observations + cell) covariance per
+        batch element: the same marginals at a fraction of the cost.
+        """
+        fast = (X.dim() >= 3 and X.shape[-2] == 1 and not observation_noise and posterior_transform is None
+                and output_indices is None and not kwargs)  # fmt: skip
+        if not fast:
+            return super().posterior(X, output_indices=output_indices, observation_noise=observation_noise,
+                                     posterior_transform=posterior_transform, **kwargs)  # fmt: skip
+        self.eval()
+        features = self.cell_features(X[..., 0, 0].round().long().reshape(-1))
+        train_features = self.cell_features(self.train_inputs[0][..., 0].round().long())
+        mean, variance = predictive_moments(self.mean_module, self.covar_module, self.likelihood.noise.squeeze(),
+                                            train_features, self.train_targets, features)  # fmt: skip
+        batch_shape = X.shape[:-2]
+        return GPyTorchPosterior(
+            MultivariateNormal(mean.reshape(*batch_shape, 1), DiagLinearOperator(variance.reshape(*batch_shape, 1)))
+        )
 
     @torch.no_grad()
     def prior_mean(self) -> Tensor:

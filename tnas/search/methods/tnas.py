@@ -157,7 +157,7 @@ class TNASSearcher:
         return model, mean, std
 
     def _finetune(self, model: TNASSurrogate) -> None:
-        trainable = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("kernel.")]
+        trainable = [p for p in model.parameters() if p.requires_grad]  # the head only: features are frozen
         optimizer = torch.optim.Adam(trainable, lr=self.config.finetune_lr)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         model.train()
