@@ -16,10 +16,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: install
-	for method in rs re ls; do \
-	  $(BIN)/python -m tnas.search --dataset cifar100 --method $$method --budget 100 --seed 0 \
-	    --out runs/demo/cifar100-$$method || exit $$?; \
-	done
+	$(BIN)/python -m tnas.search --dataset cifar100 --method tnas --budget 50 --seed 0 --out runs/demo/cifar100-tnas
+	$(BIN)/python -m tnas.search --dataset cifar100 --method re --budget 50 --seed 0 --out runs/demo/cifar100-re
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -27,6 +25,8 @@ test: install
 bench: install
 	$(BIN)/python -m benchmarks.foundation
 	$(BIN)/python -m benchmarks.encoders
+	$(BIN)/python -m benchmarks.meta_train --cold --out runs/bench-meta
+	$(BIN)/python -m benchmarks.tnas_search --surrogates runs/bench-meta
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
