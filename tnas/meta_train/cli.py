@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
+from tnas.cli_common import OneLineErrorParser
 from tnas.errors import TnasError
 from tnas.meta_train.config import MetaTrainConfig
 from tnas.meta_train.data import EXCLUDABLE
@@ -15,11 +15,6 @@ from tnas.meta_train.trainer import format_row, meta_train
 from tnas.models.deep_kernel import KERNELS, MEANS, DeepKernelConfig
 
 PROG = "python -m tnas.meta_train"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -32,7 +27,7 @@ def _widths(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     defaults = MetaTrainConfig()
     kernel = DeepKernelConfig()
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(

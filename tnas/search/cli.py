@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from tnas.cli_common import OneLineErrorParser
 from tnas.errors import TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
@@ -17,18 +18,11 @@ from tnas.search.runner import RunResult, run
 PROG = "python -m tnas.search"
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose user errors are one line on stderr and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     datasets = "\n".join(f"  {name:<16} {task.description}" for name, task in TASKS.items())
     methods = "\n".join(f"  {name:<16} {method.summary}" for name, method in METHODS.items())
     policies = "\n".join(f"  {name:<16} {text}" for name, text in OBSERVATION_POLICIES.items())
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(

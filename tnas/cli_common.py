@@ -1,0 +1,13 @@
+"""What every tnas command line shares: user errors are one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose user errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
