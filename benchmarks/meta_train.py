@@ -37,6 +37,7 @@ from tnas.meta_train import MetaTrainConfig, load_model
 from tnas.meta_train.data import NB201_SOURCES
 from tnas.meta_train.validation import TOP_K
 from tnas.models import DeepKernel, FeatureGP, negative_log_marginal_likelihood, posterior_mean
+from tnas.models.surrogate import features_of_all_cells
 from tnas.oracles import NB201Table
 from tnas.space import NUM_CELLS, all_cells
 
@@ -79,7 +80,7 @@ def untrained_figures(exclude: str, data_dir: str | None, seed: int, steps: int 
         optimizer.step()
     kernel.eval()
     with torch.no_grad():
-        everything = kernel.embed(cells_to_batch(all_cells()), kernel.dataset_codes(features[None], mask[None]))
+        everything = features_of_all_cells(kernel, features[None], mask[None])
         prior = posterior_mean(gp, everything).numpy()
         posterior = posterior_mean(gp, everything, everything[chosen], targets).numpy()
     return {

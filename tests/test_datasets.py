@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tnas.datasets import DATASETS, DatasetNotFoundError, get_dataset
+from tnas.datasets import DatasetNotFoundError, get_dataset
 from tnas.encoders import ImageFeaturizer, dataset_inputs
 
 

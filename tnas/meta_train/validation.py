@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from tnas.encoders import cells_to_batch
 from tnas.meta_train.data import METAD2A, MetaDataset
 from tnas.meta_train.reptile import BatchLoss
 from tnas.models.deep_kernel import posterior_mean
-from tnas.space import NUM_CELLS, all_cells
+from tnas.models.surrogate import features_of_all_cells
+from tnas.space import NUM_CELLS
 
 TOP_K = 10
 
@@ -30,13 +30,6 @@ def _correlation(function, x: np.ndarray, y: np.ndarray) -> float:
     if np.std(x) == 0 or np.std(y) == 0:
         return float("nan")
     return float(function(x, y)[0])
-
-
-@torch.no_grad()
-def all_cell_features(loss: BatchLoss, dataset: str) -> torch.Tensor:
-    """Deep features of all 15,625 cells in the context of a named dataset: ``15625 x d``."""
-    codes = loss.kernel.dataset_codes(*loss.bank.dataset(dataset))
-    return loss.kernel.embed(cells_to_batch(all_cells(), device=loss.device), codes)
 
 
 @torch.no_grad()
@@ -57,7 +50,7 @@ def validate(loss: BatchLoss, meta: MetaDataset, *, seed: int, conditioning_cell
             prior = posterior_mean(loss.gp, loss.features(held.name, held.cells, held.context)).cpu().numpy()
             figures[f"{held.name}_heldout_spearman"] = _correlation(spearmanr, prior, held.raw)
         for name, accuracy in meta.excluded.items():
-            features = all_cell_features(loss, name)
+            features = features_of_all_cells(loss.kernel, *loss.bank.dataset(name))
             prior = posterior_mean(loss.gp, features).cpu().numpy()
             figures[f"{name}_prior_spearman"] = _correlation(spearmanr, prior, accuracy)
             figures[f"{name}_best_in_top{TOP_K}"] = float(int(np.argmax(accuracy)) in np.argsort(-prior)[:TOP_K])

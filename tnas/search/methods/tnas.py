@@ -111,11 +111,10 @@ class TNASSearcher:
         self._rng = rng
         self._features = features_of_all_cells(kernel, dataset_features, dataset_mask)
         self._prior = kernel.mean_module(self._features).detach()
-        if config.init == "prior":
-            order = torch.argsort(self._prior, descending=True).tolist()
+        if config.init == "prior":  # feature rows are official indexes
+            self._init_order = torch.argsort(self._prior, descending=True).tolist()
         else:
-            order = rng.permutation(NUM_CELLS).tolist()
-        self._init_order = [Cell.from_index(i) for i in order[: 4 * config.init_size + 64]]  # rows = official index
+            self._init_order = rng.permutation(NUM_CELLS).tolist()
         self._observed: dict[int, float] = {}
         self._queue: list[tuple[Cell, dict[str, float]]] = []
         self.last_info: dict[str, float] = {}
@@ -136,11 +135,8 @@ class TNASSearcher:
     # ------------------------------------------------------------------ internals
     def _initial(self) -> list[tuple[Cell, dict[str, float]]]:
         wanted = self.config.init_size - len(self._observed)
-        picks = [cell for cell in self._init_order if cell.index not in self._observed][:wanted]
-        if len(picks) < wanted:  # the prefix ran out: fall back to unseen random cells
-            free = np.setdiff1d(np.arange(NUM_CELLS), list(self._observed) + [c.index for c in picks])
-            picks += [Cell.from_index(int(i)) for i in self._rng.choice(free, wanted - len(picks), replace=False)]
-        return [(cell, {"prior_mean": float(self._prior[cell.index])}) for cell in picks]
+        picks = [index for index in self._init_order if index not in self._observed][:wanted]
+        return [(Cell.from_index(index), {"prior_mean": float(self._prior[index])}) for index in picks]
 
     def surrogate(self) -> tuple[TNASSurrogate, float, float]:
         """The GP conditioned on all observations (head fine-tuned), and the y mean and std."""
