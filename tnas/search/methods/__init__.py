@@ -14,7 +14,9 @@ import numpy as np
 
 from tnas.errors import ConfigError
 from tnas.search.config import RunConfig
+from tnas.search.methods.bananas import Bananas, BananasConfig
 from tnas.search.methods.evolution import EvolutionConfig, RegularizedEvolution
+from tnas.search.methods.gp_bo import GPBO, GPBOConfig
 from tnas.search.methods.local_search import LocalSearch, LocalSearchConfig
 from tnas.search.methods.random_search import RandomSearch
 from tnas.search.methods.tnas import TNASConfig
@@ -45,7 +47,7 @@ def build_tnas(context: SearchContext) -> Searcher:
     model, info = resolve_surrogate(context.config.dataset, surrogate, allow_target=allow,
                                     data_dir=context.data_dir, progress=context.progress)  # fmt: skip
     context.run_info["surrogate"] = info
-    dataset = get_dataset(context.config.dataset, data_dir=context.data_dir)
+    dataset = get_dataset(context.config.dataset, data_dir=context.data_dir, data_root=context.data_root)
     sample_rng = np.random.default_rng(DATASET_SAMPLE_SEED)  # the dataset's fixed sample, whatever the run seed
     features, mask = dataset_inputs(dataset, ImageFeaturizer(), sample_rng, model.samples_per_class,
                                     progress=context.progress)  # fmt: skip
@@ -61,6 +63,7 @@ class SearchContext:
         config: the run's configuration (``config.options`` holds method settings).
         rng: the run's generator.
         data_dir: the data directory given by the user, if any.
+        data_root: the folder of the full dataset (real-training runs), if any.
         progress: whether progress bars may be shown (e.g. meta-training on the spot).
         run_info: facts the factory wants recorded in ``config.json`` (filled in by it).
     """
@@ -68,6 +71,7 @@ class SearchContext:
     config: RunConfig
     rng: np.random.Generator
     data_dir: Path | None = None
+    data_root: Path | None = None
     progress: bool = False
     run_info: dict[str, Any] = field(default_factory=dict)
 
@@ -100,6 +104,10 @@ METHODS: dict[str, Method] = {
                lambda context: LocalSearch(context.rng), asdict(LocalSearchConfig())),
         Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
                lambda context: build_tnas(context), asdict(TNASConfig())),
+        Method("bananas", "BANANAS: path encoding, MLP ensemble, ITS on mutations (White et al. 2021)",
+               lambda context: Bananas(context.rng), asdict(BananasConfig())),
+        Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
+               lambda context: GPBO(context.rng), asdict(GPBOConfig())),
     )
 }  # fmt: skip
 
@@ -112,12 +120,13 @@ def get_method(name: str) -> Method:
         raise ConfigError(f"unknown method {name!r}; methods: {', '.join(METHODS)}") from None
 
 
-def make_searcher(config: RunConfig, *, data_dir: Path | None = None, progress: bool = False,
-                  run_info: dict[str, Any] | None = None) -> Searcher:  # fmt: skip
+def make_searcher(config: RunConfig, *, data_dir: Path | None = None, data_root: Path | None = None,
+                  progress: bool = False, run_info: dict[str, Any] | None = None) -> Searcher:  # fmt: skip
     """A fresh searcher for ``config``, seeded with ``config.seed``.
 
     ``run_info``, if given, receives what the method wants recorded in ``config.json``.
     """
     context = SearchContext(config=config, rng=np.random.default_rng(config.seed), data_dir=data_dir,
-                            progress=progress, run_info=run_info if run_info is not None else {})  # fmt: skip
+                            data_root=data_root, progress=progress,
+                            run_info=run_info if run_info is not None else {})  # fmt: skip
     return get_method(config.method).build(context)
