@@ -27,6 +27,7 @@ bench: install
 	$(BIN)/python -m benchmarks.encoders
 	$(BIN)/python -m benchmarks.meta_train --cold --out runs/bench-meta
 	$(BIN)/python -m benchmarks.tnas_search --surrogates runs/bench-meta
+	$(BIN)/python -m benchmarks.training
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -14,7 +14,7 @@ def test_help_lists_datasets_methods_and_an_example(capsys):
         main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for word in ("cifar10", "cifar10-valid", "cifar100", "imagenet16-120", "rs", "re", "ls", "example:"):
+    for word in ("cifar10", "cifar10-valid", "cifar100", "imagenet16-120", "rs", "re", "ls", "examples:"):
         assert word in text
 
 
@@ -38,7 +38,8 @@ def test_a_run_writes_its_directory_and_a_summary(data_dir, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--dataset", "svhn", "--method", "rs"], "unknown dataset 'svhn'"),
+        (["--dataset", "nosuch", "--method", "rs"], "unknown dataset 'nosuch'"),
+        (["--dataset", "svhn", "--method", "rs", "--oracle", "table"], "no NAS-Bench-201 table for 'svhn'"),
         (["--dataset", "cifar10", "--method", "darts"], "unknown method 'darts'"),
         (["--dataset", "cifar10", "--method", "rs", "--budget", "0"], "budget must be a positive"),
         (["--dataset", "cifar10", "--method", "rs", "--budget", "-3"], "budget must be a positive"),
@@ -72,7 +73,7 @@ def test_as_a_module_in_a_subprocess(data_dir, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "ls on imagenet16-120" in ok.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "tnas.search", "--dataset", "mnist", "--method", "ls"],
+        [sys.executable, "-m", "tnas.search", "--dataset", "nosuch", "--method", "ls"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

@@ -13,6 +13,10 @@ class DatasetNotFoundError(TnasError, FileNotFoundError):
     """A dataset is unknown, or its files are not where they were looked for."""
 
 
+class SplitNotAvailableError(DatasetNotFoundError):
+    """The dataset exists but has no such split (e.g. the MNIST sample has no train split)."""
+
+
 @dataclass(frozen=True, eq=False)
 class ImageDataset:
     """Labelled images of one dataset split.

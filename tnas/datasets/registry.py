@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from tnas import paths
-from tnas.datasets.base import DatasetNotFoundError, ImageDataset
+from tnas.datasets.base import DatasetNotFoundError, ImageDataset, SplitNotAvailableError
 from tnas.datasets.readers import (
     find_idx_pair,
     first_existing,
@@ -74,7 +74,7 @@ def _split(split: str | None, available: tuple[str, ...], name: str) -> str:
     if split is None:
         return available[0]
     if split not in available:
-        raise DatasetNotFoundError(f"{name} has no {split!r} split here; available: {', '.join(available)}")
+        raise SplitNotAvailableError(f"{name} has no {split!r} split here; available: {', '.join(available)}")
     return split
 
 

@@ -24,6 +24,8 @@ class Evaluation:
         fidelity: training epochs the numbers belong to.
         seed: training-seed slot the validation accuracy comes from; ``None`` for the
             mean over the seeds.
+        failure: why the training behind this evaluation failed (real-training oracle);
+            the accuracies are then chance level. ``None`` when it succeeded.
     """
 
     valid: float
@@ -32,6 +34,7 @@ class Evaluation:
     params_mb: float
     fidelity: int
     seed: int | None
+    failure: str | None = None
 
     def to_dict(self) -> dict[str, float | int | None]:
         """Plain-dict form (JSON-ready)."""

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tnas.cli_common import OneLineErrorParser
-from tnas.errors import TnasError
-from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
-from tnas.search.config import OBSERVATION_POLICIES, RunConfig
+from tnas.datasets import ALIASES, DATASETS
+from tnas.errors import ConfigError, TnasError
+from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
+from tnas.search.config import OBSERVATION_POLICIES, ORACLES, RunConfig
 from tnas.search.methods import METHODS, get_method, make_searcher
 from tnas.search.methods.tnas import ACQUISITIONS, INITS, TNASConfig
+from tnas.search.oracle_setup import (
+    TrainOracleOptions,
+    build_oracle,
+    default_oracle,
+    resolve_device,
+    table_task_name,
+)
+from tnas.search.protocol import Searcher
 from tnas.search.runner import RunResult, run
 
 PROG = "python -m tnas.search"
@@ -20,6 +30,9 @@ PROG = "python -m tnas.search"
 
 def build_parser() -> argparse.ArgumentParser:
     datasets = "\n".join(f"  {name:<16} {task.description}" for name, task in TASKS.items())
+    trainable = "\n".join(f"  {name:<16} {spec.description}" for name, spec in DATASETS.items()
+                          if spec.name not in ("imagenet16-120", "imagenet-sample"))  # fmt: skip
+    oracles = "\n".join(f"  {name:<16} {text}" for name, text in ORACLES.items())
     methods = "\n".join(f"  {name:<16} {method.summary}" for name, method in METHODS.items())
     policies = "\n".join(f"  {name:<16} {text}" for name, text in OBSERVATION_POLICIES.items())
     parser = OneLineErrorParser(
@@ -27,17 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Search the NAS-Bench-201 space for the best cell on a dataset. Each query looks a\n"
-            "cell up in the benchmark table: the method observes validation accuracy, the\n"
-            "report quotes the test accuracy of the cell it would return (best validation)."
+            "cell up in the benchmark table, or (--oracle train) really trains its network: the\n"
+            "method observes validation accuracy, the report quotes the test accuracy of the\n"
+            "cell it would return (best validation)."
         ),
         epilog=(
-            f"datasets:\n{datasets}\n\nmethods:\n{methods}\n\nobservation policies (--observe):\n"
-            f"{policies}\n\n"
+            f"table datasets (default --oracle table):\n{datasets}\n\n"
+            f"datasets to train on (--oracle train, the default for them):\n{trainable}\n\n"
+            f"oracles (--oracle):\n{oracles}\n\nmethods:\n{methods}\n\n"
+            f"observation policies (--observe):\n{policies}\n\n"
             "outputs (in --out): config.json, trajectory.csv (one row per query), summary.json.\n"
-            "Re-running the same command resumes an interrupted run without repeating a query.\n\n"
-            "example:\n"
+            "Re-running the same command resumes an interrupted run without repeating a query;\n"
+            "with --oracle train every finished training is also kept in the trainings cache\n"
+            "($TNAS_CACHE_DIR/trainings or --results-cache), so a killed search never retrains it.\n\n"
+            "examples:\n"
             f"  {PROG} --dataset cifar100 --method re --budget 100 --seed 0\n"
-            f"  {PROG} --dataset cifar10 --method rs --observe seed --out runs/c10-rs"
+            f"  {PROG} --dataset cifar10 --method rs --observe seed --out runs/c10-rs\n"
+            f"  {PROG} --dataset svhn --method tnas --data-root ~/data/svhn --budget 30 --epochs 50\n"
+            f"  {PROG} --dataset mnist --method tnas --budget 10 --epochs 2 --train-subset 3000 \\\n"
+            "      --channels 8 --cells-per-stage 1 --device cpu"
         ),
     )
     parser.add_argument("--dataset", required=True, help="task to search (see below)")
@@ -45,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", type=int, default=100, help="number of queries (default: 100)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the run (default: 0)")
     parser.add_argument(
-        "--fidelity", type=int, choices=FIDELITIES, default=200,
-        help="training epochs whose results are observed (default: 200)",
+        "--fidelity", type=int, choices=FIDELITIES, default=None,
+        help="table oracle: training epochs whose results are observed (default: 200)",
     )  # fmt: skip
     parser.add_argument(
         "--observe", choices=tuple(OBSERVATION_POLICIES), default="mean",
@@ -58,13 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=None,
-        help="run directory (default: runs/DATASET/METHOD/seedSEED)",
+        help="run directory (default: runs/DATASET/METHOD/seedSEED; runs/DATASET/train/METHOD/seedSEED "
+        "with --oracle train)",
     )  # fmt: skip
     parser.add_argument(
         "--data-dir", type=Path, default=None,
         help="folder holding nb201/nb201_merged.csv (default: $TNAS_DATA_DIR, then ../shared/data)",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--oracle", choices=tuple(ORACLES), default=None,
+                        help="what answers queries (default: table where one exists, else train)")
+    _add_training_arguments(parser.add_argument_group("real training (--oracle train)"))
     tnas = parser.add_argument_group("TNAS (--method tnas)")
     defaults = TNASConfig()
     tnas.add_argument("--surrogate", type=Path, default=None,
@@ -84,6 +109,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_training_arguments(group: argparse._ArgumentGroup) -> None:
+    defaults = TrainOracleOptions()
+    group.add_argument("--data-root", type=Path, default=None,
+                       help="folder holding the full dataset in its usual layout (torchvision CIFAR/SVHN, "
+                       "MNIST/Fashion-MNIST IDX files, DIR/train/<class>/<image> folders); default: the "
+                       "offline sample in the data directory, where there is one")
+    group.add_argument("--epochs", type=int, default=defaults.epochs,
+                       help=f"training epochs per cell (default: {defaults.epochs}, NAS-Bench-201's schedule)")
+    group.add_argument("--train-subset", type=int, default=None,
+                       help="train on this many random training images (default: all)")
+    group.add_argument("--train-batch-size", type=int, default=defaults.batch_size,
+                       help=f"training batch size (default: {defaults.batch_size})")
+    group.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                       help=f"initial SGD learning rate, cosine-decayed (default: {defaults.learning_rate})")
+    group.add_argument("--channels", type=int, default=defaults.channels,
+                       help=f"channels C of the first stage (default: {defaults.channels})")
+    group.add_argument("--cells-per-stage", type=int, default=defaults.cells_per_stage,
+                       help=f"cells N per stage (default: {defaults.cells_per_stage})")
+    group.add_argument("--train-seeds", default="0",
+                       help="comma-separated training seeds per cell; --observe mean averages them (default: 0)")
+    group.add_argument("--valid-fraction", type=float, default=defaults.valid_fraction,
+                       help=f"share of each class held out for validation (default: {defaults.valid_fraction})")
+    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available, else cpu)")
+    group.add_argument("--results-cache", type=Path, default=None,
+                       help="trainings cache folder (default: $TNAS_CACHE_DIR/trainings)")
+    group.add_argument("--retry-failed", action="store_true", help="train again cells whose training failed")
+
+
+def _train_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--train-seeds must be comma-separated integers, got {text!r}") from None
+    return seeds
+
+
+def oracle_settings(args: argparse.Namespace, oracle: str) -> tuple[int, dict[str, Any]]:
+    """The run's fidelity and oracle options from the command line."""
+    if oracle == "table":
+        if args.data_root is not None:
+            raise ConfigError("--data-root is for --oracle train; the table oracle reads the benchmark table")
+        return (args.fidelity or 200), {}
+    if args.fidelity is not None and args.fidelity != args.epochs:
+        raise ConfigError("with --oracle train the fidelity is the training epochs: use --epochs, not --fidelity")
+    options = TrainOracleOptions(
+        epochs=args.epochs, batch_size=args.train_batch_size, learning_rate=args.learning_rate,
+        train_subset=args.train_subset, channels=args.channels, cells_per_stage=args.cells_per_stage,
+        train_seeds=_train_seeds(args.train_seeds), valid_fraction=args.valid_fraction,
+        data_root=str(args.data_root.expanduser().resolve()) if args.data_root else None,
+    )  # fmt: skip
+    return args.epochs, options.to_dict()
+
+
 def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """The method-specific settings of a run (empty for the baselines)."""
     if method != "tnas":
@@ -99,29 +177,82 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     }
 
 
+def default_method_options(method: str) -> dict[str, Any]:
+    """The method settings a run gets from this command line's defaults (no option given)."""
+    args = build_parser().parse_args(["--dataset", next(iter(TASKS)), "--method", method])
+    return method_options(args, method)
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """What :func:`~tnas.search.runner.run` needs besides the configuration and directory.
+
+    Attributes:
+        searcher: a fresh searcher for the run's configuration.
+        oracle: the oracle of the run's dataset (table or real training).
+        run_info: what ``config.json`` records besides the configuration: the method's
+            settings, the oracle (kind and table file) and what the method added (TNAS: its
+            surrogate).
+    """
+
+    searcher: Searcher
+    oracle: Oracle
+    run_info: dict[str, Any]
+
+
+def build_run(config: RunConfig, table: NB201Table | None = None, *, data_dir: Path | None = None,
+              progress: bool = False, device: str | None = None, results_cache: Path | None = None,
+              retry_failed: bool = False) -> PreparedRun:  # fmt: skip
+    """Assemble one run as this command line does (the benchmark harness shares it).
+
+    Args:
+        table: the loaded table for ``oracle="table"`` runs (loaded here if ``None``).
+        device, results_cache, retry_failed: real-training settings that do not change
+            answers (see :func:`~tnas.search.oracle_setup.build_oracle`).
+
+    Raises:
+        TnasError: an unknown method or dataset, a fidelity the task lacks, missing data,
+            or a method that cannot be built (e.g. a contaminated TNAS surrogate).
+    """
+    method = get_method(config.method)
+    oracle, oracle_info = build_oracle(config, table=table, data_dir=data_dir, device=device,
+                                       results_cache=results_cache, progress=progress,
+                                       retry_failed=retry_failed)  # fmt: skip
+    run_info: dict[str, Any] = {"method_settings": method.settings, "oracle": oracle_info}
+    data_root = config.oracle_options.get("data_root")
+    searcher = make_searcher(config, data_dir=data_dir, data_root=Path(data_root) if data_root else None,
+                             progress=progress, run_info=run_info)  # fmt: skip
+    return PreparedRun(searcher=searcher, oracle=oracle, run_info=run_info)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        task = get_task(args.dataset)
+        oracle = args.oracle or default_oracle(args.dataset)
+        dataset = table_task_name(args.dataset) if oracle == "table" else ALIASES.get(args.dataset.lower(),
+                                                                                       args.dataset.lower())  # fmt: skip
         method = get_method(args.method)
+        fidelity, oracle_options = oracle_settings(args, oracle)
+        device = resolve_device(args.device) if oracle == "train" else None
         config = RunConfig(
             method=method.name,
-            dataset=task.name,
+            dataset=dataset,
             seed=args.seed,
             budget=args.budget,
-            fidelity=args.fidelity,
+            fidelity=fidelity,
             observe=args.observe,
             max_sim_hours=args.max_sim_hours,
             options=method_options(args, method.name),
+            oracle=oracle,
+            oracle_options=oracle_options,
         )
-        out = args.out or Path("runs") / task.name / method.name / f"seed{args.seed}"
-        table = NB201Table.load(args.data_dir)
-        oracle = TableOracle(table, task)
-        oracle.valid_values(config.fidelity)  # fails early on an unsupported fidelity
-        run_info: dict[str, Any] = {"method_settings": method.settings,
-                                    "oracle": {"kind": "table", "source": str(table.source)}}  # fmt: skip
-        searcher = make_searcher(config, data_dir=args.data_dir, progress=not args.no_progress, run_info=run_info)
-        result = run(searcher, oracle, config, out, run_info=run_info, progress=not args.no_progress)
+        default_out = Path("runs", dataset, *(("train",) if oracle == "train" else ()), method.name)
+        out = args.out or default_out / f"seed{args.seed}"
+        prepared = build_run(config, data_dir=args.data_dir, progress=not args.no_progress, device=device,
+                             results_cache=args.results_cache, retry_failed=args.retry_failed)  # fmt: skip
+        run_info = prepared.run_info
+        result = run(prepared.searcher, prepared.oracle, config, out, run_info=run_info,
+                     progress=not args.no_progress)  # fmt: skip
     except TnasError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -136,6 +267,7 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
     """A short human-readable summary of a finished run."""
     summary: dict[str, Any] = result.summary
     surrogate = (run_info or {}).get("surrogate")
+    trained = (run_info or {}).get("oracle") if (run_info or {}).get("oracle", {}).get("kind") == "train" else None
     observed = "seed mean" if summary["observe"] == "mean" else "one seed per query"
     resumed = f" ({result.replayed} replayed from an earlier run)" if result.replayed else ""
     return "\n".join(
@@ -146,7 +278,9 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
             f"  validation   {summary['best_valid']:.2f}% ({observed}, {summary['fidelity']} epochs)",
             f"  test         {summary['best_test']:.2f}%",
             f"  found at     query {summary['found_at_query']}",
-            f"  simulated    {summary['sim_gpu_hours']:.1f} GPU-hours of training",
+            (f"  simulated    {summary['sim_gpu_hours']:.1f} GPU-hours of training" if not trained else
+             f"  training     {summary['sim_cost_s'] / 60:.1f} min on {trained['device']}"
+             + (f", {summary['failed_queries']} failed (chance accuracy)" if summary.get("failed_queries") else "")),
             f"  overhead     {summary['overhead_s']:.3f} s in the optimizer",
             *([f"  surrogate    {surrogate['path']} (meta-trained without {', '.join(surrogate['exclude']) or 'nothing'})"]
               if surrogate else []),

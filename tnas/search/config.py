@@ -9,6 +9,11 @@ from tnas.errors import ConfigError
 from tnas.oracles import FIDELITIES
 from tnas.space import NUM_CELLS
 
+ORACLES: dict[str, str] = {
+    "table": "look results up in the NAS-Bench-201 table (cifar10, cifar100, imagenet16-120)",
+    "train": "really train each proposed cell on the dataset's images (any dataset of the registry)",
+}
+
 OBSERVATION_POLICIES: dict[str, str] = {
     "mean": "the mean validation accuracy over the training seeds",
     "seed": "one training seed's validation accuracy, drawn per query (noisy, realistic)",
@@ -24,12 +29,16 @@ class RunConfig:
         dataset: task name (see ``tnas.oracles.TASKS``).
         seed: seed of the searcher's generator and of the per-query seed draws.
         budget: maximum number of queries (distinct cells evaluated).
-        fidelity: training epochs observed (200 or 12).
+        fidelity: training epochs observed (200 or 12 with the table; the training
+            epochs with the real-training oracle).
         observe: observation policy, a key of :data:`OBSERVATION_POLICIES`.
         max_sim_hours: optional limit on simulated training hours; a query starts only
             while the cumulative simulated cost is below it.
         options: method-specific settings (e.g. TNAS's surrogate and acquisition); part of
             the run's identity, so a resumed run must repeat them.
+        oracle: what answers queries, a key of :data:`ORACLES`.
+        oracle_options: the oracle's settings that decide its answers (training protocol,
+            network size, training seeds); part of the run's identity.
     """
 
     method: str
@@ -40,6 +49,8 @@ class RunConfig:
     observe: str
     max_sim_hours: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    oracle: str = "table"
+    oracle_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -48,15 +59,20 @@ class RunConfig:
             raise ConfigError(
                 f"budget must be a positive number of queries up to {NUM_CELLS}, got {self.budget!r}"
             )
-        if self.fidelity not in FIDELITIES:
+        if self.oracle not in ORACLES:
+            raise ConfigError(f"oracle must be one of {', '.join(ORACLES)}, got {self.oracle!r}")
+        table = self.oracle == "table"
+        if table and self.fidelity not in FIDELITIES:
             raise ConfigError(
                 f"fidelity must be one of {', '.join(map(str, FIDELITIES))} epochs, got {self.fidelity!r}"
             )
+        if not isinstance(self.fidelity, int) or self.fidelity < 1:
+            raise ConfigError(f"fidelity (training epochs) must be a positive integer, got {self.fidelity!r}")
         if self.observe not in OBSERVATION_POLICIES:
             raise ConfigError(
                 f"observe must be one of {', '.join(OBSERVATION_POLICIES)}, got {self.observe!r}"
             )
-        if self.observe == "seed" and self.fidelity != 200:
+        if table and self.observe == "seed" and self.fidelity != 200:
             raise ConfigError("--observe seed needs --fidelity 200: per-seed results exist only at 200 epochs")
         if self.max_sim_hours is not None and not self.max_sim_hours > 0:
             raise ConfigError(f"max_sim_hours must be positive, got {self.max_sim_hours!r}")

@@ -16,7 +16,12 @@ This is a stable schema that other tools (the benchmark harness, plots) read.
 - ``acquisition``, ``pred_mean``, ``pred_std``: for model-based methods, the acquisition
   value and the surrogate's predicted mean and standard deviation (accuracy, %) of the
   proposed cell when it was proposed (empty otherwise; TNAS's initial design records its
-  ``prior_mean`` in standardised units in ``acquisition``).
+  ``prior_mean`` in standardised units in ``acquisition``);
+- ``failure``: why the query's training failed (real-training oracle only; the query then
+  observed chance-level accuracy), empty otherwise.
+
+Trajectories written before the optional trailing columns existed are read (and rewritten
+with the current header) as well.
 
 Rows are appended one full line per write and flushed at once, so a killed run leaves at
 most a partial last line, which the reader drops. ``config.json`` and ``summary.json`` are
@@ -61,6 +66,7 @@ class TrajectoryRow:
     acquisition: float | None = None
     pred_mean: float | None = None
     pred_std: float | None = None
+    failure: str | None = None
 
     def evaluation(self, fidelity: int) -> Evaluation:
         """The evaluation this row recorded."""
@@ -71,12 +77,15 @@ class TrajectoryRow:
             params_mb=self.params_mb,
             fidelity=fidelity,
             seed=self.seed,
+            failure=self.failure,
         )
 
 
 TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(TrajectoryRow))
 _INT_FIELDS = {"query", "index", "incumbent_index"}
-_OPTIONAL_FIELDS = {"seed", "acquisition", "pred_mean", "pred_std"}
+_TEXT_FIELDS = {"arch", "failure"}
+_OPTIONAL_FIELDS = {"seed", "acquisition", "pred_mean", "pred_std", "failure"}
+_REQUIRED_COLUMNS = tuple(name for name in TRAJECTORY_COLUMNS if name not in _OPTIONAL_FIELDS or name == "seed")
 
 
 def _format(value: Any) -> str:
@@ -94,13 +103,13 @@ def format_row(row: TrajectoryRow) -> str:
     return buffer.getvalue()
 
 
-def _parse_row(values: list[str]) -> TrajectoryRow:
+def _parse_row(values: list[str], columns: tuple[str, ...] = TRAJECTORY_COLUMNS) -> TrajectoryRow:
     parsed: dict[str, Any] = {}
-    for name, text in zip(TRAJECTORY_COLUMNS, values, strict=True):
-        if name == "arch":
-            parsed[name] = text
-        elif name in _OPTIONAL_FIELDS and not text:
+    for name, text in zip(columns, values, strict=True):
+        if name in _OPTIONAL_FIELDS and not text:
             parsed[name] = None
+        elif name in _TEXT_FIELDS:
+            parsed[name] = text
         elif name == "seed":
             parsed[name] = int(text)
         elif name in _INT_FIELDS:
@@ -165,14 +174,16 @@ class RunDirectory:
         lines = list(csv.reader(io.StringIO(text)))
         if not lines:
             return []
-        if tuple(lines[0]) != TRAJECTORY_COLUMNS:
+        columns = tuple(lines[0])
+        older_format = columns != TRAJECTORY_COLUMNS and columns == TRAJECTORY_COLUMNS[: len(columns)]
+        if columns != TRAJECTORY_COLUMNS and not (older_format and len(columns) >= len(_REQUIRED_COLUMNS)):
             raise RunDirectoryError(
                 f"{self.trajectory_path} has columns {lines[0]}, expected {list(TRAJECTORY_COLUMNS)}"
             )
         rows = []
         for number, values in enumerate(lines[1:], start=2):
             try:
-                row = _parse_row(values)
+                row = _parse_row(values, columns)
             except (ValueError, TypeError) as error:
                 raise RunDirectoryError(
                     f"{self.trajectory_path}:{number} is corrupt ({error}); move {self.path} "
@@ -183,6 +194,9 @@ class RunDirectory:
                     f"{self.trajectory_path}:{number} holds query {row.query}, expected {len(rows) + 1}"
                 )
             rows.append(row)
+        if older_format:  # written before optional columns were added: rewrite in today's format
+            header = ",".join(TRAJECTORY_COLUMNS) + "\n"
+            atomic_write_text(self.trajectory_path, header + "".join(format_row(row) for row in rows))
         return rows
 
     def open_trajectory(self, existing_rows: int) -> IO[str]:

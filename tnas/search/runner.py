@@ -158,6 +158,7 @@ def run(
                 incumbent_test=incumbent_test,
                 sim_cost_s=recorded[query - 1].sim_cost_s if replaying else sim_cost,
                 overhead_s=overhead,
+                failure=evaluation.failure,
                 **_proposal_info(searcher),
             )
             sim_cost = row.sim_cost_s
@@ -213,6 +214,7 @@ def summarize(config: RunConfig, rows: list[TrajectoryRow], *, repeats: int = 0)
         "sim_gpu_hours": last.sim_cost_s / 3600.0,
         "overhead_s": last.overhead_s,
         "repeats_answered_from_cache": repeats,
+        "failed_queries": sum(row.failure is not None for row in rows),
         "config": config.to_dict(),
         "versions": package_versions(),
     }

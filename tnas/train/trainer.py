@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -76,6 +77,22 @@ def _augment(batch: Tensor, generator: torch.Generator) -> Tensor:
     return cropped
 
 
+@dataclass(frozen=True)
+class EpochProgress:
+    """What a training reports after each epoch (for progress displays).
+
+    Attributes:
+        epoch: 1-based epoch just finished; epochs: total epochs.
+        loss: mean training loss over the epoch's batches.
+        train_accuracy: top-1 accuracy (%) on the epoch's (augmented) training batches.
+    """
+
+    epoch: int
+    epochs: int
+    loss: float
+    train_accuracy: float
+
+
 @torch.no_grad()
 def accuracy(network: torch.nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device,
              batch_size: int = 512) -> float:  # fmt: skip
@@ -100,11 +117,13 @@ def train_and_evaluate(
     config: TrainConfig = TrainConfig(),
     network: NetworkConfig | None = None,
     device: str = "cpu",
+    on_epoch: Callable[[EpochProgress], None] | None = None,
 ) -> TrainResult:
     """Train the network of ``cell`` and measure it.
 
     Args:
         train, valid, test: ``(images, labels)`` with images uint8 ``N x H x W x C``.
+        on_epoch: called after every epoch with its loss and training accuracy.
 
     Raises:
         FloatingPointError: the loss became NaN or infinite.
@@ -129,8 +148,9 @@ def train_and_evaluate(
     augment = config.augment and images.shape[1:] == (32, 32, 3)
     all_images, all_labels = _to_tensor(images), torch.from_numpy(labels.astype(np.int64))
     loss_value = float("nan")
-    for _ in range(config.epochs):
+    for epoch in range(1, config.epochs + 1):
         model.train()
+        loss_sum = correct = seen = 0.0
         order = torch.randperm(len(all_images), generator=generator)
         for begin in range(0, len(order), config.batch_size):
             rows = order[begin : begin + config.batch_size]
@@ -141,15 +161,21 @@ def train_and_evaluate(
             if cuda and config.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type="cuda", enabled=cuda and config.mixed_precision):
-                loss = F.cross_entropy(model(batch), target)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the training loss of cell {cell.index} became {float(loss)}")
+                logits = model(batch)
+                loss = F.cross_entropy(logits, target)
+            if not torch.isfinite(loss.detach()):
+                raise FloatingPointError(f"the training loss of cell {cell.index} became {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
             loss_value = float(loss.detach())
+            loss_sum += loss_value * len(target)
+            correct += float((logits.detach().argmax(dim=1) == target).sum())
+            seen += len(target)
+        if on_epoch is not None:
+            on_epoch(EpochProgress(epoch, config.epochs, loss_sum / seen, 100.0 * correct / seen))
     torch_device = torch.device(device)
     return TrainResult(
         valid=accuracy(model, *valid, torch_device),

@@ -1,0 +1,131 @@
+"""Which oracle answers a run's queries: the benchmark table or really training cells.
+
+The table oracle serves the NAS-Bench-201 tasks. The real-training oracle serves any
+dataset of the registry (``tnas.datasets``): its settings that decide the answers live in
+``RunConfig.oracle_options`` (so a resumed run must repeat them); the device and the
+trainings cache folder do not change answers and are given at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tnas import paths
+from tnas.errors import ConfigError
+from tnas.oracles import TASKS, NB201Table, Oracle, TableOracle, get_task
+from tnas.search.config import RunConfig
+
+
+@dataclass(frozen=True)
+class TrainOracleOptions:
+    """Settings of the real-training oracle that decide its answers.
+
+    Defaults follow NAS-Bench-201 (200 epochs, batch 256, learning rate 0.1, C = 16,
+    N = 5) with one training seed per cell and 20% of each class held out for validation.
+    """
+
+    epochs: int = 200
+    batch_size: int = 256
+    learning_rate: float = 0.1
+    train_subset: int | None = None
+    channels: int = 16
+    cells_per_stage: int = 5
+    train_seeds: tuple[int, ...] = (0,)
+    valid_fraction: float = 0.2
+    data_root: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train_seeds", tuple(self.train_seeds))
+        if self.channels < 1 or self.cells_per_stage < 1:
+            raise ConfigError("--channels and --cells-per-stage must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["train_seeds"] = list(self.train_seeds)
+        return values
+
+
+def default_oracle(dataset: str) -> str:
+    """``table`` for the NAS-Bench-201 tasks, ``train`` for every other dataset."""
+    try:
+        get_task(dataset)
+    except ConfigError:
+        return "train"
+    return "table"
+
+
+def table_task_name(dataset: str) -> str:
+    """The table task called ``dataset``, with a hint towards ``--oracle train`` if there is none."""
+    try:
+        return get_task(dataset).name
+    except ConfigError:
+        raise ConfigError(f"no NAS-Bench-201 table for {dataset!r} (tables: {', '.join(TASKS)}); "
+                          "use --oracle train to train the cells") from None
+
+
+def build_oracle(
+    config: RunConfig,
+    *,
+    table: NB201Table | None = None,
+    data_dir: Path | None = None,
+    device: str | None = None,
+    results_cache: Path | None = None,
+    progress: bool = False,
+    retry_failed: bool = False,
+) -> tuple[Oracle, dict[str, Any]]:
+    """The oracle of ``config`` and what ``config.json`` records about it.
+
+    Raises:
+        TnasError: unknown dataset, missing data (with what to download), bad settings.
+    """
+    if config.oracle == "table":
+        task = table_task_name(config.dataset)
+        table = table if table is not None else NB201Table.load(data_dir)
+        oracle = TableOracle(table, get_task(task))
+        oracle.valid_values(config.fidelity)  # fails early on an unsupported fidelity
+        return oracle, {"kind": "table", "source": str(table.source)}
+    return _training_oracle(config, data_dir, device, results_cache, progress, retry_failed)
+
+
+def _training_oracle(config: RunConfig, data_dir: Path | None, device: str | None, results_cache: Path | None,
+                     progress: bool, retry_failed: bool) -> tuple[Oracle, dict[str, Any]]:  # fmt: skip
+    from tnas.datasets.splits import SplitConfig, get_splits
+    from tnas.oracles.training import TrainingOracle
+    from tnas.train import TrainConfig
+
+    try:
+        options = TrainOracleOptions(**config.oracle_options)
+    except TypeError as error:
+        raise ConfigError(f"unknown training-oracle option: {error}") from None
+    if options.epochs != config.fidelity:
+        raise ConfigError(f"the training oracle's fidelity is its epochs ({options.epochs}), got {config.fidelity}")
+    split_config = SplitConfig(valid_fraction=options.valid_fraction)
+    splits = get_splits(config.dataset, data_dir=data_dir, data_root=options.data_root, config=split_config)
+    train_config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size,
+                               learning_rate=options.learning_rate, train_subset=options.train_subset)  # fmt: skip
+    device = device or resolve_device(None)
+    cache_root = results_cache or paths.cache_dir() / "trainings"
+    oracle = TrainingOracle(splits, split_config=split_config, train_config=train_config, channels=options.channels,
+                            cells_per_stage=options.cells_per_stage, train_seeds=options.train_seeds,
+                            cache_root=cache_root, device=device, progress=progress,
+                            retry_failed=retry_failed)  # fmt: skip
+    info = {"kind": "train", "device": device, "trainings_cache": str(oracle.cache.folder),
+            "splits": splits.sizes(), "source": splits.source}  # fmt: skip
+    return oracle, info
+
+
+def resolve_device(requested: str | None) -> str:
+    """``requested``, checked; by default CUDA when available, else the CPU."""
+    import torch
+
+    if requested is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {requested}: CUDA is not available here; use --device cpu")
+    try:
+        torch.device(requested)
+    except RuntimeError:
+        raise ConfigError(f"--device {requested!r} is not a torch device (cpu, cuda, cuda:1, mps)") from None
+    return requested
