@@ -1,0 +1,317 @@
+"""``python -m benchmarks.nb201``: the NAS-Bench-201 benchmark grid, its figures and results page.
+
+Runs every (observation policy, dataset, method, seed) of a grid through the same runner
+as ``python -m tnas.search`` (same configuration, same ``config.json`` records), then
+aggregates the finished runs (:mod:`benchmarks.aggregate`), draws the figures
+(:mod:`benchmarks.plots`) and writes the results page (:mod:`benchmarks.results_page`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.aggregate import GridSpec, Report, build_report, run_path
+from benchmarks.plots import plot_report
+from benchmarks.results_page import PageInputs, write_page
+from tnas.cli_common import OneLineErrorParser
+from tnas.errors import ConfigError, TnasError
+from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
+from tnas.search.cli import build_run, default_method_options
+from tnas.search.config import OBSERVATION_POLICIES, RunConfig
+from tnas.search.methods import METHODS, get_method
+from tnas.search.rundir import RunDirectory
+from tnas.search.runner import run
+
+PROG = "python -m benchmarks.nb201"
+DEFAULT_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+DEFAULT_OUT = Path("benchmarks/results")
+DEFAULT_PAGE = Path("benchmarks/RESULTS.md")
+FIGURES_FOLDER = "figures"
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """One invocation of the harness.
+
+    Attributes:
+        spec: the requested grid.
+        out: root of the run directories (``OUT/<observe>/<dataset>/<method>/seed<k>``).
+        results_page: the Markdown page to write.
+        figures_dir: where the PNG and PDF figures go.
+        data_dir: the data directory given by the user, if any.
+        report_only: only aggregate, plot and write the page; start no run.
+        progress: show progress bars.
+    """
+
+    spec: GridSpec
+    out: Path
+    results_page: Path
+    figures_dir: Path
+    data_dir: Path | None
+    report_only: bool
+    progress: bool
+
+
+@dataclass(frozen=True)
+class GridOutcome:
+    """What a pass over the grid did."""
+
+    ran: int
+    skipped: int
+
+
+def build_parser() -> argparse.ArgumentParser:
+    methods = "\n".join(f"  {name:<12} {method.summary}" for name, method in METHODS.items())
+    datasets = "\n".join(f"  {name:<16} {task.description}" for name, task in TASKS.items())
+    policies = "\n".join(f"  {name:<6} {text}" for name, text in OBSERVATION_POLICIES.items())
+    parser = OneLineErrorParser(
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Benchmark search methods on NAS-Bench-201: every method x dataset x seed runs through\n"
+            "the runner of `python -m tnas.search` with that command's default settings (TNAS: the\n"
+            "default surrogate, meta-trained without the target dataset, taken from the cache).\n\n"
+            "Protocol: a run makes --budget queries (distinct cells looked up in the table, no\n"
+            "training); the method observes validation accuracy (--observe) at --fidelity epochs;\n"
+            "its incumbent is the cell with the best observed validation accuracy so far. Reported\n"
+            "per query, mean +- standard error over seeds 0..N-1: the incumbent's test accuracy and\n"
+            "its validation regret (best seed-mean validation in the table minus the incumbent's\n"
+            "seed-mean validation); per run: queries until the incumbent is the best-validation\n"
+            "cell, optimizer overhead, simulated GPU-hours."
+        ),
+        epilog=(
+            "outputs:\n"
+            "  OUT/<observe>/<dataset>/<method>/seed<k>/  one run directory per run (config.json,\n"
+            "      trajectory.csv, summary.json, as python -m tnas.search writes them); re-running\n"
+            "      the same command skips finished runs and resumes interrupted ones\n"
+            "  --results-page (benchmarks/RESULTS.md)   protocol, missing runs, headline tables,\n"
+            "      figures, NAS-Bench-201 paper reference, the command regenerating it\n"
+            "  <page folder>/figures/<observe>-{regret-queries,regret-gpu-hours,test-queries,\n"
+            "      rank-queries}.{png,pdf}\n"
+            "The page covers the requested grid for --observe and every other policy found in OUT.\n"
+            "Use another --out per --fidelity (the run directories do not name the fidelity).\n\n"
+            f"methods (registered):\n{methods}\n\ndatasets:\n{datasets}\n\n"
+            f"observation policies:\n{policies}\n\n"
+            "examples:\n"
+            f"  {PROG} --methods rs,re,ls --datasets cifar10 --seeds 3 --budget 50\n"
+            f"  {PROG} --observe seed --seeds 10 --budget 100\n"
+            f"  {PROG} --report-only --observe mean,seed"
+        ),
+    )
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated methods (default: every registered one)")  # fmt: skip
+    parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS),
+                        help=f"comma-separated datasets (default: {','.join(DEFAULT_DATASETS)})")  # fmt: skip
+    parser.add_argument(
+        "--seeds", type=int, default=10, help="runs per method and dataset, seeds 0..N-1 (default: 10)"
+    )
+    parser.add_argument("--budget", type=int, default=100, help="queries per run (default: 100)")
+    parser.add_argument("--observe", default="mean",
+                        help="comma-separated observation policies: mean, seed (default: mean)")  # fmt: skip
+    parser.add_argument("--fidelity", type=int, choices=FIDELITIES, default=200,
+                        help="training epochs whose results are observed (default: 200)")  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"root of the run directories (default: {DEFAULT_OUT}/)"
+    )
+    parser.add_argument("--results-page", type=Path, default=DEFAULT_PAGE,
+                        help=f"Markdown page to write (default: {DEFAULT_PAGE}); figures go to its folder's "
+                        "figures/")  # fmt: skip
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder holding nb201/nb201_merged.csv (default: $TNAS_DATA_DIR, then "
+                        "../shared/data)")  # fmt: skip
+    parser.add_argument("--report-only", action="store_true",
+                        help="start no run: aggregate the run directories, plot, write the page")  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return parser
+
+
+def _names(text: str) -> list[str]:
+    names: list[str] = []
+    for name in (part.strip() for part in text.split(",")):
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def _is_task(name: str) -> bool:
+    try:
+        get_task(name)
+    except ConfigError:
+        return False
+    return True
+
+
+def resolve_config(args: argparse.Namespace) -> HarnessConfig:
+    """Check every name and number of the grid before anything runs.
+
+    Raises:
+        ConfigError: an unknown method, dataset or policy, or an invalid seed count, budget
+            or fidelity/policy combination.
+    """
+    unknown = [
+        *(f"method {n!r}" for n in _names(args.methods) if n not in METHODS),
+        *(f"dataset {n!r}" for n in _names(args.datasets) if not _is_task(n)),
+        *(f"observation policy {n!r}" for n in _names(args.observe) if n not in OBSERVATION_POLICIES),
+    ]
+    if unknown:
+        raise ConfigError(
+            f"unknown {', '.join(unknown)}; methods: {', '.join(METHODS)}; datasets: {', '.join(TASKS)}; "
+            f"policies: {', '.join(OBSERVATION_POLICIES)}"
+        )
+    methods = tuple(get_method(name).name for name in _names(args.methods))
+    datasets = tuple(dict.fromkeys(get_task(name).name for name in _names(args.datasets)))
+    observes = tuple(_names(args.observe))
+    if not methods or not datasets or not observes:
+        raise ConfigError("--methods, --datasets and --observe each need at least one name")
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    spec = GridSpec(observes=observes, datasets=datasets, methods=methods, seeds=tuple(range(args.seeds)),
+                    budget=args.budget, fidelity=args.fidelity)  # fmt: skip
+    for observe in observes:  # RunConfig checks the budget and the policy/fidelity combination
+        run_config(spec, observe, datasets[0], methods[0], 0)
+    return HarnessConfig(spec=spec, out=args.out, results_page=args.results_page,
+                         figures_dir=args.results_page.parent / FIGURES_FOLDER, data_dir=args.data_dir,
+                         report_only=args.report_only, progress=not args.no_progress)  # fmt: skip
+
+
+def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: int) -> RunConfig:
+    """The configuration of one run: ``python -m tnas.search``'s defaults for ``method``."""
+    return RunConfig(method=method, dataset=dataset, seed=seed, budget=spec.budget, fidelity=spec.fidelity,
+                     observe=observe, options=default_method_options(method))  # fmt: skip
+
+
+def is_finished(path: Path, config: RunConfig) -> bool:
+    """Whether ``path`` holds a finished run of ``config`` with at least its budget of queries.
+
+    A finished run of the same configuration with a larger budget counts (its first
+    ``config.budget`` queries are what a run of that budget makes: searchers do not see
+    the budget); the aggregation reads only those. A smaller one is extended by :func:`run`.
+    """
+    summary = RunDirectory(path).read_summary()
+    if summary is None:
+        return False
+    if summary.get("config") == config.to_dict():
+        return True
+    try:
+        stored = RunConfig(**summary["config"])
+    except (KeyError, TypeError, TnasError):
+        return False
+    return (
+        stored.same_run_as(config)
+        and stored.max_sim_hours is None
+        and summary.get("queries", 0) >= config.budget
+    )
+
+
+def run_grid(config: HarnessConfig, table: NB201Table) -> GridOutcome:
+    """Run every unfinished run of the grid (finished ones are skipped, interrupted resumed)."""
+    from tqdm import tqdm
+
+    spec = config.spec
+    cells = list(spec.cells())
+    ran = skipped = 0
+    with tqdm(total=len(cells), desc="grid", unit="run", disable=None if config.progress else True) as bar:
+        for observe, dataset, method, seed in cells:
+            bar.set_postfix({"method": method, "dataset": dataset, "seed": seed, "observe": observe})
+            run_cfg = run_config(spec, observe, dataset, method, seed)
+            path = run_path(config.out, observe, dataset, method, seed)
+            if is_finished(path, run_cfg):
+                skipped += 1
+            else:
+                prepared = build_run(run_cfg, table, data_dir=config.data_dir, progress=config.progress)
+                run(prepared.searcher, prepared.oracle, run_cfg, path, run_info=prepared.run_info,
+                    progress=config.progress)  # fmt: skip
+                ran += 1
+            bar.update(1)
+    return GridOutcome(ran=ran, skipped=skipped)
+
+
+def reported_spec(config: HarnessConfig) -> GridSpec:
+    """The requested grid, extended to every observation policy that already has runs in OUT."""
+    spec = config.spec
+    found = [name for name in OBSERVATION_POLICIES if (config.out / name).is_dir()]
+    observes = tuple(name for name in OBSERVATION_POLICIES if name in spec.observes or name in found)
+    return GridSpec(observes=observes, datasets=spec.datasets, methods=spec.methods, seeds=spec.seeds,
+                    budget=spec.budget, fidelity=spec.fidelity)  # fmt: skip
+
+
+def command_line(config: HarnessConfig, spec: GridSpec, *, report_only: bool) -> str:
+    """The command that regenerates the page for ``spec`` (normalised names)."""
+    parts = [
+        "python", "-m", "benchmarks.nb201",
+        "--methods", ",".join(spec.methods),
+        "--datasets", ",".join(spec.datasets),
+        "--seeds", str(len(spec.seeds)),
+        "--budget", str(spec.budget),
+        "--observe", ",".join(spec.observes),
+        "--fidelity", str(spec.fidelity),
+        "--out", str(config.out),
+        "--results-page", str(config.results_page),
+        *(["--data-dir", str(config.data_dir)] if config.data_dir is not None else []),
+        *(["--report-only"] if report_only else []),
+    ]  # fmt: skip
+    return shlex.join(parts)
+
+
+def make_report(config: HarnessConfig, table: NB201Table) -> tuple[Report, dict[str, list[Path]]]:
+    """Aggregate the runs under OUT, draw the figures, write the page."""
+    spec = reported_spec(config)
+    tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for dataset in spec.datasets:
+        oracle = TableOracle(table, dataset)
+        tables[dataset] = (oracle.valid_values(spec.fidelity), oracle.test_values(spec.fidelity))
+    report = build_report(config.out, spec, tables)
+    figures = plot_report(report, config.figures_dir)
+    inputs = PageInputs(
+        command=command_line(config, spec, report_only=False),
+        report_command=command_line(config, spec, report_only=True),
+        figures=figures,
+        page_path=config.results_page,
+        table_source=f"{Path(table.source).parent.name}/{Path(table.source).name}",
+    )
+    write_page(report, inputs)
+    return report, figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = resolve_config(args)
+        table = NB201Table.load(config.data_dir)
+        for dataset in config.spec.datasets:  # fails early on a fidelity a task lacks
+            TableOracle(table, dataset).valid_values(config.spec.fidelity)
+        outcome = GridOutcome(0, 0) if config.report_only else run_grid(config, table)
+        report, figures = make_report(config, table)
+    except TnasError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(_summary_line(config, outcome, report, figures))
+    return 0
+
+
+def _summary_line(
+    config: HarnessConfig, outcome: GridOutcome, report: Report, figures: dict[str, Any]
+) -> str:
+    missing = sum(len(m.seeds) for m in report.missing)
+    runs = (
+        "report only"
+        if config.report_only
+        else f"{outcome.ran} runs made, {outcome.skipped} already finished"
+    )
+    return (f"{runs}; {missing} runs missing; page {config.results_page}, "
+            f"{sum(len(f) for f in figures.values())} figures in {config.figures_dir}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())

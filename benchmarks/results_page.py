@@ -1,0 +1,289 @@
+"""The results page (``benchmarks/RESULTS.md``) of a NAS-Bench-201 benchmark grid.
+
+:func:`render_page` turns a :class:`~benchmarks.aggregate.Report` into Markdown: the
+protocol (tasks, fidelity, observation policies, seeds, budget, TNAS meta-training
+exclusions read from the runs' ``config.json``, method settings, package versions from
+``summary.json``), the runs missing from the grid, one headline table per observation
+policy, the figures, the NAS-Bench-201 paper's reference figures and the commands that
+regenerate the page. Nothing on the page depends on when it was generated, so
+regenerating it from the same runs gives the same text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.aggregate import MethodAggregate, Report, Stat, ToBest, checkpoints
+from benchmarks.plots import REGRET_FLOOR, protocol_title
+from tnas.io import atomic_write_text
+from tnas.oracles import TASKS
+from tnas.search.config import OBSERVATION_POLICIES
+
+
+@dataclass(frozen=True)
+class PaperReference:
+    """A fixed-budget result of the NAS-Bench-201 paper (Dong & Yang, ICLR 2020): test
+    accuracy (%) of the architecture found, per dataset."""
+
+    method: str
+    cifar10: float
+    cifar100: float
+    imagenet16_120: float
+
+
+PAPER_REFERENCES: tuple[PaperReference, ...] = (
+    PaperReference("REA (regularized evolution)", 93.92, 71.84, 45.54),
+    PaperReference("RS (random search)", 93.70, 71.04, 44.57),
+)
+PAPER_NOTE = (
+    "Their protocol differs from ours: each search ran under a fixed budget of simulated "
+    "training *time* (not a number of queries), with the paper's own seeds and number of "
+    "runs, so these figures are a sanity check of scale, not a like-for-like comparison."
+)
+
+
+@dataclass(frozen=True)
+class PageInputs:
+    """What the page shows besides the aggregates.
+
+    Attributes:
+        command: the command that runs the (missing part of the) grid and regenerates the page.
+        report_command: the same with ``--report-only`` (no run is started).
+        figures: observe -> PNG files of its figures.
+        page_path: where the page is written (figure links are relative to its folder).
+        table_source: the NAS-Bench-201 table file the runs looked cells up in.
+    """
+
+    command: str
+    report_command: str
+    figures: dict[str, list[Path]]
+    page_path: Path
+    table_source: str
+
+
+def format_stat(mean: float, se: float, digits: int = 2) -> str:
+    """``mean ± se`` (``± n/a`` when the standard error is undefined, one seed)."""
+    error = "n/a" if math.isnan(se) else f"{se:.{digits}f}"
+    return f"{mean:.{digits}f} \u00b1 {error}"
+
+
+def format_queries(value: float, budget: int) -> str:
+    """A number of queries, ``>budget`` for "never within the budget"."""
+    return f">{budget}" if math.isinf(value) else f"{value:g}"
+
+
+def format_to_best(to_best: ToBest, budget: int) -> str:
+    """``median M, max X (k/n)`` of the queries to the best-validation cell."""
+    return (f"median {format_queries(to_best.median, budget)}, max {format_queries(to_best.max, budget)} "
+            f"({to_best.reached}/{to_best.n})")  # fmt: skip
+
+
+def _at(stat: Stat, query: int) -> tuple[float, float]:
+    return float(stat.mean[query - 1]), float(stat.se[query - 1])
+
+
+def headline_cell(aggregate: MethodAggregate, requested_seeds: int) -> str:
+    """One method on one dataset: test accuracy at the checkpoints, queries to best, overhead."""
+    lines = [f"@{q}: {format_stat(*_at(aggregate.test, q))}" for q in checkpoints(aggregate.budget)]
+    lines.append(f"to best: {format_to_best(aggregate.to_best, aggregate.budget)}")
+    lines.append(
+        f"overhead: {format_stat(float(aggregate.overhead_s.mean), float(aggregate.overhead_s.se))} s"
+    )
+    if len(aggregate.seeds) < requested_seeds:
+        lines.append(f"**{len(aggregate.seeds)} of {requested_seeds} seeds**")
+    return "<br>".join(lines)
+
+
+def headline_table(report: Report, observe: str) -> str:
+    """Rows: methods; columns: datasets; cells: :func:`headline_cell`."""
+    spec = report.spec
+    header = ["method", *spec.datasets]
+    rows = [header, ["---"] * len(header)]
+    for method in spec.methods:
+        row = [f"`{method}`"]
+        for dataset in spec.datasets:
+            aggregate = report.aggregates.get((observe, dataset, method))
+            row.append(headline_cell(aggregate, len(spec.seeds)) if aggregate else "no finished run")
+        rows.append(row)
+    best = ["best-validation cell (table)"]
+    for dataset in spec.datasets:
+        ref = report.references[dataset]
+        best.append(
+            f"test {ref.best_test:.2f} (valid {ref.best_valid:.2f}, "
+            f"cell {', '.join(map(str, ref.best_indices))})"
+        )
+    rows.append(best)
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def _tnas_exclusions(report: Report) -> list[str]:
+    lines = []
+    for (observe, dataset, method), runs in sorted(report.runs.items()):
+        if method != "tnas":
+            continue
+        seen: dict[str, list[int]] = {}
+        for run in runs:
+            surrogate = run.config.get("surrogate") or {}
+            exclude = surrogate.get("exclude")
+            text = "not recorded" if exclude is None else (
+                f"meta-trained without {', '.join(exclude) or 'nothing'} "
+                f"(surrogate: {surrogate.get('origin', '?')}"
+                f"{'; TARGET SEEN IN META-TRAINING' if surrogate.get('target_in_meta_train') else ''})"
+            )  # fmt: skip
+            seen.setdefault(text, []).append(run.seed)
+        for text, seeds in seen.items():
+            lines.append(f"- `{dataset}` (observe={observe}, seeds {_seed_list(seeds)}): {text}")
+    return lines
+
+
+def _method_settings(report: Report) -> list[str]:
+    settings: dict[str, set[str]] = {}
+    for (_, _, method), runs in report.runs.items():
+        for run in runs:
+            record = {"method_settings": run.config.get("method_settings", {}),
+                      "options": (run.config.get("config") or {}).get("options", {})}  # fmt: skip
+            settings.setdefault(method, set()).add(json.dumps(record, sort_keys=True))
+    lines = []
+    for method in report.spec.methods:
+        for text in sorted(settings.get(method, ())):
+            lines.append(f"- `{method}`: `{text}`")
+    return lines
+
+
+def _versions(report: Report) -> list[str]:
+    values: dict[str, set[str]] = {}
+    for runs in report.runs.values():
+        for run in runs:
+            for package, version in run.versions.items():
+                values.setdefault(package, set()).add(str(version))
+    lines = []
+    for package, versions in values.items():
+        note = " (differs across runs)" if len(versions) > 1 else ""
+        lines.append(f"- {package} {', '.join(sorted(versions))}{note}")
+    return lines
+
+
+def _seed_list(seeds: Iterable[int]) -> str:
+    return ", ".join(str(s) for s in sorted(seeds))
+
+
+def missing_lines(report: Report) -> list[str]:
+    """One ``missing: ...`` line per (observe, dataset, method) lacking finished seeds."""
+    total = len(report.spec.seeds)
+    return [
+        f"- missing: observe={m.observe} dataset={m.dataset} method={m.method} "
+        f"seeds {_seed_list(m.seeds)} ({len(m.seeds)} of {total})"
+        for m in report.missing
+    ]
+
+
+def _link(path: Path, page_path: Path) -> str:
+    return Path(os.path.relpath(Path(path).resolve(), Path(page_path).resolve().parent)).as_posix()
+
+
+def render_page(report: Report, inputs: PageInputs) -> str:
+    """The whole results page as Markdown."""
+    spec = report.spec
+    observed = {name: OBSERVATION_POLICIES[name] for name in spec.observes if name in OBSERVATION_POLICIES}
+    out: list[str] = [
+        "# NAS-Bench-201 benchmark results",
+        "",
+        "Generated by `benchmarks/nb201.py` from the run directories; do not edit by hand. Regenerate with",
+        "",
+        "```",
+        inputs.command,
+        "```",
+        "",
+        "(finished runs are skipped, interrupted ones resumed), or only the page and figures with",
+        "",
+        "```",
+        inputs.report_command,
+        "```",
+        "",
+        "## Protocol",
+        "",
+        f"- **Benchmark**: the NAS-Bench-201 table (`{inputs.table_source}`), 15,625 cells; a query looks "
+        "one cell up (no training), and costs the cell's recorded training time in simulated GPU-seconds.",
+        f"- **Fidelity**: results after {spec.fidelity} training epochs.",
+        "- **Tasks**: "
+        + "; ".join(f"`{d}`: {TASKS[d].description}" if d in TASKS else f"`{d}`" for d in spec.datasets)
+        + ".",  # fmt: skip
+        "- **Observation policies**: " + "; ".join(f"`{k}`: {v}" for k, v in observed.items()) + ".",
+        f"- **Seeds**: {len(spec.seeds)} per (method, dataset, policy): {_seed_list(spec.seeds)}. "
+        f"**Budget**: {spec.budget} queries (distinct cells) per run.",
+        "- **Incumbent**: the cell with the best *observed* validation accuracy so far (what the method "
+        "would return); the tables quote its test accuracy.",
+        "- **Validation regret**: best seed-mean validation accuracy in the table minus the incumbent's "
+        "seed-mean validation accuracy (looked up in the table, also under `observe=seed`), in %-points. "
+        f"On log axes, regrets below {REGRET_FLOOR:g} (including 0, the best cell found) are drawn at "
+        f"{REGRET_FLOOR:g}.",
+        "- **Queries to best**: first query at which the incumbent is the cell of best seed-mean validation "
+        "accuracy; median and max over seeds (`>budget`: not reached within the budget) and k/n seeds that "
+        "reached it.",
+        "- **Overhead**: seconds spent inside the optimizer's ask/tell over the whole run (not simulated "
+        "training time).",
+        "- **Statistics**: mean \u00b1 standard error over seeds (sample std with ddof=1 / sqrt(n); "
+        "`n/a` for a single seed). Ranks: at every query, methods ranked by incumbent test accuracy per seed "
+        "index (1 = best, ties averaged), averaged over the seeds every method finished.",
+        "",
+        "### TNAS meta-training exclusions",
+        "",
+        *(_tnas_exclusions(report) or ["- no finished TNAS run in this grid."]),
+        "",
+        "### Method settings (from the runs' `config.json`)",
+        "",
+        *(_method_settings(report) or ["- no finished run."]),
+        "",
+        "### Package versions (from the runs' `summary.json`)",
+        "",
+        *(_versions(report) or ["- no finished run."]),
+        "",
+        "## Missing runs",
+        "",
+        *(missing_lines(report) or [f"None: every grid cell has its {len(spec.seeds)} finished seeds."]),
+        "",
+    ]
+    for observe in spec.observes:
+        out += [
+            f"## Results: observe={observe}",
+            "",
+            protocol_title(report, observe) + ".",
+            "",
+            "Per method and dataset: incumbent test accuracy (%) after @q queries, queries to the "
+            "best-validation cell, optimizer overhead per run.",
+            "",
+            headline_table(report, observe),
+            "",
+        ]
+        for png in inputs.figures.get(observe, []):
+            out += [f"![{png.stem}]({_link(png, inputs.page_path)})", ""]
+        if not inputs.figures.get(observe):
+            out += ["No figure: no finished run.", ""]
+    out += [
+        "## Reference: the NAS-Bench-201 paper",
+        "",
+        "Test accuracy (%) of the architecture found by the paper's fixed-budget searches (Dong & Yang, "
+        "NAS-Bench-201, ICLR 2020):",
+        "",
+        "| method | cifar10 | cifar100 | imagenet16-120 |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {r.method} | {r.cifar10:.2f} | {r.cifar100:.2f} | {r.imagenet16_120:.2f} |"
+            for r in PAPER_REFERENCES
+        ),
+        "",
+        PAPER_NOTE,
+        "",
+    ]
+    return "\n".join(out)
+
+
+def write_page(report: Report, inputs: PageInputs) -> Path:
+    """Render the page and write it atomically to ``inputs.page_path``."""
+    atomic_write_text(inputs.page_path, render_page(report, inputs))
+    return inputs.page_path
