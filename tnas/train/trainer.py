@@ -60,7 +60,7 @@ class TrainResult:
 
 def _to_tensor(images: np.ndarray) -> Tensor:
     """uint8 ``N x H x W x C`` to float ``N x C x H x W`` normalised per channel to [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return torch.tensor(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)  # copy: may be read-only
 
 
 def _augment(batch: Tensor, generator: torch.Generator) -> Tensor:
@@ -102,7 +102,7 @@ def accuracy(network: torch.nn.Module, images: np.ndarray, labels: np.ndarray, d
     for start in range(0, len(images), batch_size):
         batch = _to_tensor(images[start : start + batch_size]).to(device)
         predicted = network(batch).argmax(dim=1).cpu()
-        correct += int((predicted == torch.from_numpy(labels[start : start + batch_size])).sum())
+        correct += int((predicted == torch.tensor(labels[start : start + batch_size])).sum())
     return 100.0 * correct / max(len(images), 1)
 
 
