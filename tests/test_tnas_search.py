@@ -161,3 +161,29 @@ def test_cli_refuses_a_corrupt_or_contaminated_surrogate(tiny_surrogate, data_di
     assert main([*base, "--dataset", "cifar100", "--surrogate", str(tiny_surrogate), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "meta-trained on cifar100" in err and err.count("\n") == 1
+
+
+def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, data_dir, tmp_path, capsys):
+    common = ["--dataset", "cifar10", "--budget", "7", "--data-dir", str(data_dir), "--no-progress",
+              "--finetune-steps", "2"]  # fmt: skip
+    runs = {}
+    for method in ("tnas", "tnas-nodata", "tnas-untrained"):
+        out = tmp_path / method
+        extra = [] if method == "tnas-untrained" else ["--surrogate", str(tiny_surrogate)]
+        assert main([*common, "--method", method, "--out", str(out), *extra]) == 0
+        runs[method] = (json.loads((out / "config.json").read_text()), RunDirectory(out).read_trajectory())
+    assert runs["tnas-nodata"][0]["surrogate"]["variant"] == "no-dataset"
+    assert runs["tnas-untrained"][0]["surrogate"]["meta_trained"] is False
+    assert runs["tnas-untrained"][0]["config"]["options"]["acquisition"] == "logei"
+    indexes = {method: [row.index for row in rows] for method, (_, rows) in runs.items()}
+    assert indexes["tnas"] != indexes["tnas-untrained"]
+
+
+def test_the_no_dataset_ablation_zeroes_the_dataset_code(tiny_surrogate):
+    from tnas.meta_train import load_model
+
+    kernel = load_model(tiny_surrogate).kernel
+    features = torch.randn(1, 3, 2, kernel.config.dataset.feature_dim)
+    assert kernel.dataset_codes(features).abs().sum() > 0
+    kernel.config = dataclasses.replace(kernel.config, use_dataset=False)
+    assert kernel.dataset_codes(features).abs().sum() == 0

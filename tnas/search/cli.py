@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--oracle", choices=tuple(ORACLES), default=None,
                         help="what answers queries (default: table where one exists, else train)")
     _add_training_arguments(parser.add_argument_group("real training (--oracle train)"))
-    tnas = parser.add_argument_group("TNAS (--method tnas)")
+    tnas = parser.add_argument_group("TNAS (--method tnas and its ablations tnas-untrained, tnas-nodata)")
     defaults = TNASConfig()
     tnas.add_argument("--surrogate", type=Path, default=None,
                       help="meta-trained surrogate directory (python -m tnas.meta_train --out DIR); default: "
@@ -164,7 +164,7 @@ def oracle_settings(args: argparse.Namespace, oracle: str) -> tuple[int, dict[st
 
 def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """The method-specific settings of a run (empty for the baselines)."""
-    if method != "tnas":
+    if not method.startswith("tnas"):  # TNAS and its ablations share the settings
         return {}
     return {
         "surrogate": str(args.surrogate) if args.surrogate else None,

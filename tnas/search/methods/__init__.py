@@ -6,7 +6,7 @@ BANANAS, GP-BO) register here too.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,12 +28,25 @@ DATASET_SAMPLE_SEED = 0
 run on a dataset sees the same dataset code (and its features are featurised once)."""
 
 
-def build_tnas(context: SearchContext) -> Searcher:
-    """TNAS on the run's dataset with the surrogate named by ``config.options``."""
+TNAS_VARIANTS: dict[str, str] = {
+    "meta": "the meta-trained deep kernel (TNAS)",
+    "untrained": "ablation: the same deep kernel, randomly initialised (seeded by the run), no meta-training",
+    "no-dataset": "ablation: the meta-trained deep kernel with the dataset code zeroed (no dataset encoder)",
+}
+
+
+def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
+    """TNAS on the run's dataset with the surrogate named by ``config.options``.
+
+    ``variant`` (a key of :data:`TNAS_VARIANTS`) selects the full method or an ablation;
+    everything else (dataset encoding, initial design, fine-tuning, acquisition) is shared.
+    """
     import torch
 
     from tnas.datasets import get_dataset
     from tnas.encoders import ImageFeaturizer, dataset_inputs
+    from tnas.meta_train import MetaTrainConfig
+    from tnas.models import DeepKernel
     from tnas.search.methods.tnas import TNASSearcher
     from tnas.search.surrogates import resolve_surrogate
 
@@ -44,15 +57,27 @@ def build_tnas(context: SearchContext) -> Searcher:
         config = TNASConfig(**options)
     except TypeError as error:
         raise ConfigError(f"unknown TNAS option: {error}") from None
-    model, info = resolve_surrogate(context.config.dataset, surrogate, allow_target=allow,
-                                    data_dir=context.data_dir, progress=context.progress)  # fmt: skip
-    context.run_info["surrogate"] = info
+    if variant == "untrained":
+        defaults = MetaTrainConfig()
+        with torch.random.fork_rng():
+            torch.manual_seed(context.config.seed)
+            kernel = DeepKernel(defaults.kernel).eval()
+        samples_per_class = defaults.samples_per_class
+        context.run_info["surrogate"] = {"path": None, "origin": "untrained (random initialisation, run seed)",
+                                         "exclude": [], "meta_trained": False}  # fmt: skip
+    else:
+        model, info = resolve_surrogate(context.config.dataset, surrogate, allow_target=allow,
+                                        data_dir=context.data_dir, progress=context.progress)  # fmt: skip
+        kernel, samples_per_class = model.kernel, model.samples_per_class
+        if variant == "no-dataset":
+            kernel.config = replace(kernel.config, use_dataset=False)
+        context.run_info["surrogate"] = {**info, "variant": variant}
     dataset = get_dataset(context.config.dataset, data_dir=context.data_dir, data_root=context.data_root)
     sample_rng = np.random.default_rng(DATASET_SAMPLE_SEED)  # the dataset's fixed sample, whatever the run seed
-    features, mask = dataset_inputs(dataset, ImageFeaturizer(), sample_rng, model.samples_per_class,
+    features, mask = dataset_inputs(dataset, ImageFeaturizer(), sample_rng, samples_per_class,
                                     progress=context.progress)  # fmt: skip
     torch.manual_seed(context.config.seed)
-    return TNASSearcher(model.kernel, features[None], mask[None], context.rng, config)
+    return TNASSearcher(kernel, features[None], mask[None], context.rng, config)
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,10 @@ METHODS: dict[str, Method] = {
                lambda context: LocalSearch(context.rng), asdict(LocalSearchConfig())),
         Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
                lambda context: build_tnas(context), asdict(TNASConfig())),
+        Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
+               lambda context: build_tnas(context, "untrained"), asdict(TNASConfig())),
+        Method("tnas-nodata", "TNAS ablation: meta-trained kernel with the dataset code zeroed",
+               lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig())),
         Method("bananas", "BANANAS: path encoding, MLP ensemble, ITS on mutations (White et al. 2021)",
                lambda context: Bananas(context.rng), asdict(BananasConfig())),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
