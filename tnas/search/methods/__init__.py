@@ -18,6 +18,7 @@ from tnas.search.methods.bananas import Bananas, BananasConfig
 from tnas.search.methods.evolution import EvolutionConfig, RegularizedEvolution
 from tnas.search.methods.gp_bo import GPBO, GPBOConfig
 from tnas.search.methods.local_search import LocalSearch, LocalSearchConfig
+from tnas.search.methods.peers import HEBOConfig, OptunaTPEConfig, build_hebo, build_optuna_tpe
 from tnas.search.methods.random_search import RandomSearch
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.protocol import Searcher
@@ -47,7 +48,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     from tnas.encoders import ImageFeaturizer, dataset_inputs
     from tnas.meta_train import MetaTrainConfig
     from tnas.models import DeepKernel
-    from tnas.search.methods.tnas import TNASSearcher
+    from tnas.search.methods.tnas import TNASSearcher, target_scale_of
     from tnas.search.surrogates import resolve_surrogate
 
     options = dict(context.config.options)
@@ -62,22 +63,23 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
         with torch.random.fork_rng():
             torch.manual_seed(context.config.seed)
             kernel = DeepKernel(defaults.kernel).eval()
-        samples_per_class = defaults.samples_per_class
+        samples_per_class, scale = defaults.samples_per_class, None
         context.run_info["surrogate"] = {"path": None, "origin": "untrained (random initialisation, run seed)",
                                          "exclude": [], "meta_trained": False}  # fmt: skip
     else:
         model, info = resolve_surrogate(context.config.dataset, surrogate, allow_target=allow,
                                         data_dir=context.data_dir, progress=context.progress)  # fmt: skip
         kernel, samples_per_class = model.kernel, model.samples_per_class
+        scale = target_scale_of(model.statistics)
         if variant == "no-dataset":
             kernel.config = replace(kernel.config, use_dataset=False)
-        context.run_info["surrogate"] = {**info, "variant": variant}
+        context.run_info["surrogate"] = {**info, "variant": variant, "target_scale": scale}
     dataset = get_dataset(context.config.dataset, data_dir=context.data_dir, data_root=context.data_root)
     sample_rng = np.random.default_rng(DATASET_SAMPLE_SEED)  # the dataset's fixed sample, whatever the run seed
     features, mask = dataset_inputs(dataset, ImageFeaturizer(), sample_rng, samples_per_class,
                                     progress=context.progress)  # fmt: skip
     torch.manual_seed(context.config.seed)
-    return TNASSearcher(kernel, features[None], mask[None], context.rng, config)
+    return TNASSearcher(kernel, features[None], mask[None], context.rng, config, target_scale=scale)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,10 @@ METHODS: dict[str, Method] = {
                lambda context: Bananas(context.rng), asdict(BananasConfig())),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
                lambda context: GPBO(context.rng), asdict(GPBOConfig())),
+        Method("optuna-tpe", "peer: Optuna's TPESampler, ask/tell on 6 categorical edges (Akiba et al. 2019)",
+               lambda context: build_optuna_tpe(context), asdict(OptunaTPEConfig())),
+        Method("hebo", "peer: HEBO (warped GP, MACE, NSGA-II), ask/tell on 6 edges (Cowen-Rivers et al. 2022)",
+               lambda context: build_hebo(context), asdict(HEBOConfig())),
     )
 }  # fmt: skip
 
