@@ -52,12 +52,20 @@ def method_colors(methods: tuple[str, ...]) -> dict[str, str]:
     return {method: palette[i % len(palette)] for i, method in enumerate(methods)}
 
 
+HIGHLIGHTED = "tnas"
+"""The method of this library, drawn thicker and on top so it is found at a glance."""
+
+
+def _line_width(method: str) -> float:
+    return 2.8 if method == HIGHLIGHTED else 1.5
+
+
 def _band(ax: Axes, x: np.ndarray, stat: Stat, color: str, label: str, floor: float | None = None) -> None:
     mean, se = stat.mean, stat.se
     low, high = mean - se, mean + se
     if floor is not None:
         mean, low, high = (np.maximum(a, floor) for a in (mean, low, high))
-    ax.plot(x, mean, color=color, label=label, linewidth=1.6)
+    ax.plot(x, mean, color=color, label=label, linewidth=_line_width(label), zorder=3 if label == HIGHLIGHTED else 2)
     if stat.n > 1:
         ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0)
 
@@ -117,7 +125,8 @@ def _draw_test(ax: Axes, report: Report, observe: str, dataset: str, colors: dic
 def _draw_ranks(ax: Axes, report: Report, observe: str, dataset: str, colors: dict[str, str]) -> bool:
     ranks, seeds = report.ranks.get((observe, dataset), ({}, ()))
     for method, values in ranks.items():
-        ax.plot(np.arange(1, values.shape[0] + 1), values, color=colors[method], label=method, linewidth=1.6)
+        ax.plot(np.arange(1, values.shape[0] + 1), values, color=colors[method], label=method,
+                linewidth=_line_width(method), zorder=3 if method == HIGHLIGHTED else 2)  # fmt: skip
     if ranks:
         ax.set_ylim(len(ranks) + 0.5, 0.5)  # rank 1 on top
         ax.text(0.98, 0.02, f"{len(seeds)} paired seeds", transform=ax.transAxes, ha="right", va="bottom",
