@@ -29,7 +29,9 @@ ranks are averaged over the seed indices that every compared method has finished
 ``k`` of one method and seed ``k`` of another are independent runs, so this pairing is
 arbitrary but unbiased: the average rank estimates each method's expected rank in a
 random draw of one run per method. (Ranking the seed means instead would give integer
-ranks that flip on differences far below the standard error.)
+ranks that flip on differences far below the standard error.) Only the methods with the
+most finished seeds on a dataset are ranked, so that a method run at fewer seeds does not
+cut the comparison down to its seeds.
 """
 
 from __future__ import annotations
@@ -434,6 +436,8 @@ def build_report(out: Path, spec: GridSpec, tables: Mapping[str, tuple[np.ndarra
             present = [
                 aggregates[(observe, dataset, m)] for m in spec.methods if (observe, dataset, m) in aggregates
             ]
+            most = max((len(a.seeds) for a in present), default=0)
+            present = [a for a in present if len(a.seeds) == most]  # methods run at fewer seeds are not ranked
             if len(present) >= 2:
                 ranks[(observe, dataset)] = dataset_ranks(present)
     references = {d: task_reference(d, *tables[d]) for d in spec.datasets}

@@ -21,6 +21,7 @@ from benchmarks.aggregate import (
     checkpoints,
     collect_runs,
     common_time_grid,
+    dataset_ranks,
     load_run,
     mean_and_se,
     queries_to_best,
@@ -184,7 +185,8 @@ def test_run_directories_are_read_with_table_regret_and_missing_runs_listed(tmp_
     assert rs.to_best.per_seed == (3, None) and float(rs.overhead_s.mean) == 2.0
     tnas = report.aggregates[("seed", "toy", "tnas")]
     assert tnas.to_best.per_seed == (1,) and np.isnan(tnas.regret.se).all()
-    ranks, seeds = report.ranks[("seed", "toy")]
+    assert ("seed", "toy") not in report.ranks  # tnas has fewer seeds than rs: only rs is left to rank
+    ranks, seeds = dataset_ranks([rs, tnas])  # ranked over the seeds both finished
     assert (
         seeds == (0,)
         and ranks["tnas"].tolist() == [1.0, 1.0, 1.5]
