@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench results clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,11 @@ bench: install
 	$(BIN)/python -m benchmarks.meta_train --cold --out runs/bench-meta
 	$(BIN)/python -m benchmarks.tnas_search --surrogates runs/bench-meta
 	$(BIN)/python -m benchmarks.training
+
+# The NAS-Bench-201 comparison grid and benchmarks/RESULTS.md (hours on 2 cores; finished
+# runs are skipped, so it can be stopped and restarted). Peers need: pip install -e ".[peers]".
+results: install
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --observe mean,seed --seeds 10 --budget 100
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
