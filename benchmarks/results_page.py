@@ -121,6 +121,35 @@ def headline_table(report: Report, observe: str) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
+def glance_table(report: Report, observe: str) -> str:
+    """At a glance: test accuracy after the budget (best mean per dataset in bold) and queries to best."""
+    spec = report.spec
+    header = ["method", *(f"{dataset} @{spec.budget}" for dataset in spec.datasets), "seeds"]
+    rows = [header, ["---"] * len(header)]
+    best_mean = {
+        dataset: max((float(a.test.mean[-1]) for (o, d, _), a in report.aggregates.items()
+                      if o == observe and d == dataset), default=math.nan)  # fmt: skip
+        for dataset in spec.datasets
+    }
+    for method in spec.methods:
+        row, seeds = [f"`{method}`"], set()
+        for dataset in spec.datasets:
+            aggregate = report.aggregates.get((observe, dataset, method))
+            if aggregate is None:
+                row.append("-")
+                continue
+            seeds.add(len(aggregate.seeds))
+            mean, se = _at(aggregate.test, aggregate.budget)
+            text = format_stat(mean, se)
+            text = f"**{text}**" if mean == best_mean[dataset] else text
+            to_best = aggregate.to_best
+            row.append(f"{text} (best cell: {format_queries(to_best.median, aggregate.budget)}, "
+                       f"{to_best.reached}/{to_best.n})")  # fmt: skip
+        row.append("/".join(str(n) for n in sorted(seeds)) or "0")
+        rows.append(row)
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
 def _tnas_exclusions(report: Report) -> list[str]:
     lines = []
     for (observe, dataset, method), runs in sorted(report.runs.items()):
@@ -254,7 +283,13 @@ def render_page(report: Report, inputs: PageInputs) -> str:
             "",
             protocol_title(report, observe) + ".",
             "",
-            "Per method and dataset: incumbent test accuracy (%) after @q queries, queries to the "
+            f"At a glance: incumbent test accuracy (%) after {spec.budget} queries, mean \u00b1 s.e. "
+            "(best mean in bold), with the median queries to the best-validation cell and how many "
+            "seeds reached it; last column: seeds finished.",
+            "",
+            glance_table(report, observe),
+            "",
+            "In detail: incumbent test accuracy (%) after @q queries, queries to the "
             "best-validation cell, optimizer overhead per run.",
             "",
             headline_table(report, observe),
