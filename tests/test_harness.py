@@ -206,6 +206,8 @@ def test_run_directories_are_read_with_table_regret_and_missing_runs_listed(tmp_
     assert "- missing: observe=seed dataset=toy method=ls seeds 0, 1, 2 (3 of 3)" in page
     assert "to best: median 1, max 1 (1/1)" in page and "n/a" in page and "- numpy 9.9" in page
     assert "python -m benchmarks.nb201 X\n" in page and "No figure" in page
+    glance = next(line for line in page.splitlines() if line.startswith("| `rs` | 90.00"))
+    assert glance.endswith("(best cell: >3, 1/2) | 2 |")  # one of rs's two seeds reached the best cell
 
 
 # ---------------------------------------------------------------------------- the harness on the real table
