@@ -42,7 +42,6 @@ to the same code, e.g. every cell whose input never reaches the output to all ze
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -54,6 +53,7 @@ from torch import Tensor
 
 from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
+from tnas.search.methods.threads import single_threaded
 from tnas.space import EDGES, OPERATIONS, Cell, neighbours, sample_unseen
 
 INPUT_NODE = 0
@@ -147,25 +147,6 @@ class BananasConfig:
             raise ConfigError(f"num_ensemble must be at least 2, got {self.num_ensemble}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
-
-
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run torch's CPU kernels on one thread inside the block, restoring the count after.
-
-    The models here are tiny (tens of rows, 20 to 30 columns): intra-op parallelism only
-    adds synchronisation, and on a busy machine threads waiting for cores made fits ten to
-    fifty times slower (measured: a GP fit on 50 cells 19 s on 2 threads, 1.3 s on one).
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------- the MLP ensemble

@@ -24,7 +24,7 @@ the previous fit's instead) and L-BFGS-B stops after ``fit_maxiter`` iterations.
 ARD lengthscales, most of them flat directions, an uncapped fit crawls for 1,000+
 iterations at 100 observations (measured 2.5 s) for a marginal likelihood within 1% of
 what 500 iterations reach (about 1 s). Torch runs on one thread inside the searcher (see
-:func:`~tnas.search.methods.bananas.single_threaded`), and candidates are scored in
+:func:`~tnas.search.methods.threads.single_threaded`), and candidates are scored in
 batches of ``ACQUISITION_BATCH`` (GPyTorch expands the training inputs per candidate, so
 small batches are faster and bound the memory).
 """
@@ -46,7 +46,7 @@ from torch import Tensor
 
 from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
-from tnas.search.methods.bananas import single_threaded
+from tnas.search.methods.threads import single_threaded
 from tnas.space import NUM_CELLS, NUM_EDGES, NUM_OPS, Cell, official_index_order, sample_unseen
 
 ONE_HOT_DIM = NUM_EDGES * NUM_OPS  # 30

@@ -58,7 +58,7 @@ import torch
 
 from tnas.errors import ConfigError, SearcherError
 from tnas.oracles import Evaluation
-from tnas.search.methods.bananas import single_threaded
+from tnas.search.methods.threads import single_threaded
 from tnas.space import NUM_EDGES, OPERATIONS, Cell
 
 EDGE_NAMES: tuple[str, ...] = tuple(f"edge{edge}" for edge in range(NUM_EDGES))
