@@ -36,7 +36,7 @@ from tnas.encoders import ImageFeaturizer, dataset_inputs
 from tnas.meta_train import load_model
 from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher, run
-from tnas.search.methods.tnas import TNASConfig, TNASSearcher
+from tnas.search.methods.tnas import TNASConfig, TNASSearcher, target_scale_of
 from tnas.search.surrogates import META_TRAIN_SOURCE
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -55,7 +55,8 @@ def measure_overhead(surrogate: Path, repeats: int, data_dir: str | None) -> dic
         seconds = []
         for repeat in range(repeats):
             rng = np.random.default_rng([repeat, observed])
-            searcher = TNASSearcher(model.kernel, features[None], mask[None], rng, TNASConfig())
+            searcher = TNASSearcher(model.kernel, features[None], mask[None], rng, TNASConfig(),
+                                    target_scale=target_scale_of(model.statistics))  # fmt: skip
             for index in rng.choice(len(accuracy), observed, replace=False):
                 searcher._observed[int(index)] = float(accuracy[index])
             start = time.perf_counter()
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="tnas,rs,re,ls")
     parser.add_argument("--repeats", type=int, default=20, help="observation sets per overhead figure")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--overhead-only", action="store_true", help="measure the overhead, run no search")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.repeats} repeats):")  # fmt: skip
         for observed, figures in overhead.items():
             print(f"  {observed:>4} observations: median {figures['median_s']:.3f} s, p90 {figures['p90_s']:.3f} s")
-    for observe in args.observe:
+    for observe in [] if args.overhead_only else args.observe:
         results = run_grid(args.surrogates, args.seeds, args.budget, observe, args.data_dir,
                            tuple(args.methods.split(",")))  # fmt: skip
         output[observe] = {d: {m: summarise(rows) for m, rows in methods.items()} for d, methods in results.items()}

@@ -8,6 +8,9 @@ import pytest
 import torch
 
 from tests.synthetic_meta import FEATURES, small_config, synthetic_meta
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+from tnas.errors import ConfigError
 from tnas.meta_train import meta_train
 from tnas.models import DeepKernel
 from tnas.oracles import TableOracle
@@ -70,6 +73,30 @@ def test_q_batch_proposes_q_distinct_cells(oracle):
     batch = fresh._acquire()
     assert len(batch) == 3 and len({cell.index for cell, _ in batch}) == 3
     assert not {cell.index for cell, _ in batch} & set(indexes[:5])
+
+
+def _head_after_fit(oracle, **settings) -> tuple[float, float]:
+    """Noise and log marginal likelihood per point of the head fitted to 30 observed cells."""
+    searcher = _searcher(**settings)
+    for index in np.random.default_rng(3).choice(15625, 30, replace=False):
+        searcher._observed[int(index)] = float(oracle.evaluate(Cell.from_index(int(index)), fidelity=200,
+                                                               seed=None).valid)  # fmt: skip
+    model, _, _ = searcher.surrogate()
+    model.train()
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    with torch.no_grad():
+        value = float(mll(model(*model.train_inputs), model.train_targets))
+    return float(model.likelihood.noise), value
+
+
+def test_lbfgs_fits_the_head_further_than_a_few_adam_steps(oracle):
+    untouched = _head_after_fit(oracle, finetune_steps=0)
+    adam = _head_after_fit(oracle, finetune_steps=5, finetune_optimizer="adam")
+    lbfgs = _head_after_fit(oracle, finetune_steps=100, finetune_optimizer="lbfgs")
+    assert adam[0] != untouched[0]  # Adam moved the head ...
+    assert lbfgs[1] > adam[1] > untouched[1]  # ... L-BFGS-B to a better marginal likelihood
+    with pytest.raises(ConfigError, match="fine-tuning optimizer"):
+        TNASConfig(finetune_optimizer="sgd")
 
 
 def test_resume_equals_an_uninterrupted_run(oracle, tmp_path):
@@ -137,6 +164,7 @@ def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_p
         (["--acquisition", "pi"], "invalid choice: 'pi'"),
         (["--surrogate", "/nonexistent/surrogate"], "does not exist"),
         (["--init", "best"], "invalid choice: 'best'"),
+        (["--finetune-optimizer", "sgd"], "invalid choice: 'sgd'"),
     ],
 )
 def test_cli_error_paths(data_dir, tmp_path, capsys, extra, message):
