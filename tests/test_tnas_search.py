@@ -75,6 +75,21 @@ def test_q_batch_proposes_q_distinct_cells(oracle):
     assert not {cell.index for cell, _ in batch} & set(indexes[:5])
 
 
+def test_q_batch_is_seeded_by_the_run_and_leaves_the_global_generator_alone(oracle):
+    searchers = [_searcher(seed=0, batch_size=3, finetune_steps=2) for _ in range(2)]
+    for searcher in searchers:
+        for index in (1, 2, 3, 4, 5):
+            searcher._observed[index] = float(oracle.evaluate(Cell.from_index(index), fidelity=200, seed=None).valid)
+    batches = []
+    for searcher in searchers:
+        torch.manual_seed(123 + len(batches))  # a different global state each time
+        expected_next = torch.rand(1)
+        torch.manual_seed(123 + len(batches))
+        batches.append([cell.index for cell, _ in searcher._acquire()])
+        assert torch.equal(torch.rand(1), expected_next)
+    assert batches[0] == batches[1]
+
+
 def _head_after_fit(oracle, **settings) -> tuple[float, float]:
     """Noise and log marginal likelihood per point of the head fitted to 30 observed cells."""
     searcher = _searcher(**settings)

@@ -78,7 +78,6 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     sample_rng = np.random.default_rng(DATASET_SAMPLE_SEED)  # the dataset's fixed sample, whatever the run seed
     features, mask = dataset_inputs(dataset, ImageFeaturizer(), sample_rng, samples_per_class,
                                     progress=context.progress)  # fmt: skip
-    torch.manual_seed(context.config.seed)
     return TNASSearcher(kernel, features[None], mask[None], context.rng, config, target_scale=scale)
 
 

@@ -38,6 +38,7 @@ from botorch.acquisition import (
 from botorch.exceptions.warnings import OptimizationWarning
 from botorch.optim import optimize_acqf_discrete
 from botorch.optim.fit import fit_gpytorch_mll_scipy
+from botorch.sampling import SobolQMCNormalSampler
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from linear_operator.utils.errors import NotPSDError
 from torch import Tensor
@@ -51,6 +52,7 @@ from tnas.space import NUM_CELLS, Cell
 ACQUISITIONS = ("logei", "ucb", "ts")
 INITS = ("prior", "random")
 FINETUNE_OPTIMIZERS = ("lbfgs", "adam")
+QMC_SAMPLES = 512  # base samples of q-batch acquisitions (BoTorch's default)
 
 
 @dataclass(frozen=True)
@@ -216,13 +218,18 @@ class TNASSearcher:
         if self.config.acquisition == "logei":
             if q == 1:
                 return LogExpectedImprovement(model, best_f=model.train_targets.max())
-            return qLogNoisyExpectedImprovement(model, X_baseline=model.train_inputs[0], prune_baseline=False)
+            return qLogNoisyExpectedImprovement(model, X_baseline=model.train_inputs[0], prune_baseline=False,
+                                                sampler=self._qmc_sampler())  # fmt: skip
         if self.config.acquisition == "ucb":
             if q == 1:
                 return UpperConfidenceBound(model, beta=self.config.ucb_beta)
-            return qUpperConfidenceBound(model, beta=self.config.ucb_beta)
+            return qUpperConfidenceBound(model, beta=self.config.ucb_beta, sampler=self._qmc_sampler())
         draws = torch.as_tensor(self._rng.standard_normal(NUM_CELLS), dtype=torch.float64)
         return IndependentThompsonSampling(model, draws)
+
+    def _qmc_sampler(self) -> SobolQMCNormalSampler:
+        """Quasi-MC base samples of a q-batch acquisition, seeded from the run's generator."""
+        return SobolQMCNormalSampler(torch.Size([QMC_SAMPLES]), seed=int(self._rng.integers(2**31)))
 
     def _acquire(self) -> list[tuple[Cell, dict[str, float]]]:
         model, mean, std = self.surrogate()
