@@ -21,7 +21,7 @@ import numpy as np
 from benchmarks.aggregate import GridSpec, Report, build_report, run_path
 from benchmarks.plots import plot_report
 from benchmarks.results_page import PageInputs, write_page
-from tnas.cli_common import OneLineErrorParser
+from tnas.cli_common import OneLineErrorParser, help_listing
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.search.cli import build_run, default_method_options
@@ -69,9 +69,9 @@ class GridOutcome:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    methods = "\n".join(f"  {name:<12} {method.summary}" for name, method in METHODS.items())
-    datasets = "\n".join(f"  {name:<16} {task.description}" for name, task in TASKS.items())
-    policies = "\n".join(f"  {name:<6} {text}" for name, text in OBSERVATION_POLICIES.items())
+    methods = help_listing({name: method.summary for name, method in METHODS.items()}, width=14)
+    datasets = help_listing({name: task.description for name, task in TASKS.items()})
+    policies = help_listing(OBSERVATION_POLICIES, width=6)
     parser = OneLineErrorParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Mapping, NoReturn
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -11,3 +11,9 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def help_listing(entries: Mapping[str, str], width: int = 16) -> str:
+    """``name  description`` lines for a ``--help`` epilog, names padded to ``width``."""
+    return "\n".join(f"  {name:<{width}} {text}" for name, text in entries.items())
+

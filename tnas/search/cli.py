@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tnas.cli_common import OneLineErrorParser
+from tnas.cli_common import OneLineErrorParser, help_listing
 from tnas.datasets import ALIASES, DATASETS
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
@@ -29,12 +29,12 @@ PROG = "python -m tnas.search"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    datasets = "\n".join(f"  {name:<16} {task.description}" for name, task in TASKS.items())
-    trainable = "\n".join(f"  {name:<16} {spec.description}" for name, spec in DATASETS.items()
-                          if spec.name not in ("imagenet16-120", "imagenet-sample"))  # fmt: skip
-    oracles = "\n".join(f"  {name:<16} {text}" for name, text in ORACLES.items())
-    methods = "\n".join(f"  {name:<16} {method.summary}" for name, method in METHODS.items())
-    policies = "\n".join(f"  {name:<16} {text}" for name, text in OBSERVATION_POLICIES.items())
+    datasets = help_listing({name: task.description for name, task in TASKS.items()})
+    trainable = help_listing({name: spec.description for name, spec in DATASETS.items()
+                              if spec.name not in ("imagenet16-120", "imagenet-sample")})  # fmt: skip
+    oracles = help_listing(ORACLES)
+    methods = help_listing({name: method.summary for name, method in METHODS.items()})
+    policies = help_listing(OBSERVATION_POLICIES)
     parser = OneLineErrorParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
