@@ -9,9 +9,11 @@ aggregates the finished runs (:mod:`benchmarks.aggregate`), draws the figures
 from __future__ import annotations
 
 import argparse
+import fcntl
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,7 @@ class GridOutcome:
 
     ran: int
     skipped: int
+    busy: int = 0  # runs another harness process was running
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
             "outputs:\n"
             "  OUT/<observe>/<dataset>/<method>/seed<k>/  one run directory per run (config.json,\n"
             "      trajectory.csv, summary.json, as python -m tnas.search writes them); re-running\n"
-            "      the same command skips finished runs and resumes interrupted ones\n"
+            "      the same command skips finished runs and resumes interrupted ones; several\n"
+            "      processes may share a grid (each run is locked by the one running it), e.g. one\n"
+            "      per core: OMP_NUM_THREADS=1 python -m benchmarks.nb201 ... & (twice)\n"
             "  --results-page (benchmarks/RESULTS.md)   protocol, missing runs, headline tables,\n"
             "      figures, NAS-Bench-201 paper reference, the command regenerating it\n"
             "  <page folder>/figures/<observe>-{regret-queries,regret-gpu-hours,test-queries,\n"
@@ -211,27 +216,54 @@ def is_finished(path: Path, config: RunConfig) -> bool:
     )
 
 
+@contextmanager
+def claim_run(path: Path) -> Iterator[bool]:
+    """Claim run directory ``path`` for this process while the ``with`` block lasts.
+
+    Several harness processes may work on one grid (one per core, or per machine sharing
+    the folder): each run is claimed with an exclusive advisory lock (``flock``) on a file
+    beside its directory, ``.<name>.lock``. Yields ``False`` if another process holds it.
+    The operating system drops the lock when its process ends, so a killed worker leaves
+    no stale claim and its run is resumed by the next one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_grid(config: HarnessConfig, table: NB201Table) -> GridOutcome:
-    """Run every unfinished run of the grid (finished ones are skipped, interrupted resumed)."""
+    """Run every unfinished run of the grid (finished ones are skipped, interrupted resumed,
+    ones another harness process is running left to it)."""
     from tqdm import tqdm
 
     spec = config.spec
     cells = list(spec.cells())
-    ran = skipped = 0
+    ran = skipped = busy = 0
     with tqdm(total=len(cells), desc="grid", unit="run", disable=None if config.progress else True) as bar:
         for observe, dataset, method, seed in cells:
             bar.set_postfix({"method": method, "dataset": dataset, "seed": seed, "observe": observe})
             run_cfg = run_config(spec, observe, dataset, method, seed)
             path = run_path(config.out, observe, dataset, method, seed)
-            if is_finished(path, run_cfg):
-                skipped += 1
-            else:
-                prepared = build_run(run_cfg, table, data_dir=config.data_dir, progress=config.progress)
-                run(prepared.searcher, prepared.oracle, run_cfg, path, run_info=prepared.run_info,
-                    progress=config.progress)  # fmt: skip
-                ran += 1
+            with claim_run(path) as claimed:
+                if not claimed:
+                    busy += 1
+                elif is_finished(path, run_cfg):
+                    skipped += 1
+                else:
+                    prepared = build_run(run_cfg, table, data_dir=config.data_dir, progress=config.progress)
+                    run(prepared.searcher, prepared.oracle, run_cfg, path, run_info=prepared.run_info,
+                        progress=config.progress)  # fmt: skip
+                    ran += 1
             bar.update(1)
-    return GridOutcome(ran=ran, skipped=skipped)
+    return GridOutcome(ran=ran, skipped=skipped, busy=busy)
 
 
 def reported_spec(config: HarnessConfig) -> GridSpec:
@@ -308,6 +340,7 @@ def _summary_line(
         "report only"
         if config.report_only
         else f"{outcome.ran} runs made, {outcome.skipped} already finished"
+        + (f", {outcome.busy} left to other harness processes" if outcome.busy else "")
     )
     return (f"{runs}; {missing} runs missing; page {config.results_page}, "
             f"{sum(len(f) for f in figures.values())} figures in {config.figures_dir}")  # fmt: skip

@@ -6,6 +6,8 @@ import dataclasses
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -279,6 +281,26 @@ def test_an_interrupted_grid_resumes_to_the_same_trajectories(full_grid, data_di
     assert finished.stat().st_mtime_ns == before  # a finished run is not touched
     assert _trajectories(out) == _trajectories(full_grid / "results")
     assert json.loads(killed.summary_path.read_text())["queries"] == 15
+
+
+def test_a_run_claimed_by_another_process_is_left_to_it(full_grid, data_dir, tmp_path, capsys):
+    out, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    claimed = run_path(out, "mean", "cifar10", "re", 1)
+    other = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from benchmarks.nb201 import claim_run\n"
+        f"with claim_run(Path({str(claimed)!r})) as ok:\n"
+        "    print(ok, flush=True); sys.stdin.read()"
+    )], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert other.stdout.readline().strip() == "True"  # the other process holds re/seed1
+        assert main(_grid(out, page, data_dir)) == 0
+        assert "3 runs made, 0 already finished, 1 left to other harness processes" in capsys.readouterr().out
+        assert not (claimed / "summary.json").exists()
+    finally:
+        other.communicate("")  # releases the claim and ends
+    assert main(_grid(out, page, data_dir)) == 0
+    assert "1 runs made, 3 already finished" in capsys.readouterr().out
+    assert _trajectories(out) == _trajectories(full_grid / "results")
 
 
 def test_a_smaller_budget_reuses_longer_finished_runs(full_grid, data_dir, tmp_path, capsys):
