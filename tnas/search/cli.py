@@ -14,7 +14,7 @@ from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
 from tnas.search.config import OBSERVATION_POLICIES, ORACLES, RunConfig
 from tnas.search.methods import METHODS, get_method, make_searcher
-from tnas.search.methods.tnas import ACQUISITIONS, FINETUNE_OPTIMIZERS, INITS, TNASConfig
+from tnas.search.methods.tnas import ACQUISITIONS, INITS, TNASConfig
 from tnas.search.oracle_setup import (
     TrainOracleOptions,
     build_oracle,
@@ -103,12 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--batch-size", type=int, default=defaults.batch_size,
                       help="q, cells proposed per acquisition (q > 1: qLogNEI / qUCB)")
     tnas.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps,
-                      help="iterations fitting the GP head (mean calibration, kernel scales, noise) to the "
-                      f"observations before each proposal: the most L-BFGS-B iterations, or Adam steps; 0 keeps "
-                      f"the meta-trained head (default: {defaults.finetune_steps})")
-    tnas.add_argument("--finetune-optimizer", choices=FINETUNE_OPTIMIZERS, default=defaults.finetune_optimizer,
-                      help="lbfgs fits the head to convergence; adam takes --finetune-steps steps of "
-                      f"learning rate {defaults.finetune_lr} (default: {defaults.finetune_optimizer})")
+                      help="Adam steps (learning rate %s) fitting the GP head (mean calibration, kernel "
+                      "scales, noise) to the observations before each proposal, from the meta-trained "
+                      "values; 0 keeps the meta-trained head (default: %d)" % (defaults.finetune_lr,
+                                                                                defaults.finetune_steps))
     tnas.add_argument("--allow-target-in-meta-train", action="store_true",
                       help="accept a surrogate whose meta-training saw the target dataset")  # fmt: skip
     return parser
@@ -179,7 +177,6 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         "init_size": args.init_size,
         "batch_size": args.batch_size,
         "finetune_steps": args.finetune_steps,
-        "finetune_optimizer": args.finetune_optimizer,
     }
 
 
