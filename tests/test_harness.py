@@ -287,10 +287,10 @@ def test_a_run_claimed_by_another_process_is_left_to_it(full_grid, data_dir, tmp
     out, page = tmp_path / "results", tmp_path / "RESULTS.md"
     claimed = run_path(out, "mean", "cifar10", "re", 1)
     other = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from benchmarks.nb201 import claim_run\n"
+        "import sys; from pathlib import Path; from benchmarks.nb201 import claim_run\n"
         f"with claim_run(Path({str(claimed)!r})) as ok:\n"
         "    print(ok, flush=True); sys.stdin.read()"
-    )], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    )], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])  # fmt: skip
     try:
         assert other.stdout.readline().strip() == "True"  # the other process holds re/seed1
         assert main(_grid(out, page, data_dir)) == 0

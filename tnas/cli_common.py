@@ -16,4 +16,3 @@ class OneLineErrorParser(argparse.ArgumentParser):
 def help_listing(entries: Mapping[str, str], width: int = 16) -> str:
     """``name  description`` lines for a ``--help`` epilog, names padded to ``width``."""
     return "\n".join(f"  {name:<{width}} {text}" for name, text in entries.items())
-

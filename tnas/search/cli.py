@@ -103,10 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--batch-size", type=int, default=defaults.batch_size,
                       help="q, cells proposed per acquisition (q > 1: qLogNEI / qUCB)")
     tnas.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps,
-                      help="Adam steps (learning rate %s) fitting the GP head (mean calibration, kernel "
-                      "scales, noise) to the observations before each proposal, from the meta-trained "
-                      "values; 0 keeps the meta-trained head (default: %d)" % (defaults.finetune_lr,
-                                                                                defaults.finetune_steps))
+                      help=f"Adam steps (learning rate {defaults.finetune_lr}) fitting the GP head (mean "
+                      "calibration, kernel scales, noise) to the observations before each proposal, from the "
+                      f"meta-trained values; 0 keeps the meta-trained head (default: {defaults.finetune_steps})")
     tnas.add_argument("--allow-target-in-meta-train", action="store_true",
                       help="accept a surrogate whose meta-training saw the target dataset")  # fmt: skip
     return parser
