@@ -89,13 +89,19 @@ def test_q_batch_is_seeded_by_the_run_and_leaves_the_global_generator_alone(orac
     assert batches[0] == batches[1]
 
 
-def _head_after_fit(oracle, **settings) -> tuple[float, float]:
-    """Log marginal likelihood per point and output scale of the head fitted to 30 observed cells."""
+def _fitted_to_30_cells(oracle, **settings):
+    """A searcher that observed 30 random cells, and its fine-tuned GP."""
     searcher = _searcher(**settings)
     for index in np.random.default_rng(3).choice(15625, 30, replace=False):
         searcher._observed[int(index)] = float(oracle.evaluate(Cell.from_index(int(index)), fidelity=200,
                                                                seed=None).valid)  # fmt: skip
     model, _, _ = searcher.surrogate()
+    return searcher, model
+
+
+def _head_after_fit(oracle, **settings) -> tuple[float, float]:
+    """Log marginal likelihood per point and output scale of the GP fitted to 30 observed cells."""
+    _, model = _fitted_to_30_cells(oracle, **settings)
     model.train()
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with torch.no_grad():
@@ -103,11 +109,26 @@ def _head_after_fit(oracle, **settings) -> tuple[float, float]:
     return value, float(model.covar_module.outputscale)
 
 
-def test_finetuning_moves_the_head_towards_the_observations_without_collapsing_the_kernel(oracle):
+@pytest.mark.parametrize("feature_lr", [0.0, 0.01])
+def test_finetuning_moves_the_gp_towards_the_observations_without_collapsing_the_kernel(oracle, feature_lr):
     untouched = _head_after_fit(oracle, finetune_steps=0)
-    tuned = _head_after_fit(oracle, finetune_steps=20)
+    tuned = _head_after_fit(oracle, finetune_steps=20, finetune_feature_lr=feature_lr)
     assert tuned[0] > untouched[0]  # a better marginal likelihood ...
     assert tuned[1] > 0.1 * untouched[1]  # ... with the kernel's output scale still in place
+
+
+def test_finetuning_adapts_a_copy_of_the_feature_mlp_and_never_the_meta_trained_kernel(oracle):
+    searcher, model = _fitted_to_30_cells(oracle, finetune_steps=10, finetune_feature_lr=0.01)
+    meta_trained = {name: value.clone() for name, value in searcher.kernel.state_dict().items()}
+    model, _, _ = searcher.surrogate()  # fine-tuned again from the same meta-trained values
+    for name, value in searcher.kernel.state_dict().items():
+        assert torch.equal(value, meta_trained[name]), name
+    original = searcher.kernel.feature_map(searcher._codes[:50]).double()
+    tuned = model.all_features()[:50]
+    assert not torch.allclose(tuned, original)  # xi moved ...
+    assert torch.allclose(tuned, model._map(searcher._codes[:50]))  # ... and is what the GP uses
+    _, frozen = _fitted_to_30_cells(oracle, finetune_steps=10, finetune_feature_lr=0.0)
+    assert torch.allclose(frozen.all_features()[:50], original)
 
 
 def test_resume_equals_an_uninterrupted_run(oracle, tmp_path):
@@ -175,6 +196,7 @@ def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_p
         (["--acquisition", "pi"], "invalid choice: 'pi'"),
         (["--surrogate", "/nonexistent/surrogate"], "does not exist"),
         (["--init", "best"], "invalid choice: 'best'"),
+        (["--finetune-feature-lr", "-0.1"], "finetune_feature_lr must be >= 0"),
     ],
 )
 def test_cli_error_paths(data_dir, tmp_path, capsys, extra, message):

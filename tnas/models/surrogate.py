@@ -6,9 +6,12 @@ the cells are evaluated on is held by the model (its encoder inputs), so that
 
 In eval mode without gradients (how BoTorch scores candidates), the deep features of all
 cells are computed once and looked up; they are recomputed after any training step
-(``model.train()`` clears them). With ``features_table`` the deep features are frozen:
-fine-tuning then adapts only the GP head (mean calibration, kernel scales, noise), which
-is what the TNAS searcher does between queries.
+(``model.train()`` clears them). With ``codes_table`` (the encoder codes of all cells,
+:func:`encoder_codes_of_all_cells`) the encoders are frozen and the model owns a copy of
+the feature MLP xi: fine-tuning then adapts xi and the GP head (mean calibration, kernel
+scales, noise) at the cost of an MLP pass, which is what the TNAS searcher does between
+queries; xi's parameters can be frozen too (``requires_grad_(False)``) to adapt only the
+head.
 
 The model owns copies of the kernel's GP head (mean, kernel, likelihood), so fine-tuning
 it never changes the meta-trained kernel; the mean is wrapped in a calibration
@@ -79,28 +82,31 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
         dataset_mask: ``1 x n_classes x n_samples`` mask of real samples.
         train_X: ``n x 1`` float64 cell indexes observed so far.
         train_Y: ``n x 1`` float64 standardised observations.
-        features_table: optional frozen ``15625 x d`` deep features of all cells.
+        codes_table: optional frozen ``15625 x (L + K)`` encoder codes ``[psi(x), phi(D)]`` of
+            all cells on the dataset; the model then trains its own copy of xi on them.
     """
 
     _num_outputs = 1
 
     def __init__(self, kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor,
-                 train_X: Tensor, train_Y: Tensor, *, features_table: Tensor | None = None) -> None:  # fmt: skip
+                 train_X: Tensor, train_Y: Tensor, *, codes_table: Tensor | None = None) -> None:  # fmt: skip
         self._validate_tensor_args(X=train_X, Y=train_Y)
         super().__init__(train_X, train_Y.squeeze(-1), copy.deepcopy(kernel.likelihood))
-        if features_table is None:
+        self.feature_map: torch.nn.Module | None = None
+        if codes_table is None:
             self.kernel = kernel  # a submodule: training the model trains the deep kernel
-        else:  # frozen features: keep the shared kernel out of the module tree, so that nothing
+        else:  # frozen encoders: keep the shared kernel out of the module tree, so that nothing
             object.__setattr__(self, "kernel", kernel)  # done to this model (.to, .double) reaches it
+            self.feature_map = copy.deepcopy(kernel.feature_map)
         self.mean_module = CalibratedMean(copy.deepcopy(kernel.mean_module))
         self.covar_module = copy.deepcopy(kernel.covar_module)
         self.register_buffer("dataset_features", dataset_features)
         self.register_buffer("dataset_mask", dataset_mask)
-        self._frozen = features_table is not None
-        self._all_features: Tensor | None = features_table.detach() if features_table is not None else None
+        self._codes: Tensor | None = codes_table.detach() if codes_table is not None else None
+        self._all_features: Tensor | None = None
 
     def train(self, mode: bool = True) -> TNASSurrogate:
-        if mode and not self._frozen:
+        if mode:
             self._all_features = None  # weights may change: cached features go stale
         return super().train(mode)
 
@@ -110,8 +116,10 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
 
     def cell_features(self, indexes: Tensor) -> Tensor:
         """Deep features of cells given by index: ``indexes.shape x d`` float64."""
-        if self._frozen or (not self.training and not torch.is_grad_enabled()):
+        if not self.training and not torch.is_grad_enabled():
             return self.all_features()[indexes]
+        if self._codes is not None:
+            return self._map(self._codes[indexes])
         unique, inverse = torch.unique(indexes.reshape(-1), return_inverse=True)
         batch = cells_to_batch([Cell.from_index(int(i)) for i in unique], device=self.dataset_features.device)
         features = self.kernel.embed(batch, self.dataset_code())
@@ -119,14 +127,23 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
 
     def all_features(self) -> Tensor:
         """Deep features of all 15,625 cells (cached in eval mode): ``15625 x d``."""
-        if self._all_features is None or (self.training and not self._frozen):
+        if self._all_features is None or self.training:
             with torch.no_grad():
-                batch = cells_to_batch(all_cells(), device=self.dataset_features.device)
-                features = self.kernel.embed(batch, self.dataset_code())
+                if self._codes is not None:
+                    features = self._map(self._codes)
+                else:
+                    batch = cells_to_batch(all_cells(), device=self.dataset_features.device)
+                    features = self.kernel.embed(batch, self.dataset_code())
             if self.training:
                 return features
             self._all_features = features
         return self._all_features
+
+    def _map(self, codes: Tensor) -> Tensor:
+        """xi of encoder codes, ``n x (L + K)`` to ``n x d`` float64; BoTorch acquisitions
+        may have moved the model (xi included) to float64, so the codes follow xi's dtype."""
+        dtype = next(self.feature_map.parameters()).dtype
+        return self.feature_map(codes.to(dtype)).double()
 
     def forward(self, X: Tensor) -> MultivariateNormal:
         features = self.cell_features(X[..., 0].round().long())
@@ -163,8 +180,15 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
 
 
 @torch.no_grad()
+def encoder_codes_of_all_cells(kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor) -> Tensor:
+    """xi's inputs ``[psi(x), phi(D)]`` for all 15,625 cells on one dataset: ``15625 x (L + K)``."""
+    kernel.eval()
+    dataset_codes = kernel.dataset_codes(dataset_features, dataset_mask)
+    arch_codes = kernel.arch_encoder(cells_to_batch(all_cells(), device=dataset_features.device))
+    return torch.cat([arch_codes, dataset_codes.expand(arch_codes.shape[0], -1)], dim=-1)
+
+
+@torch.no_grad()
 def features_of_all_cells(kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor) -> Tensor:
     """Deep features of all 15,625 cells on one dataset: ``15625 x d`` float64."""
-    kernel.eval()
-    codes = kernel.dataset_codes(dataset_features, dataset_mask)
-    return kernel.embed(cells_to_batch(all_cells(), device=dataset_features.device), codes)
+    return kernel.feature_map(encoder_codes_of_all_cells(kernel, dataset_features, dataset_mask)).double()

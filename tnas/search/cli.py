@@ -103,9 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--batch-size", type=int, default=defaults.batch_size,
                       help="q, cells proposed per acquisition (q > 1: qLogNEI / qUCB)")
     tnas.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps,
-                      help=f"Adam steps (learning rate {defaults.finetune_lr}) fitting the GP head (mean "
-                      "calibration, kernel scales, noise) to the observations before each proposal, from the "
-                      f"meta-trained values; 0 keeps the meta-trained head (default: {defaults.finetune_steps})")
+                      help="Adam steps fitting the GP to the observations before each proposal, from the "
+                      f"meta-trained values: the head (mean calibration, kernel scales, noise; learning rate "
+                      f"{defaults.finetune_lr}) and the feature MLP; 0 keeps the meta-trained GP "
+                      f"(default: {defaults.finetune_steps})")
+    tnas.add_argument("--finetune-feature-lr", type=float, default=defaults.finetune_feature_lr,
+                      help="Adam learning rate of the feature MLP while fine-tuning; 0 keeps it as meta-trained "
+                      f"and fine-tunes only the GP head (default: {defaults.finetune_feature_lr})")
     tnas.add_argument("--allow-target-in-meta-train", action="store_true",
                       help="accept a surrogate whose meta-training saw the target dataset")  # fmt: skip
     return parser
@@ -176,6 +180,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         "init_size": args.init_size,
         "batch_size": args.batch_size,
         "finetune_steps": args.finetune_steps,
+        "finetune_feature_lr": args.finetune_feature_lr,
     }
 
 

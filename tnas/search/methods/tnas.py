@@ -1,18 +1,29 @@
 """TNAS: Bayesian optimization with the meta-learned deep-kernel GP (Shala et al. 2023).
 
 The surrogate is a :class:`~tnas.models.surrogate.TNASSurrogate` on the target dataset: the
-meta-trained deep kernel with the target's dataset code. The deep features of all 15,625
-cells are computed once (the encoders and the MLP stay as meta-trained); between queries
-the GP is conditioned on every observation and its head (mean calibration, kernel scales,
-noise) is fine-tuned for ``finetune_steps`` Adam steps, starting each time from the
-meta-trained values. A BoTorch acquisition function then scores every unevaluated cell
-through ``optimize_acqf_discrete``.
+meta-trained deep kernel with the target's dataset code. The encoder codes ``[psi(x),
+phi(D)]`` of all 15,625 cells are computed once (the encoders stay as meta-trained).
+Between queries the GP is conditioned on every observation and fine-tuned on their
+marginal likelihood for ``finetune_steps`` Adam steps, each time from the meta-trained
+values: the feature MLP xi (learning rate ``finetune_feature_lr``) and the GP head (mean
+calibration, kernel scales, noise; ``finetune_lr``). This is how FSBO and TNAS adapt the
+deep kernel to the target task. A BoTorch acquisition function then scores every
+unevaluated cell through ``optimize_acqf_discrete``.
 
-Why a few steps and not a fit to convergence: on tens of observations, maximising the
-marginal likelihood fully (L-BFGS-B, tried) drove the kernel's output scale to 1e-11 after
-14 cifar10 observations: the GP degenerates into the recalibrated prior mean with no
-posterior uncertainty, and the acquisition into greedy ranking. A few Adam steps from the
-meta-trained values keep the meta-learned kernel (as FSBO and TNAS fine-tune).
+Why these settings (measured on the NAS-Bench-201 tables, surrogates meta-trained without
+the target; see the README):
+
+* fine-tuning xi, not only the head, is what lets the GP rank the target's top cells: with
+  the head alone the meta-trained features put cifar10's best cell 110th by posterior mean
+  after 30 queries, and the search never evaluated it in 100 queries;
+* 100 steps, because the noise has to come down from its meta-trained value (the kernel's
+  misfit over whole source spaces, about 2 accuracy points) to what the target's
+  observations show; starting the noise low instead made the GP explore far too widely;
+* Adam steps from the meta-trained values, not a fit to convergence: maximising the
+  marginal likelihood of the head fully (L-BFGS-B, tried) drove the kernel's output scale
+  to 1e-11 after 14 cifar10 observations, a recalibrated prior mean with no uncertainty;
+* an L2 pull of xi towards its meta-trained weights (tried, 1 to 1000 per observation)
+  only made the search slower.
 
 Initial design: the ``init_size`` cells with the highest prior mean (``init="prior"``) or
 random cells (``init="random"``). Observations are centred on their mean and divided by
@@ -41,7 +52,7 @@ from torch import Tensor
 
 from tnas.errors import ConfigError
 from tnas.models.deep_kernel import DeepKernel
-from tnas.models.surrogate import TNASSurrogate, all_cell_inputs, features_of_all_cells
+from tnas.models.surrogate import TNASSurrogate, all_cell_inputs, encoder_codes_of_all_cells
 from tnas.oracles import Evaluation
 from tnas.space import NUM_CELLS, Cell
 
@@ -60,9 +71,11 @@ class TNASConfig:
         init: initial design, ``prior`` (top cells of the prior mean) or ``random``.
         init_size: number of cells of the initial design.
         batch_size: q, cells proposed per acquisition (q > 1 uses qLogNEI or qUCB).
-        finetune_steps: Adam steps on the GP head's marginal likelihood per query, each
-            time from the meta-trained values; 0 keeps the meta-trained head.
-        finetune_lr: their learning rate.
+        finetune_steps: Adam steps on the GP's marginal likelihood per query, each time
+            from the meta-trained values; 0 keeps the meta-trained GP.
+        finetune_lr: learning rate of the GP head (mean calibration, kernel, noise).
+        finetune_feature_lr: learning rate of the feature MLP xi; 0 keeps xi as
+            meta-trained and fine-tunes only the head.
         ucb_beta: beta of UCB.
     """
 
@@ -70,8 +83,9 @@ class TNASConfig:
     init: str = "prior"
     init_size: int = 5
     batch_size: int = 1
-    finetune_steps: int = 20
+    finetune_steps: int = 100
     finetune_lr: float = 0.05
+    finetune_feature_lr: float = 0.01
     ucb_beta: float = 2.0
 
     def __post_init__(self) -> None:
@@ -83,6 +97,8 @@ class TNASConfig:
             raise ConfigError("init_size and batch_size must be >= 1, finetune_steps >= 0")
         if not self.finetune_lr > 0 or not self.ucb_beta > 0:
             raise ConfigError("finetune_lr and ucb_beta must be positive")
+        if not self.finetune_feature_lr >= 0:
+            raise ConfigError("finetune_feature_lr must be >= 0 (0 keeps the feature MLP as meta-trained)")
 
 
 def target_scale_of(statistics: dict[str, dict[str, float]]) -> float | None:
@@ -132,8 +148,9 @@ class TNASSearcher:
         self.kernel = kernel.eval()
         self.dataset_features, self.dataset_mask = dataset_features, dataset_mask
         self._rng = rng
-        self._features = features_of_all_cells(kernel, dataset_features, dataset_mask)
-        self._prior = kernel.mean_module(self._features).detach()
+        self._codes = encoder_codes_of_all_cells(kernel, dataset_features, dataset_mask)
+        with torch.no_grad():
+            self._prior = kernel.mean_module(kernel.feature_map(self._codes).double())
         if config.init == "prior":  # feature rows are official indexes
             self._init_order = torch.argsort(self._prior, descending=True).tolist()
         else:
@@ -162,7 +179,7 @@ class TNASSearcher:
         return [(Cell.from_index(index), {"prior_mean": float(self._prior[index])}) for index in picks]
 
     def surrogate(self) -> tuple[TNASSurrogate, float, float]:
-        """The GP conditioned on all observations (head fine-tuned), and the y mean and std."""
+        """The GP conditioned on all observations (fine-tuned), and the y mean and std."""
         indexes = list(self._observed)
         values = np.array([self._observed[i] for i in indexes])
         mean = float(values.mean())
@@ -173,18 +190,26 @@ class TNASSearcher:
         train_X = torch.tensor(indexes, dtype=torch.float64).unsqueeze(-1)
         train_Y = torch.as_tensor((values - mean) / std, dtype=torch.float64).unsqueeze(-1)
         model = TNASSurrogate(self.kernel, self.dataset_features, self.dataset_mask, train_X, train_Y,
-                              features_table=self._features)  # fmt: skip
+                              codes_table=self._codes)  # fmt: skip
         if self.config.finetune_steps:
             self._finetune(model)
         model.eval()
         return model, mean, std
 
     def _finetune(self, model: TNASSurrogate) -> None:
-        """Fit the head (the only trainable part: features are frozen) to the observations."""
+        """Fit xi and the GP head to the observations (the encoders stay frozen)."""
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         model.train()
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(trainable, lr=self.config.finetune_lr)
+        feature_parameters = list(model.feature_map.parameters())
+        known = {id(parameter) for parameter in feature_parameters}
+        head = [p for p in model.parameters() if p.requires_grad and id(p) not in known]
+        groups = [{"params": head, "lr": self.config.finetune_lr}]
+        if self.config.finetune_feature_lr > 0:
+            groups.append({"params": feature_parameters, "lr": self.config.finetune_feature_lr})
+        else:
+            for parameter in feature_parameters:
+                parameter.requires_grad_(False)
+        optimizer = torch.optim.Adam(groups)
         for _ in range(self.config.finetune_steps):
             optimizer.zero_grad()
             try:
