@@ -9,7 +9,7 @@ Usage::
 ``no-cifar100``, ``no-imagenet16-120``, as ``python -m benchmarks.meta_train`` writes
 them); the ``cifar10`` task uses ``no-cifar10-valid`` (its observations are cifar10-valid's).
 
-1. Overhead per iteration (conditioning, head fine-tuning, LogEI over all unevaluated
+1. Overhead per iteration (conditioning, fine-tuning, LogEI over all unevaluated
    cells) with 10, 50 and 100 observations on CIFAR-100: median and 90th percentile over
    ``--repeats`` random observation sets.
 2. Protocol: 200-epoch table, the method observes validation accuracy (``mean``: seed
