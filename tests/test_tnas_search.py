@@ -89,19 +89,18 @@ def test_q_batch_is_seeded_by_the_run_and_leaves_the_global_generator_alone(orac
     assert batches[0] == batches[1]
 
 
-def _fitted_to_30_cells(oracle, **settings):
-    """A searcher that observed 30 random cells, and its fine-tuned GP."""
+def _observing_30_cells(oracle, **settings) -> TNASSearcher:
+    """A searcher that observed 30 random cells (its GP not fitted yet)."""
     searcher = _searcher(**settings)
     for index in np.random.default_rng(3).choice(15625, 30, replace=False):
         searcher._observed[int(index)] = float(oracle.evaluate(Cell.from_index(int(index)), fidelity=200,
                                                                seed=None).valid)  # fmt: skip
-    model, _, _ = searcher.surrogate()
-    return searcher, model
+    return searcher
 
 
 def _head_after_fit(oracle, **settings) -> tuple[float, float]:
     """Log marginal likelihood per point and output scale of the GP fitted to 30 observed cells."""
-    _, model = _fitted_to_30_cells(oracle, **settings)
+    model, _, _ = _observing_30_cells(oracle, **settings).surrogate()
     model.train()
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with torch.no_grad():
@@ -118,16 +117,16 @@ def test_finetuning_moves_the_gp_towards_the_observations_without_collapsing_the
 
 
 def test_finetuning_adapts_a_copy_of_the_feature_mlp_and_never_the_meta_trained_kernel(oracle):
-    searcher, model = _fitted_to_30_cells(oracle, finetune_steps=10, finetune_feature_lr=0.01)
+    searcher = _observing_30_cells(oracle, finetune_steps=10, finetune_feature_lr=0.01)
     meta_trained = {name: value.clone() for name, value in searcher.kernel.state_dict().items()}
-    model, _, _ = searcher.surrogate()  # fine-tuned again from the same meta-trained values
+    model, _, _ = searcher.surrogate()
     for name, value in searcher.kernel.state_dict().items():
         assert torch.equal(value, meta_trained[name]), name
     original = searcher.kernel.feature_map(searcher._codes[:50]).double()
     tuned = model.all_features()[:50]
     assert not torch.allclose(tuned, original)  # xi moved ...
     assert torch.allclose(tuned, model._map(searcher._codes[:50]))  # ... and is what the GP uses
-    _, frozen = _fitted_to_30_cells(oracle, finetune_steps=10, finetune_feature_lr=0.0)
+    frozen, _, _ = _observing_30_cells(oracle, finetune_steps=10, finetune_feature_lr=0.0).surrogate()
     assert torch.allclose(frozen.all_features()[:50], original)
 
 

@@ -70,6 +70,15 @@ class DeepKernelConfig:
         return self.widths[-1]
 
 
+def map_codes(feature_map: nn.Module, codes: Tensor) -> Tensor:
+    """xi of encoder codes ``[psi(x), phi(D)]``: ``n x (L + K)`` to ``n x d`` float64.
+
+    The codes follow xi's dtype: a copy of xi inside a BoTorch model may have been moved to
+    float64 by an acquisition function (``AcquisitionFunction.to``)."""
+    dtype = next(feature_map.parameters()).dtype
+    return feature_map(codes.to(dtype)).double()
+
+
 def _base_kernel(name: str) -> gpytorch.kernels.Kernel:
     if name == "rbf":
         return RBFKernel()
@@ -110,7 +119,7 @@ class DeepKernel(nn.Module):
 
     def features(self, arch_codes: Tensor, dataset_codes: Tensor) -> Tensor:
         """xi([psi, phi]): ``n x L`` and ``n x K`` codes to ``n x d`` float64 features."""
-        return self.feature_map(torch.cat([arch_codes, dataset_codes], dim=-1)).double()
+        return map_codes(self.feature_map, torch.cat([arch_codes, dataset_codes], dim=-1))
 
     def embed(self, cell_batch, dataset_codes: Tensor) -> Tensor:
         """Deep features of cells in dataset contexts.

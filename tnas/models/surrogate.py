@@ -34,7 +34,7 @@ from gpytorch.models import ExactGP
 from torch import Tensor
 
 from tnas.encoders import cells_to_batch
-from tnas.models.deep_kernel import DeepKernel, predictive_moments
+from tnas.models.deep_kernel import DeepKernel, map_codes, predictive_moments
 from tnas.space import NUM_CELLS, Cell, all_cells
 
 
@@ -140,10 +140,8 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
         return self._all_features
 
     def _map(self, codes: Tensor) -> Tensor:
-        """xi of encoder codes, ``n x (L + K)`` to ``n x d`` float64; BoTorch acquisitions
-        may have moved the model (xi included) to float64, so the codes follow xi's dtype."""
-        dtype = next(self.feature_map.parameters()).dtype
-        return self.feature_map(codes.to(dtype)).double()
+        """The model's xi of encoder codes: ``n x (L + K)`` to ``n x d`` float64."""
+        return map_codes(self.feature_map, codes)
 
     def forward(self, X: Tensor) -> MultivariateNormal:
         features = self.cell_features(X[..., 0].round().long())
@@ -191,4 +189,4 @@ def encoder_codes_of_all_cells(kernel: DeepKernel, dataset_features: Tensor, dat
 @torch.no_grad()
 def features_of_all_cells(kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor) -> Tensor:
     """Deep features of all 15,625 cells on one dataset: ``15625 x d`` float64."""
-    return kernel.feature_map(encoder_codes_of_all_cells(kernel, dataset_features, dataset_mask)).double()
+    return map_codes(kernel.feature_map, encoder_codes_of_all_cells(kernel, dataset_features, dataset_mask))

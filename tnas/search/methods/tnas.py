@@ -51,7 +51,7 @@ from linear_operator.utils.errors import NotPSDError
 from torch import Tensor
 
 from tnas.errors import ConfigError
-from tnas.models.deep_kernel import DeepKernel
+from tnas.models.deep_kernel import DeepKernel, map_codes
 from tnas.models.surrogate import TNASSurrogate, all_cell_inputs, encoder_codes_of_all_cells
 from tnas.oracles import Evaluation
 from tnas.space import NUM_CELLS, Cell
@@ -150,7 +150,7 @@ class TNASSearcher:
         self._rng = rng
         self._codes = encoder_codes_of_all_cells(kernel, dataset_features, dataset_mask)
         with torch.no_grad():
-            self._prior = kernel.mean_module(kernel.feature_map(self._codes).double())
+            self._prior = kernel.mean_module(map_codes(kernel.feature_map, self._codes))
         if config.init == "prior":  # feature rows are official indexes
             self._init_order = torch.argsort(self._prior, descending=True).tolist()
         else:
