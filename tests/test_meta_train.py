@@ -66,6 +66,38 @@ def test_a_meta_training_step_equals_one_inner_loop_scaled_by_epsilon(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(adapted, start))
 
 
+def test_batches_draw_the_top_fraction_from_the_sources_best_triples():
+    from tnas.meta_train.reptile import BatchLoss
+    from tnas.models import DeepKernel
+
+    source = synthetic_meta().train[1]  # 300 triples
+    cut = np.quantile(source.targets, 0.9)
+    loss = BatchLoss(DeepKernel(small_config().kernel), synthetic_meta().bank, 40, torch.device("cpu"),
+                     top_fraction=0.25, top_quantile=0.1)  # fmt: skip
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rows = loss.sample_rows(source, rng)
+        assert len(rows) == len(set(rows.tolist())) == 40
+        assert (source.targets[rows] >= cut).sum() == 10  # 25% of 40, none of the rest from the top
+    uniform = BatchLoss(DeepKernel(small_config().kernel), synthetic_meta().bank, 40, torch.device("cpu"))
+    shares = [(source.targets[uniform.sample_rows(source, rng)] >= cut).mean() for _ in range(200)]
+    assert 0.07 < np.mean(shares) < 0.13  # uniform batches: about the top decile's share
+
+
+def test_runs_written_before_top_batches_resume_as_uniform_batches(tmp_path):
+    """A checkpoint whose stored settings lack top_fraction was trained with uniform batches."""
+    from tnas.meta_train.checkpoint import CHECKPOINT_FILE
+
+    _train(tmp_path, epochs=1, top_fraction=0.0)
+    state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    for key in ("top_fraction", "top_quantile"):
+        del state["config"][key]
+    torch.save(state, tmp_path / CHECKPOINT_FILE)
+    assert _train(tmp_path, epochs=2, top_fraction=0.0).resumed_from == 1
+    with pytest.raises(CheckpointError, match="top_fraction"):
+        _train(tmp_path, epochs=3, top_fraction=0.25)  # another setting
+
+
 def _train(out, meta=None, **changes):
     return meta_train(small_config(**changes), out, meta=meta or synthetic_meta())
 
@@ -147,6 +179,12 @@ def test_bad_configurations_are_refused():
         MetaTrainConfig(exclude=("cifar10", "cifar100", "imagenet16-120", "metad2a"))
     with pytest.raises(ConfigError, match="epsilon"):
         MetaTrainConfig(outer_step=1.5)
+    with pytest.raises(ConfigError, match="top_fraction"):
+        MetaTrainConfig(top_fraction=1.0)
+    with pytest.raises(ConfigError, match="top_quantile"):
+        MetaTrainConfig(top_quantile=0.0)
+    legacy = {key: value for key, value in small_config().to_dict().items() if not key.startswith("top_")}
+    assert MetaTrainConfig.from_dict(legacy).top_fraction == 0.0  # stored before top batches existed
     assert MetaTrainConfig(exclude=("cifar10", "cifar10-valid")).exclude == ("cifar10-valid",)
     config = small_config()
     assert MetaTrainConfig.from_dict(config.to_dict()) == config
@@ -159,6 +197,7 @@ def test_bad_configurations_are_refused():
         (["--exclude", "cifar10,cifar100,imagenet16-120,metad2a"], "nothing to meta-train"),
         (["--epochs", "0"], "epochs must be at least 1"),
         (["--widths", "a,b"], "comma-separated integers"),
+        (["--top-fraction", "1.5"], "top_fraction must be in [0, 1)"),
     ],
 )
 def test_cli_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, message):

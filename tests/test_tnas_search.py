@@ -161,6 +161,26 @@ def test_a_surrogate_that_saw_the_target_is_refused(synthetic_surrogates):
     assert info["target_in_meta_train"]
 
 
+def test_a_cached_surrogate_from_older_settings_is_named_so(synthetic_surrogates, tmp_path, monkeypatch, capsys):
+    import dataclasses
+    import shutil
+
+    from tnas.meta_train import MetaTrainConfig, load_model
+    from tnas.search.surrogates import outdated_settings
+
+    monkeypatch.setenv("TNAS_CACHE_DIR", str(tmp_path))
+    shutil.copytree(synthetic_surrogates / "no-cifar100", tmp_path / "surrogates" / "no-cifar100")
+    _, info = resolve_surrogate("cifar100", None, progress=True)
+    assert "epochs=1" in info["outdated_settings"]  # the synthetic run's settings are not the defaults
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "delete it to meta-train one with the current defaults" in out
+    model = load_model(synthetic_surrogates / "no-cifar100")
+    current = dataclasses.replace(model, settings=MetaTrainConfig(exclude=("cifar100",)).to_dict())
+    assert outdated_settings(current, "cifar100") == []
+    _, info = resolve_surrogate("cifar100", synthetic_surrogates / "no-cifar100")
+    assert "outdated_settings" not in info  # a surrogate named by --surrogate is the user's choice
+
+
 @pytest.fixture(scope="module")
 def tiny_surrogate(data_dir, tmp_path_factory):
     """A real (tiny) surrogate meta-trained without cifar10-valid, 1 image per class."""

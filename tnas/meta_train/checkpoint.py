@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,7 @@ class MetaTrainedModel:
         path: the directory it was loaded from.
         samples_per_class: images per class its dataset encoder was trained with (a search
             encodes its target the same way).
+        settings: its meta-training configuration as a dict (empty if not recorded).
     """
 
     kernel: DeepKernel
@@ -95,6 +96,7 @@ class MetaTrainedModel:
     validation: dict[str, float]
     path: Path
     samples_per_class: int = 20
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def load_model(directory: str | Path) -> MetaTrainedModel:
@@ -124,4 +126,5 @@ def load_model(directory: str | Path) -> MetaTrainedModel:
         validation=dict(payload.get("validation", {})),
         path=directory,
         samples_per_class=int(payload.get("meta_train_config", {}).get("samples_per_class", 20)),
+        settings=dict(payload.get("meta_train_config", {})),
     )

@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--outer-step", type=float, default=defaults.outer_step, help="epsilon of the outer update")
     group.add_argument("--no-anneal", action="store_true", help="keep epsilon constant instead of decaying it to 0")
     group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="triples per GP mini-batch")
+    group.add_argument("--top-fraction", type=float, default=defaults.top_fraction,
+                       help="share of every batch drawn from the source's best cells (0: uniform batches)")
+    group.add_argument("--top-quantile", type=float, default=defaults.top_quantile,
+                       help="the best cells of a source: this top fraction of it by accuracy")
     group.add_argument("--samples-per-class", type=int, default=defaults.samples_per_class)
     group.add_argument("--conditioning-cells", type=int, default=defaults.conditioning_cells)
     group = parser.add_argument_group("model")
@@ -84,7 +88,8 @@ def config_from_args(args: argparse.Namespace) -> MetaTrainConfig:
     return MetaTrainConfig(
         exclude=exclude, seed=args.seed, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         tasks_per_step=args.tasks_per_step, inner_steps=args.inner_steps, inner_lr=args.inner_lr,
-        outer_step=args.outer_step, anneal_outer_step=not args.no_anneal, batch_size=args.batch_size, samples_per_class=args.samples_per_class,
+        outer_step=args.outer_step, anneal_outer_step=not args.no_anneal, batch_size=args.batch_size,
+        top_fraction=args.top_fraction, top_quantile=args.top_quantile, samples_per_class=args.samples_per_class,
         conditioning_cells=args.conditioning_cells, kernel=kernel,
     )  # fmt: skip
 

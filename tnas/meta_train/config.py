@@ -11,6 +11,11 @@ from tnas.meta_train.data import normalise_exclusions
 from tnas.models.deep_kernel import DeepKernelConfig
 
 
+LEGACY_SETTINGS: dict[str, Any] = {"top_fraction": 0.0, "top_quantile": 0.1}
+"""Settings added after runs were first written, with the value those older runs used
+(their stored configuration lacks them): uniform mini-batches."""
+
+
 @dataclass(frozen=True)
 class MetaTrainConfig:
     """REPTILE meta-training of the deep-kernel GP.
@@ -26,6 +31,11 @@ class MetaTrainConfig:
         outer_step: epsilon of the outer update ``w <- w + epsilon (w' - w)``.
         anneal_outer_step: decay epsilon linearly to 0 over the run, as in Nichol et al.
         batch_size: triples per inner-loop mini-batch (one exact GP each).
+        top_fraction: share of every mini-batch drawn from the source's best triples (the
+            rest uniformly from the others), so that the GP learns to tell good cells apart,
+            which is all a search asks of it; 0 gives uniform batches.
+        top_quantile: what "best" means: the top ``top_quantile`` of a source's triples by
+            accuracy.
         samples_per_class: images per class fed to the dataset encoder.
         conditioning_cells: cells the validation conditions the GP on.
         kernel: architecture of the deep-kernel GP.
@@ -41,6 +51,8 @@ class MetaTrainConfig:
     outer_step: float = 0.5
     anneal_outer_step: bool = True
     batch_size: int = 128
+    top_fraction: float = 0.25
+    top_quantile: float = 0.1
     samples_per_class: int = 20
     conditioning_cells: int = 10
     kernel: DeepKernelConfig = field(default_factory=DeepKernelConfig)
@@ -52,6 +64,10 @@ class MetaTrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be at least 2, got {self.batch_size}")
+        if not 0 <= self.top_fraction < 1:
+            raise ConfigError(f"top_fraction must be in [0, 1), got {self.top_fraction}")
+        if not 0 < self.top_quantile < 1:
+            raise ConfigError(f"top_quantile must be in (0, 1), got {self.top_quantile}")
         if not self.inner_lr > 0:
             raise ConfigError(f"inner_lr must be positive, got {self.inner_lr}")
         if not 0 < self.outer_step <= 1:
@@ -66,12 +82,13 @@ class MetaTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MetaTrainConfig:
-        """Inverse of :meth:`to_dict` (raises ``ConfigError`` on unknown fields)."""
+        """Inverse of :meth:`to_dict` (raises ``ConfigError`` on unknown fields); a setting
+        missing from an older run's dict takes its :data:`LEGACY_SETTINGS` value."""
         known = {item.name for item in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown meta-training settings: {', '.join(sorted(unknown))}")
-        values = dict(data)
+        values = {**LEGACY_SETTINGS, **data}
         values["exclude"] = tuple(values.get("exclude", ()))
         if "kernel" in values:
             values["kernel"] = kernel_config_from_dict(values["kernel"])

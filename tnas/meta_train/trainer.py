@@ -16,7 +16,7 @@ import torch
 from tnas.io import atomic_write_json
 from tnas.meta_train import checkpoint
 from tnas.meta_train.checkpoint import CheckpointError
-from tnas.meta_train.config import MetaTrainConfig
+from tnas.meta_train.config import LEGACY_SETTINGS, MetaTrainConfig
 from tnas.meta_train.data import MetaDataset, build_meta_dataset
 from tnas.meta_train.reptile import BatchLoss, StepReport, make_inner_loop, reptile_update
 from tnas.meta_train.validation import selection_score, validate
@@ -46,7 +46,7 @@ def _resume_state(out: Path, config: MetaTrainConfig) -> dict[str, Any] | None:
     if not path.exists():
         return None
     state = checkpoint.load(path, "checkpoint")
-    stored = dict(state.get("config", {}))
+    stored = {**LEGACY_SETTINGS, **state.get("config", {})}
     current = config.to_dict()
     stored.pop("epochs", None), current.pop("epochs", None)
     if stored != current:
@@ -102,7 +102,8 @@ def meta_train(
         "sources": [source.name for source in meta.train], "statistics": meta.statistics(),
         "versions": package_versions(),
     })  # fmt: skip
-    loss = BatchLoss(kernel, meta.bank.to(device), config.batch_size, torch.device(device))
+    loss = BatchLoss(kernel, meta.bank.to(device), config.batch_size, torch.device(device),
+                     top_fraction=config.top_fraction, top_quantile=config.top_quantile)  # fmt: skip
     parameters = list(kernel.parameters())
     bar = _progress_bar(config, done, progress)
     try:

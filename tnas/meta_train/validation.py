@@ -7,8 +7,10 @@
 - Every excluded NAS-Bench-201 dataset (encoded from its images; its accuracies are used
   here only): Spearman over all 15,625 cells of the prior mean (zero-shot) and of the
   posterior mean after conditioning on ``conditioning_cells`` random cells of that dataset
-  (their accuracies standardised by their own mean and deviation, as a search would), and
-  whether the dataset's best cell is in the prior mean's top 10.
+  (their accuracies standardised by their own mean and deviation, as a search would),
+  whether the dataset's best cell is in the prior mean's top 10, the best cell's rank in
+  the prior mean (0 = first), and the Spearman of the prior mean among the top 1% of
+  cells by accuracy (where a search spends its queries).
 """
 
 from __future__ import annotations
@@ -24,12 +26,26 @@ from tnas.models.surrogate import features_of_all_cells
 from tnas.space import NUM_CELLS
 
 TOP_K = 10
+TOP_SHARE = 0.01
+"""The share of best cells (by accuracy) that ``{name}_top1pct_spearman`` is computed on."""
 
 
 def _correlation(function, x: np.ndarray, y: np.ndarray) -> float:
     if np.std(x) == 0 or np.std(y) == 0:
         return float("nan")
     return float(function(x, y)[0])
+
+
+def prior_figures(prior: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
+    """How a prior mean ranks the cells of a dataset (both ``15625``-long)."""
+    best = int(np.argmax(accuracy))
+    top = accuracy >= np.quantile(accuracy, 1 - TOP_SHARE)
+    return {
+        "prior_spearman": _correlation(spearmanr, prior, accuracy),
+        f"best_in_top{TOP_K}": float(best in np.argsort(-prior)[:TOP_K]),
+        "best_prior_rank": float((prior > prior[best]).sum()),
+        "top1pct_spearman": _correlation(spearmanr, prior[top], accuracy[top]),
+    }
 
 
 @torch.no_grad()
@@ -52,8 +68,7 @@ def validate(loss: BatchLoss, meta: MetaDataset, *, seed: int, conditioning_cell
         for name, accuracy in meta.excluded.items():
             features = features_of_all_cells(loss.kernel, *loss.bank.dataset(name))
             prior = posterior_mean(loss.gp, features).cpu().numpy()
-            figures[f"{name}_prior_spearman"] = _correlation(spearmanr, prior, accuracy)
-            figures[f"{name}_best_in_top{TOP_K}"] = float(int(np.argmax(accuracy)) in np.argsort(-prior)[:TOP_K])
+            figures.update({f"{name}_{key}": value for key, value in prior_figures(prior, accuracy).items()})
             rng = np.random.default_rng([seed, 10])
             chosen = rng.choice(NUM_CELLS, size=conditioning_cells, replace=False)
             observed = accuracy[chosen]

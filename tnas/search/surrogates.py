@@ -34,6 +34,19 @@ def default_surrogate_dir(source: str | None) -> Path:
     return paths.cache_dir() / "surrogates" / (f"no-{source}" if source else "all")
 
 
+def outdated_settings(model: MetaTrainedModel, source: str | None) -> list[str]:
+    """Meta-training settings in which a cached surrogate differs from today's default
+    (``name=stored value``); empty when it matches or records no settings."""
+    if not model.settings:
+        return []
+    try:
+        stored = MetaTrainConfig.from_dict(model.settings).to_dict()
+    except (TnasError, TypeError):
+        return ["unreadable settings"]
+    current = MetaTrainConfig(exclude=(source,) if source else ()).to_dict()
+    return [f"{key}={stored.get(key)}" for key in current if stored.get(key) != current[key]]
+
+
 def resolve_surrogate(
     dataset: str,
     surrogate: str | Path | None,
@@ -64,6 +77,10 @@ def resolve_surrogate(
     else:
         directory, origin = Path(surrogate), "--surrogate"
     model = load_model(directory)
+    outdated = outdated_settings(model, source) if surrogate is None else []
+    if outdated and progress:
+        print(f"note: the cached surrogate {directory} was meta-trained with older settings "
+              f"({', '.join(outdated)}); delete it to meta-train one with the current defaults")
     if source is not None and source not in model.exclude and not allow_target:
         raise ContaminatedSurrogateError(
             f"surrogate {directory} was meta-trained on {source}, the data this search observes; "
@@ -76,5 +93,6 @@ def resolve_surrogate(
         "epoch": model.epoch,
         "target_in_meta_train": source is not None and source not in model.exclude,
         "validation": model.validation,
+        **({"outdated_settings": outdated} if outdated else {}),
     }
     return model, info
