@@ -2,7 +2,8 @@
 
 One meta-step: for each of ``tasks_per_step`` sampled sources, start from the current
 weights w, take ``inner_steps`` optimizer steps on mini-batches of that source (w -> w'),
-then move the weights ``w <- w + epsilon * mean_tasks(w' - w)``.
+then move the weights ``w <- w + epsilon * mean_tasks(w' - w)``. A mini-batch draws a
+share of its triples from the source's best ones (see :class:`BatchLoss`).
 
 Numerical failures of a batch (a Cholesky factorisation that fails even with jitter, a
 non-finite loss) skip that batch and are counted; training never dies on them.
@@ -69,7 +70,7 @@ class BatchLoss:
     With ``top_fraction > 0`` a batch is not uniform: that share of its rows is drawn from
     the source's best ``top_quantile`` of rows (by target), the rest from the other rows.
     A uniform batch is dominated by the bulk of the space (NAS-Bench-201 accuracies run
-    from 10% to 94%), whereas a search only ever asks the GP to tell good cells apart.
+    from under 1% to 94%), whereas a search only ever asks the GP to tell good cells apart.
     """
 
     def __init__(self, kernel: DeepKernel, bank: ContextBank, batch_size: int, device: torch.device, *,

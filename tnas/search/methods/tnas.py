@@ -11,7 +11,7 @@ deep kernel to the target task. A BoTorch acquisition function then scores every
 unevaluated cell through ``optimize_acqf_discrete``.
 
 Why these settings (measured on the NAS-Bench-201 tables, surrogates meta-trained without
-the target; see the README):
+the target on uniform batches, before top batches became the default; see the README):
 
 * fine-tuning xi, not only the head, is what lets the GP rank the target's top cells: with
   the head alone the meta-trained features put cifar10's best cell 110th by posterior mean
