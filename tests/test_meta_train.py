@@ -84,6 +84,21 @@ def test_batches_draw_the_top_fraction_from_the_sources_best_triples():
     assert 0.07 < np.mean(shares) < 0.13  # uniform batches: about the top decile's share
 
 
+def test_prior_figures_rank_the_best_cell_and_the_top_percent():
+    from tnas.meta_train.validation import prior_figures
+
+    accuracy = np.linspace(10.0, 94.0, 1000)
+    exact = prior_figures(accuracy * 2 + 1, accuracy)
+    assert exact["best_prior_rank"] == 0 and exact["best_in_top10"] == 1.0
+    assert exact["prior_spearman"] == pytest.approx(1.0) and exact["top1pct_spearman"] == pytest.approx(1.0)
+    swapped = accuracy.copy()
+    swapped[-10:] = swapped[-10:][::-1]  # the top 1% in reverse order, the rest in order
+    figures = prior_figures(swapped, accuracy)
+    assert figures["best_prior_rank"] == 9 and figures["best_in_top10"] == 1.0
+    assert figures["top1pct_spearman"] == pytest.approx(-1.0) and figures["prior_spearman"] > 0.99
+    assert prior_figures(-accuracy, accuracy)["best_prior_rank"] == 999
+
+
 def test_runs_written_before_top_batches_resume_as_uniform_batches(tmp_path):
     """A checkpoint whose stored settings lack top_fraction was trained with uniform batches."""
     from tnas.meta_train.checkpoint import CHECKPOINT_FILE
@@ -109,7 +124,8 @@ def test_metrics_model_and_determinism(tmp_path):
     assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
     columns = (tmp_path / "a" / "metrics.csv").read_text().splitlines()[0].split(",")
     for column in ("epoch", "train_nll", "skipped_batches", "metad2a_pearson", "metad2a_spearman",
-                   "cifar100_prior_spearman", "cifar100_post10_spearman", "cifar100_best_in_top10"):  # fmt: skip
+                   "cifar100_prior_spearman", "cifar100_post10_spearman", "cifar100_best_in_top10",
+                   "cifar100_best_prior_rank", "cifar100_top1pct_spearman"):  # fmt: skip
         assert column in columns
     model = load_model(tmp_path / "a")
     assert model.exclude == ("cifar100",) and model.epoch == first.best_epoch
