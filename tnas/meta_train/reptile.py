@@ -101,7 +101,7 @@ class BatchLoss:
         if self.top_fraction <= 0:
             return rng.choice(len(source), size=size, replace=False)
         top, rest = self._top_and_rest(source)
-        n_top = min(len(top), int(round(self.top_fraction * size)), size)
+        n_top = min(len(top), int(round(self.top_fraction * size)))  # top_fraction < 1: at most size
         n_rest = min(len(rest), size - n_top)
         return np.concatenate([rng.choice(top, n_top, replace=False), rng.choice(rest, n_rest, replace=False)])
 
