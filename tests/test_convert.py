@@ -91,7 +91,9 @@ def test_converted_table_holds_the_official_values(official_file, tmp_path, caps
     assert c10.test == pytest.approx(_accuracy(0, "cifar10", "ori-test", 888, 200), abs=1e-6)
     short = TableOracle(table, "imagenet16-120").evaluate(Cell.from_index(15624), fidelity=12, seed=None)
     assert short.valid == pytest.approx(_accuracy(15624, "ImageNet16-120", "x-valid", 943.5, 12), abs=1e-6)
-    assert short.test == pytest.approx(_accuracy(15624, "ImageNet16-120", "x-test", 943.5, 12), abs=1e-6)
+    assert short.test == pytest.approx(_accuracy(15624, "ImageNet16-120", "x-test", 943.5, 200), abs=1e-6)
+    assert table.column("in16_test_12")[15624] == pytest.approx(
+        _accuracy(15624, "ImageNet16-120", "x-test", 943.5, 12), abs=1e-6)  # kept in the table, never reported
     assert TableOracle(table, "cifar10").seeds(Cell.from_index(0), fidelity=200) == (0, 1, 2)
 
 

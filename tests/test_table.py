@@ -39,7 +39,9 @@ def test_known_values_of_cell_zero(table):
     assert seeds == [82.092, 81.616, 82.24]
     assert np.mean(seeds) == pytest.approx(c10.valid, abs=1e-5)
     c100 = TableOracle(table, "cifar100").evaluate(cell, fidelity=12, seed=None)
-    assert (c100.valid, c100.test) == (31.84, 31.26)
+    # NATS-Bench protocol: observe the 12-epoch validation, report the 200-epoch test
+    assert (c100.valid, c100.test) == (31.84, 52.913333)
+    assert c100.test == TableOracle(table, "cifar100").evaluate(cell, fidelity=200, seed=None).test
     assert c100.cost_s == pytest.approx(2888.4372 * 12 / 200)
 
 
@@ -59,8 +61,8 @@ def test_missing_seed_raises_and_is_not_substituted(table):
 def test_unsupported_fidelity_and_task_combinations_are_explained(table):
     with pytest.raises(TableError, match="fidelity 50"):
         TableOracle(table, "cifar100").evaluate(Cell.from_index(1), fidelity=50, seed=None)
-    with pytest.raises(TableError, match="--dataset cifar10"):
-        TableOracle(table, "cifar10-valid").evaluate(Cell.from_index(1), fidelity=12, seed=None)
+    short = TableOracle(table, "cifar10-valid").evaluate(Cell.from_index(1), fidelity=12, seed=None)
+    assert short.test == table.column("c10v_test_200")[1]  # the 200-epoch test of the same runs
     with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
         get_task("svhn")
     assert get_task("ImageNet16-120").name == "imagenet16-120"
@@ -129,3 +131,14 @@ def test_partial_table_marks_missing_cells(table_path, tmp_path):
     with pytest.raises(TableError, match="not in table"):
         TableOracle(small, "cifar10").evaluate(Cell.from_index(3), fidelity=200, seed=None)
     assert os.environ["TNAS_CACHE_DIR"]
+
+
+def test_a_table_without_12_epoch_columns_searches_at_200_epochs_and_explains_12(table, tmp_path):
+    columns = {name: table.column(name) for name in TABLE_COLUMNS if not name.endswith("_12")}
+    partial = NB201Table(columns, tmp_path / "no-12.csv")
+    oracle = TableOracle(partial, "cifar100")
+    assert oracle.evaluate(Cell.from_index(9930), fidelity=200, seed=None).valid == pytest.approx(73.493333)
+    with pytest.raises(TableError, match=r"no 12-epoch validation accuracy for cifar100 \(column c100_valid_12"):
+        oracle.evaluate(Cell.from_index(9930), fidelity=12, seed=None)
+    with pytest.raises(TableError, match="--fidelity 200"):
+        oracle.valid_values(12)

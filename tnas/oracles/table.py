@@ -39,6 +39,8 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "in16_valid_12",
 )  # fmt: skip
 """Numeric columns of the table, in file order (documented in the data's SOURCES.md)."""
+LOW_FIDELITY_COLUMNS: tuple[str, ...] = tuple(name for name in TABLE_COLUMNS if name.endswith("_12"))
+"""The 12-epoch columns: a table may lack them (it is then searchable at 200 epochs only)."""
 
 _CACHE_FORMAT = 1
 _HOW_TO_GET_THE_TABLE = (
@@ -56,12 +58,12 @@ class NB201Table:
     """
 
     def __init__(self, columns: Mapping[str, np.ndarray], source: Path) -> None:
-        missing = [name for name in TABLE_COLUMNS if name not in columns]
+        missing = [name for name in TABLE_COLUMNS if name not in columns and name not in LOW_FIDELITY_COLUMNS]
         if missing:
             raise TableError(f"table {source} lacks column(s) {', '.join(missing)}")
         self._columns = {}
         for name in TABLE_COLUMNS:
-            array = np.asarray(columns[name], dtype=np.float64)
+            array = np.asarray(columns[name] if name in columns else np.full(NUM_CELLS, np.nan), dtype=np.float64)
             if array.shape != (NUM_CELLS,):
                 raise TableError(f"column {name} of {source} has shape {array.shape}")
             array.setflags(write=False)
@@ -124,6 +126,9 @@ class TableOracle:
     Cost: the 200-epoch training time of the runs whose validation accuracy is observed.
     At 12 epochs the table has no times, so the cost is that time scaled by 12/200 (the
     schedules train the same network, one epoch costs the same).
+
+    Report: the 200-epoch test accuracy at every fidelity (NATS-Bench's protocol: observe
+    the 12-epoch validation accuracy, report the test accuracy of the fully trained cell).
     """
 
     def __init__(self, table: NB201Table, task: str | TableTask) -> None:
@@ -132,16 +137,16 @@ class TableOracle:
         self.name = self.task.name
 
     def _check_fidelity(self, fidelity: int) -> None:
-        if fidelity not in FIDELITIES:
+        if fidelity not in FIDELITIES or fidelity not in self.task.valid:
             raise TableError(
                 f"fidelity {fidelity!r} is not in the table; choose one of "
                 f"{', '.join(map(str, FIDELITIES))} epochs"
             )
-        if fidelity not in self.task.test:
+        column = self.task.valid[fidelity]
+        if np.isnan(self.table.column(column)[self.table.present]).all():
             raise TableError(
-                f"{self.name} has no {fidelity}-epoch test accuracy in the table; use "
-                f"--dataset cifar10 (observes cifar10-valid, reports CIFAR-10 test) or "
-                f"fidelity {', '.join(map(str, self.task.test))}"
+                f"table {self.table.source} holds no {fidelity}-epoch validation accuracy for {self.name} "
+                f"(column {column} is missing or empty); search at --fidelity 200, or add that column"
             )
 
     def seeds(self, cell: Cell, *, fidelity: int) -> tuple[int, ...]:
@@ -164,6 +169,8 @@ class TableOracle:
             raise TableError(f"cell {index} ({cell.arch_str}) is not in table {self.table.source}")
         if seed is None:
             valid = self.table.column(self.task.valid[fidelity])[index]
+            if math.isnan(valid):
+                raise TableError(f"cell {index} has no {fidelity}-epoch validation accuracy in {self.table.source}")
         else:
             available = self.seeds(cell, fidelity=fidelity)
             if seed not in available:
@@ -176,7 +183,7 @@ class TableOracle:
         cost = self.table.column(self.task.train_time_200)[index] * fidelity / 200
         return Evaluation(
             valid=float(valid),
-            test=float(self.table.column(self.task.test[fidelity])[index]),
+            test=float(self.table.column(self.task.test)[index]),
             cost_s=float(cost),
             params_mb=float(self.table.column(self.task.params)[index]),
             fidelity=fidelity,
@@ -189,9 +196,10 @@ class TableOracle:
         return self.table.column(self.task.valid[fidelity])
 
     def test_values(self, fidelity: int) -> np.ndarray:
-        """Reported test accuracy of every cell, shape ``(15625,)``."""
+        """Reported test accuracy of every cell, shape ``(15625,)``: the 200-epoch test
+        accuracy at every fidelity (a low-fidelity search reports the fully trained cell)."""
         self._check_fidelity(fidelity)
-        return self.table.column(self.task.test[fidelity])
+        return self.table.column(self.task.test)
 
 
 def _cache_file(source: Path) -> Path:
@@ -211,11 +219,12 @@ def _parse_csv(path: Path) -> dict[str, np.ndarray]:
         header = next(reader, None)
         if header is None:
             raise TableError(f"table {path} is empty")
-        missing = [name for name in (*KEY_COLUMNS, *TABLE_COLUMNS) if name not in header]
+        required = [name for name in (*KEY_COLUMNS, *TABLE_COLUMNS) if name not in LOW_FIDELITY_COLUMNS]
+        missing = [name for name in required if name not in header]
         if missing:
             raise TableError(f"table {path} lacks column(s) {', '.join(missing)}")
         position = {name: header.index(name) for name in header}
-        numeric = [(name, position[name]) for name in TABLE_COLUMNS]
+        numeric = [(name, position[name]) for name in TABLE_COLUMNS if name in position]
         for line, row in enumerate(reader, start=2):
             try:
                 index = int(row[position["index"]])
