@@ -174,3 +174,39 @@ def test_simulated_time_budget_stops_the_run(oracle):
     result = run(make_searcher(config), oracle, config)
     assert result.rows[-2].sim_cost_s < 36000 <= result.rows[-1].sim_cost_s
     assert result.summary["queries"] == len(result.rows) < 1000
+
+
+class _Scripted:
+    """Asks cells in a fixed order and recommends a fixed choice after every tell."""
+
+    def __init__(self, cells, recommendation):
+        self.cells, self.recommendation, self.told = list(cells), recommendation, []
+
+    def ask(self):
+        return self.cells[len(self.told)]
+
+    def tell(self, cell, evaluation):
+        self.told.append(cell)
+
+    def recommend(self):
+        return self.recommendation(self.told)
+
+
+def test_a_recommendation_is_recorded_next_to_the_incumbent(oracle, tmp_path):
+    cells = [Cell.from_index(i) for i in (11, 9930, 12, 13)]
+    config = _config(budget=4)
+    first = _Scripted(cells, lambda told: told[0])  # always the first cell, whatever was seen
+    result = run(first, oracle, config, tmp_path / "run")
+    assert [row.incumbent_index for row in result.rows][-1] == 9930
+    assert {row.recommended_index for row in result.rows} == {11}
+    assert result.rows[-1].recommended_test == oracle.evaluate(cells[0], fidelity=200, seed=None).test
+    assert result.summary["recommended_index"] == 11 and result.summary["best_index"] == 9930
+    assert RunDirectory(tmp_path / "run").read_trajectory() == list(result.rows)
+    incumbent = run(_Scripted(cells, lambda told: None), oracle, config)  # None: the incumbent
+    assert [row.recommended_index for row in incumbent.rows] == [row.incumbent_index for row in incumbent.rows]
+
+
+def test_recommending_a_cell_never_evaluated_is_an_error(oracle):
+    searcher = _Scripted([Cell.from_index(i) for i in (11, 12)], lambda told: Cell.from_index(5))
+    with pytest.raises(SearcherError, match="recommends cell 5"):
+        run(searcher, oracle, _config(budget=2))

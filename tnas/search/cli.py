@@ -285,6 +285,9 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
             f"  validation   {summary['best_valid']:.2f}% ({observed}, {summary['fidelity']} epochs)",
             f"  test         {summary['best_test']:.2f}%",
             f"  found at     query {summary['found_at_query']}",
+            *([f"  recommended  #{summary['recommended_index']} (best posterior mean of the evaluated cells), "
+               f"test {summary['recommended_test']:.2f}%"]
+              if summary.get("recommended_index", summary["best_index"]) != summary["best_index"] else []),
             (f"  simulated    {summary['sim_gpu_hours']:.1f} GPU-hours of training" if not trained else
              f"  training     {summary['sim_cost_s'] / 60:.1f} min on {trained['device']}"
              + (f", {summary['failed_queries']} failed (chance accuracy)" if summary.get("failed_queries") else "")),

@@ -18,7 +18,11 @@ This is a stable schema that other tools (the benchmark harness, plots) read.
   proposed cell when it was proposed (empty otherwise; TNAS's initial design records its
   ``prior_mean`` in standardised units in ``acquisition``);
 - ``failure``: why the query's training failed (real-training oracle only; the query then
-  observed chance-level accuracy), empty otherwise.
+  observed chance-level accuracy), empty otherwise;
+- ``recommended_index``, ``recommended_test``: the evaluated cell the method would return
+  after this query and its test accuracy (%). It is the incumbent unless the method
+  recommends another cell (see :class:`tnas.search.protocol.Recommender`: model-based
+  methods return the cell of best posterior mean when observations are noisy).
 
 Trajectories written before the optional trailing columns existed are read (and rewritten
 with the current header) as well.
@@ -67,6 +71,8 @@ class TrajectoryRow:
     pred_mean: float | None = None
     pred_std: float | None = None
     failure: str | None = None
+    recommended_index: int | None = None
+    recommended_test: float | None = None
 
     def evaluation(self, fidelity: int) -> Evaluation:
         """The evaluation this row recorded."""
@@ -82,9 +88,10 @@ class TrajectoryRow:
 
 
 TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(TrajectoryRow))
-_INT_FIELDS = {"query", "index", "incumbent_index"}
+_INT_FIELDS = {"query", "index", "incumbent_index", "recommended_index"}
 _TEXT_FIELDS = {"arch", "failure"}
-_OPTIONAL_FIELDS = {"seed", "acquisition", "pred_mean", "pred_std", "failure"}
+_OPTIONAL_FIELDS = {"seed", "acquisition", "pred_mean", "pred_std", "failure", "recommended_index",
+                    "recommended_test"}  # fmt: skip
 _REQUIRED_COLUMNS = tuple(name for name in TRAJECTORY_COLUMNS if name not in _OPTIONAL_FIELDS or name == "seed")
 
 

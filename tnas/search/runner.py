@@ -20,7 +20,7 @@ import numpy as np
 from tnas.errors import ConfigError, RunDirectoryError, SearcherError, TableError
 from tnas.oracles import Evaluation, Oracle
 from tnas.search.config import RunConfig
-from tnas.search.protocol import Searcher
+from tnas.search.protocol import Recommender, Searcher
 from tnas.search.rundir import RunDirectory, TrajectoryRow, append_row
 from tnas.space import Cell
 from tnas.versions import package_versions
@@ -134,10 +134,11 @@ def run(
                 evaluation = oracle.evaluate(cell, fidelity=config.fidelity, seed=seed)
             start = time.perf_counter()
             searcher.tell(cell, evaluation)
+            history[cell.index] = evaluation
+            recommended = _recommendation(searcher, history)
             pending += time.perf_counter() - start
             overhead = recorded[query - 1].overhead_s if replaying else overhead + pending
             pending = 0.0
-            history[cell.index] = evaluation
             sim_cost += evaluation.cost_s
             if incumbent is None or evaluation.valid > incumbent.incumbent_valid:
                 incumbent_index, incumbent_valid, incumbent_test = cell.index, evaluation.valid, evaluation.test
@@ -160,6 +161,8 @@ def run(
                 overhead_s=overhead,
                 failure=evaluation.failure,
                 **_proposal_info(searcher),
+                recommended_index=incumbent_index if recommended is None else recommended.index,
+                recommended_test=incumbent_test if recommended is None else history[recommended.index].test,
             )
             sim_cost = row.sim_cost_s
             rows.append(row)
@@ -181,6 +184,20 @@ def run(
     return RunResult(config, tuple(rows), summary, replayed=min(len(recorded), len(rows)))
 
 
+def _recommendation(searcher: Searcher, history: dict[int, Evaluation]) -> Cell | None:
+    """The evaluated cell the searcher would return (``None``: its incumbent).
+
+    Raises:
+        SearcherError: it recommends a cell it was never told about.
+    """
+    if not isinstance(searcher, Recommender):
+        return None
+    cell = searcher.recommend()
+    if cell is not None and cell.index not in history:
+        raise SearcherError(f"the searcher recommends cell {cell.index}, which it has not evaluated")
+    return cell
+
+
 def _proposal_info(searcher: Searcher) -> dict[str, float | None]:
     """What a model-based searcher said about its last proposal (see ``TrajectoryRow``)."""
     info = getattr(searcher, "last_info", None) or {}
@@ -197,6 +214,8 @@ def summarize(config: RunConfig, rows: list[TrajectoryRow], *, repeats: int = 0)
         raise SearcherError("the run made no query")
     last = rows[-1]
     found_at = next(row.query for row in rows if row.index == last.incumbent_index)
+    recommended = last.incumbent_index if last.recommended_index is None else last.recommended_index
+    recommended_test = last.incumbent_test if last.recommended_test is None else last.recommended_test
     return {
         "method": config.method,
         "dataset": config.dataset,
@@ -210,6 +229,9 @@ def summarize(config: RunConfig, rows: list[TrajectoryRow], *, repeats: int = 0)
         "best_valid": last.incumbent_valid,
         "best_test": last.incumbent_test,
         "found_at_query": found_at,
+        "recommended_index": recommended,
+        "recommended_arch": Cell.from_index(recommended).arch_str,
+        "recommended_test": recommended_test,
         "sim_cost_s": last.sim_cost_s,
         "sim_gpu_hours": last.sim_cost_s / 3600.0,
         "overhead_s": last.overhead_s,

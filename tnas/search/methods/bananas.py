@@ -125,6 +125,8 @@ class BananasConfig:
         epochs: training epochs per query.
         batch_size: minibatch size.
         lr: Adam's learning rate.
+        recommend: ``auto`` (the evaluated cell of best ensemble mean when observations are
+            noisy, else the best observed), ``posterior`` or ``observed``.
     """
 
     num_init: int = 10
@@ -136,8 +138,11 @@ class BananasConfig:
     epochs: int = 150
     batch_size: int = 32
     lr: float = 0.01
+    recommend: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.recommend not in ("auto", "posterior", "observed"):
+            raise ConfigError(f"recommend must be auto, posterior or observed, got {self.recommend!r}")
         positive = ("num_init", "num_candidates", "max_mutations", "num_layers", "layer_width", "epochs",
                     "batch_size")  # fmt: skip
         for name in positive:
@@ -217,6 +222,8 @@ class Bananas:
         self.config = config
         self._rng = rng
         self._valid: dict[int, float] = {}  # official index -> observed validation accuracy
+        self._noisy = False
+        self._trained: tuple[int, Layers, float, float] | None = None  # (observations, layers, shift, scale)
         self.last_info: dict[str, float] = {}
 
     def ask(self) -> Cell:
@@ -233,6 +240,17 @@ class Bananas:
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         self._valid[cell.index] = evaluation.valid
+        self._noisy = self._noisy or evaluation.seed is not None
+
+    def recommend(self) -> Cell | None:
+        """The evaluated cell of best ensemble mean (noisy observations, after the initial
+        design), else ``None``: the best observed. The ensemble is kept for the next ask."""
+        policy = self.config.recommend
+        if policy == "observed" or (policy == "auto" and not self._noisy) or len(self._valid) < self.config.num_init:
+            return None
+        cells = [Cell.from_index(index) for index in self._valid]
+        mean, _ = self.predict(cells)
+        return cells[int(np.argmax(mean))]
 
     def candidates(self) -> list[Cell]:
         """Distinct unevaluated cells near the best evaluated ones (see the module docstring)."""
@@ -263,16 +281,20 @@ class Bananas:
     def predict(self, cells: Sequence[Cell]) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble mean and standard deviation (accuracy, %) of ``cells``, each of length ``len(cells)``.
 
-        Trains a fresh ensemble on every observation, seeded from the searcher's generator.
+        A fresh ensemble is trained on all observations (seeded from the searcher's
+        generator) once per set of observations.
         """
-        indexes = list(self._valid)
-        values = np.array([self._valid[i] for i in indexes])
-        shift, scale = float(values.mean()), float(values.std()) or 1.0
-        x = path_encoding([Cell.from_index(i) for i in indexes])
-        y = torch.as_tensor((values - shift) / scale, dtype=torch.float32)
-        generator = torch.Generator().manual_seed(int(self._rng.integers(2**63)))
+        if self._trained is None or self._trained[0] != len(self._valid):
+            indexes = list(self._valid)
+            values = np.array([self._valid[i] for i in indexes])
+            shift, scale = float(values.mean()), float(values.std()) or 1.0
+            x = path_encoding([Cell.from_index(i) for i in indexes])
+            y = torch.as_tensor((values - shift) / scale, dtype=torch.float32)
+            generator = torch.Generator().manual_seed(int(self._rng.integers(2**63)))
+            with single_threaded():
+                self._trained = (len(indexes), train_ensemble(x, y, self.config, generator), shift, scale)
+        _, layers, shift, scale = self._trained
         with single_threaded():
-            layers = train_ensemble(x, y, self.config, generator)
             with torch.no_grad():
                 outputs = ensemble_forward(layers, path_encoding(cells)).double().numpy()  # E x C
         predictions = outputs * scale + shift

@@ -14,6 +14,10 @@ The encoding is the 6 edges' operations one-hot, 6 x 5 = 30 binary dimensions (e
 operations in :data:`~tnas.space.OPERATIONS` order); the one-hots of all 15,625 cells are
 computed once per searcher. Everything runs in float64.
 
+Recommendation: with noisy observations (one training seed per query) the search returns
+the evaluated cell of best posterior mean instead of the luckiest reading (``recommend``);
+the fit it needs is the one the next proposal uses.
+
 Determinism: the only randomness is BoTorch's restarts after a failed fit, which draw new
 starting hyperparameters from torch's global generator; the fit runs inside
 ``torch.random.fork_rng`` seeded from the searcher's generator, so the same seed and the
@@ -86,13 +90,18 @@ class GPBOConfig:
         num_init: random cells evaluated before the first model-based proposal.
         fit_maxiter: L-BFGS-B iterations per hyperparameter fit.
         warm_start: start each hyperparameter fit from the previous fit's values.
+        recommend: ``auto`` (the evaluated cell of best posterior mean when observations
+            are noisy, else the best observed), ``posterior`` or ``observed``.
     """
 
     num_init: int = 10
     fit_maxiter: int = 500
     warm_start: bool = False
+    recommend: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.recommend not in ("auto", "posterior", "observed"):
+            raise ConfigError(f"recommend must be auto, posterior or observed, got {self.recommend!r}")
         if self.num_init < 2:
             raise ConfigError(f"num_init must be at least 2 (a GP needs two points), got {self.num_init}")
         if self.fit_maxiter < 1:
@@ -108,6 +117,8 @@ class GPBO:
         self._choices = all_cells_one_hot()  # 15625 x 30, rows in official index order
         self._valid: dict[int, float] = {}  # official index -> observed validation accuracy
         self._hyperparameters: dict[str, Tensor] = {}  # of the last fit, for warm starts
+        self._fitted: tuple[int, SingleTaskGP] | None = None  # (observations, model)
+        self._noisy = False
         self.last_info: dict[str, float] = {}
 
     def ask(self) -> Cell:
@@ -117,7 +128,7 @@ class GPBO:
         free = torch.ones(NUM_CELLS, dtype=torch.bool)
         free[list(self._valid)] = False
         with single_threaded():
-            model = self.fit()
+            model = self.model()
             acquisition = LogExpectedImprovement(model, best_f=max(self._valid.values()))
             candidate, value = optimize_acqf_discrete(acquisition, q=1, choices=self._choices[free],
                                                       max_batch_size=ACQUISITION_BATCH)  # fmt: skip
@@ -132,6 +143,24 @@ class GPBO:
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         self._valid[cell.index] = evaluation.valid
+        self._noisy = self._noisy or evaluation.seed is not None
+
+    def recommend(self) -> Cell | None:
+        """The evaluated cell of best posterior mean (noisy observations, after the initial
+        design), else ``None``: the best observed."""
+        policy = self.config.recommend
+        if policy == "observed" or (policy == "auto" and not self._noisy) or len(self._valid) < self.config.num_init:
+            return None
+        indexes = list(self._valid)
+        with single_threaded(), torch.no_grad():
+            means = self.model().posterior(self._choices[indexes]).mean.reshape(-1)
+        return Cell.from_index(indexes[int(torch.argmax(means))])
+
+    def model(self) -> SingleTaskGP:
+        """:meth:`fit`, once per set of observations (shared by a recommendation and the next ask)."""
+        if self._fitted is None or self._fitted[0] != len(self._valid):
+            self._fitted = (len(self._valid), self.fit())
+        return self._fitted[1]
 
     def fit(self) -> SingleTaskGP:
         """The GP fitted to every observation (posterior in accuracy %, via ``Standardize``)."""

@@ -58,6 +58,7 @@ from tnas.space import NUM_CELLS, Cell
 
 ACQUISITIONS = ("logei", "ucb", "ts")
 INITS = ("prior", "random")
+RECOMMENDATIONS = ("auto", "posterior", "observed")
 QMC_SAMPLES = 512  # base samples of q-batch acquisitions (BoTorch's default)
 
 
@@ -77,6 +78,10 @@ class TNASConfig:
         finetune_feature_lr: learning rate of the feature MLP xi; 0 keeps xi as
             meta-trained and fine-tunes only the head.
         ucb_beta: beta of UCB.
+        recommend: the cell the search returns: ``observed`` (the best observed value),
+            ``posterior`` (the evaluated cell of best posterior mean, once the initial
+            design is done) or ``auto`` (``posterior`` when each observation is one
+            training run of several, i.e. noisy; ``observed`` otherwise).
     """
 
     acquisition: str = "logei"
@@ -87,8 +92,11 @@ class TNASConfig:
     finetune_lr: float = 0.05
     finetune_feature_lr: float = 0.01
     ucb_beta: float = 2.0
+    recommend: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.recommend not in RECOMMENDATIONS:
+            raise ConfigError(f"unknown recommendation {self.recommend!r}; choose from {', '.join(RECOMMENDATIONS)}")
         if self.acquisition not in ACQUISITIONS:
             raise ConfigError(f"unknown acquisition {self.acquisition!r}; choose from {', '.join(ACQUISITIONS)}")
         if self.init not in INITS:
@@ -156,7 +164,9 @@ class TNASSearcher:
         else:
             self._init_order = rng.permutation(NUM_CELLS).tolist()
         self._observed: dict[int, float] = {}
+        self._noisy = False  # whether an observation was a single training seed
         self._queue: list[tuple[Cell, dict[str, float]]] = []
+        self._fitted: tuple[int, TNASSurrogate, float, float] | None = None  # (observations, model, y mean, y std)
         self.last_info: dict[str, float] = {}
 
     # ------------------------------------------------------------------ ask / tell
@@ -171,6 +181,19 @@ class TNASSearcher:
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         self._observed[cell.index] = evaluation.valid
+        self._noisy = self._noisy or evaluation.seed is not None
+
+    def recommend(self) -> Cell | None:
+        """The evaluated cell of best posterior mean (see ``TNASConfig.recommend``), or
+        ``None`` for the best observed one. The fitted GP is kept for the next proposal."""
+        policy = self.config.recommend
+        if policy == "observed" or (policy == "auto" and not self._noisy) or len(self._observed) < self.config.init_size:
+            return None
+        model, _, _ = self.surrogate()
+        inputs = model.train_inputs[0]
+        with torch.no_grad():
+            means = model.posterior(inputs.unsqueeze(-2)).mean.reshape(-1)
+        return Cell.from_index(int(inputs[int(torch.argmax(means)), 0].round()))
 
     # ------------------------------------------------------------------ internals
     def _initial(self) -> list[tuple[Cell, dict[str, float]]]:
@@ -179,7 +202,15 @@ class TNASSearcher:
         return [(Cell.from_index(index), {"prior_mean": float(self._prior[index])}) for index in picks]
 
     def surrogate(self) -> tuple[TNASSurrogate, float, float]:
-        """The GP conditioned on all observations (fine-tuned), and the y mean and std."""
+        """The GP conditioned on all observations (fine-tuned), and the y mean and std.
+
+        Fitted once per set of observations (a recommendation and the next proposal share it).
+        """
+        if self._fitted is None or self._fitted[0] != len(self._observed):
+            self._fitted = (len(self._observed), *self._fit())
+        return self._fitted[1:]
+
+    def _fit(self) -> tuple[TNASSurrogate, float, float]:
         indexes = list(self._observed)
         values = np.array([self._observed[i] for i in indexes])
         mean = float(values.mean())
