@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from tests.synthetic_meta import FEATURES, small_config, synthetic_meta
+from tests.test_runner import CountingOracle
 from tnas.meta_train import meta_train
 from tnas.models import DeepKernel
 from tnas.oracles import TableOracle
@@ -17,7 +17,6 @@ from tnas.search import RunConfig, RunDirectory, run
 from tnas.search.cli import main
 from tnas.search.methods.tnas import TNASConfig, TNASSearcher
 from tnas.search.surrogates import ContaminatedSurrogateError, resolve_surrogate
-from tests.test_runner import CountingOracle
 from tnas.space import Cell
 
 
@@ -138,7 +137,7 @@ def test_resume_equals_an_uninterrupted_run(oracle, tmp_path):
     counting = CountingOracle(oracle)
     resumed = run(_searcher(finetune_steps=4), counting, config, tmp_path / "resumed")
     assert counting.calls == 5
-    strip = lambda rows: [dataclasses.replace(row, overhead_s=0.0) for row in rows]  # noqa: E731
+    strip = lambda rows: [dataclasses.replace(row, overhead_s=0.0) for row in rows]
     assert strip(RunDirectory(tmp_path / "resumed").read_trajectory()) == strip(reference.rows)
     assert resumed.summary["best_index"] == reference.summary["best_index"]
 
@@ -153,7 +152,7 @@ def synthetic_surrogates(tmp_path_factory):
 
 def test_a_surrogate_that_saw_the_target_is_refused(synthetic_surrogates):
     surrogate = synthetic_surrogates / "no-cifar100"
-    model, info = resolve_surrogate("cifar100", surrogate)
+    _, info = resolve_surrogate("cifar100", surrogate)
     assert info["exclude"] == ["cifar100"] and not info["target_in_meta_train"]
     with pytest.raises(ContaminatedSurrogateError, match="--exclude cifar10-valid"):
         resolve_surrogate("cifar10", surrogate)  # cifar10's observations are cifar10-valid's
@@ -166,17 +165,19 @@ def test_a_cached_surrogate_from_older_settings_is_named_so(synthetic_surrogates
     import shutil
 
     from tnas.meta_train import MetaTrainConfig, load_model
-    from tnas.search.surrogates import outdated_settings
+    from tnas.meta_train.ensemble import Surrogate
+    from tnas.search.surrogates import default_surrogate_dir, outdated_settings
 
     monkeypatch.setenv("TNAS_CACHE_DIR", str(tmp_path))
-    shutil.copytree(synthetic_surrogates / "no-cifar100", tmp_path / "surrogates" / "no-cifar100")
-    _, info = resolve_surrogate("cifar100", None, progress=True)
+    shutil.copytree(synthetic_surrogates / "no-cifar100", default_surrogate_dir("cifar100", members=1))
+    _, info = resolve_surrogate("cifar100", None, members=1, progress=True)
     assert "epochs=1" in info["outdated_settings"]  # the synthetic run's settings are not the defaults
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "delete it to meta-train one with the current defaults" in out
     model = load_model(synthetic_surrogates / "no-cifar100")
-    current = dataclasses.replace(model, settings=MetaTrainConfig(exclude=("cifar100",)).to_dict())
-    assert outdated_settings(current, "cifar100") == []
+    expected = MetaTrainConfig(exclude=("cifar100",), seed=7)
+    current = Surrogate((dataclasses.replace(model, settings=expected.to_dict()),), tmp_path)
+    assert outdated_settings(current, dataclasses.replace(expected, seed=0)) == []  # seeds aside
     _, info = resolve_surrogate("cifar100", synthetic_surrogates / "no-cifar100")
     assert "outdated_settings" not in info  # a surrogate named by --surrogate is the user's choice
 
@@ -242,27 +243,48 @@ def test_cli_refuses_a_corrupt_or_contaminated_surrogate(tiny_surrogate, data_di
     assert "meta-trained on cifar100" in err and err.count("\n") == 1
 
 
-def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, data_dir, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny_nodata_surrogate(data_dir, tmp_path_factory):
+    """The tiny surrogate's settings, meta-trained without the dataset encoder."""
+    from tnas.meta_train.cli import main as meta_main
+
+    out = tmp_path_factory.mktemp("tiny-nodata") / "no-cifar10"
+    assert meta_main(["--exclude", "cifar10", "--out", str(out), "--data-dir", str(data_dir), "--epochs", "1",
+                      "--steps-per-epoch", "2", "--inner-steps", "1", "--batch-size", "16",
+                      "--samples-per-class", "1", "--widths", "8", "--arch-hidden-dim", "8",
+                      "--dataset-hidden-dim", "8", "--no-progress", "--no-dataset-encoder"]) == 0  # fmt: skip
+    return out
+
+
+def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, tiny_nodata_surrogate, data_dir,
+                                                             tmp_path, capsys):  # fmt: skip
     common = ["--dataset", "cifar10", "--budget", "7", "--data-dir", str(data_dir), "--no-progress",
               "--finetune-steps", "2"]  # fmt: skip
+    surrogates = {"tnas": tiny_surrogate, "tnas-prior": tiny_surrogate, "tnas-nodata": tiny_nodata_surrogate}
     runs = {}
-    for method in ("tnas", "tnas-nodata", "tnas-untrained"):
+    for method in ("tnas", "tnas-nodata", "tnas-prior", "tnas-untrained"):
         out = tmp_path / method
-        extra = [] if method == "tnas-untrained" else ["--surrogate", str(tiny_surrogate)]
+        extra = ["--surrogate", str(surrogates[method])] if method in surrogates else []
         assert main([*common, "--method", method, "--out", str(out), *extra]) == 0
         runs[method] = (json.loads((out / "config.json").read_text()), RunDirectory(out).read_trajectory())
     assert runs["tnas-nodata"][0]["surrogate"]["variant"] == "no-dataset"
+    assert runs["tnas-nodata"][0]["surrogate"]["uses_dataset_code"] is False
     assert runs["tnas-untrained"][0]["surrogate"]["meta_trained"] is False
     assert runs["tnas-untrained"][0]["config"]["options"]["acquisition"] == "logei"
     indexes = {method: [row.index for row in rows] for method, (_, rows) in runs.items()}
     assert indexes["tnas"] != indexes["tnas-untrained"]
+    assert indexes["tnas-prior"][:5] == indexes["tnas"][:5]  # TNAS's initial design is the prior's top 5 ...
+    priors = [row.acquisition for row in runs["tnas-prior"][1]]
+    assert priors == sorted(priors, reverse=True)  # ... and tnas-prior goes on down the same ranking
+    assert main([*common, "--method", "tnas-nodata", "--surrogate", str(tiny_surrogate),
+                 "--out", str(tmp_path / "wrong")]) == 2  # fmt: skip
+    assert "meta-trained without the dataset encoder" in capsys.readouterr().err
 
 
-def test_the_no_dataset_ablation_zeroes_the_dataset_code(tiny_surrogate):
+def test_a_surrogate_without_the_dataset_encoder_never_sees_a_dataset_code(tiny_nodata_surrogate):
     from tnas.meta_train import load_model
 
-    kernel = load_model(tiny_surrogate).kernel
+    kernel = load_model(tiny_nodata_surrogate).kernel
     features = torch.randn(1, 3, 2, kernel.config.dataset.feature_dim)
-    assert kernel.dataset_codes(features).abs().sum() > 0
-    kernel.config = dataclasses.replace(kernel.config, use_dataset=False)
+    assert kernel.config.use_dataset is False
     assert kernel.dataset_codes(features).abs().sum() == 0

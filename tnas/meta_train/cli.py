@@ -6,11 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
 from tnas.cli_common import OneLineErrorParser
-from tnas.errors import TnasError
+from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
+from tnas.errors import ConfigError, TnasError
 from tnas.meta_train.config import MetaTrainConfig
 from tnas.meta_train.data import EXCLUDABLE
+from tnas.meta_train.ensemble import meta_train_ensemble
 from tnas.meta_train.trainer import format_row, meta_train
 from tnas.models.deep_kernel import KERNELS, MEANS, DeepKernelConfig
 
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Meta-train the deep-kernel GP of TNAS with REPTILE on MetaD2A's records and the\n"
             "NAS-Bench-201 tables, leaving out the datasets you will search on (--exclude).\n"
             "After every epoch the GP is validated (metrics.csv) and checkpointed; the best\n"
-            "epoch by MetaD2A held-out Spearman (never the excluded dataset) is model.pt.\n"
+            "epoch by the mean of the MetaD2A held-out Spearman and the held-out cells' Spearman\n"
+            "(never the excluded dataset) is model.pt.\n"
             "Re-running the same command resumes; raising --epochs continues a finished run."
         ),
         epilog=(
@@ -49,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/meta/no-EXCLUDED)")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="seed of the weights and of every sampling step (members: seed, seed+1, ...)")
+    parser.add_argument("--members", type=int, default=1,
+                        help="meta-train an ensemble of this many independent runs into OUT/member<j> "
+                        "(python -m tnas.search uses an ensemble as one GP); default: 1, a single model")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     group = parser.add_argument_group("REPTILE")
     group.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch)
@@ -99,16 +105,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         out = args.out or Path("runs") / "meta" / ("no-" + "-".join(config.exclude) if config.exclude else "all")
-        result = meta_train(config, out, data_dir=args.data_dir, device=args.device, progress=not args.no_progress)
+        if args.members < 1:
+            raise ConfigError(f"--members must be at least 1, got {args.members}")
+        options = {"data_dir": args.data_dir, "device": args.device, "progress": not args.no_progress}
+        if args.members == 1:
+            results = [meta_train(config, out, **options)]
+        else:
+            results = meta_train_ensemble(config, out, args.members, **options)
     except TnasError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted; run the same command again to resume from the last epoch", file=sys.stderr)
         return 130
-    best = next(row for row in result.metrics if row["epoch"] == result.best_epoch)
-    resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""
-    print(f"meta-trained {len(result.metrics)} epochs in {result.seconds:.0f} s{resumed}; model.pt is epoch {result.best_epoch}")
-    print(f"  {format_row(best)}")
+    for position, result in enumerate(results):
+        best = next(row for row in result.metrics if row["epoch"] == result.best_epoch)
+        resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""
+        member = f"member {position} (seed {config.seed + position}): " if len(results) > 1 else ""
+        print(f"{member}meta-trained {len(result.metrics)} epochs in {result.seconds:.0f} s{resumed}; "
+              f"model.pt is epoch {result.best_epoch}")  # fmt: skip
+        print(f"  {format_row(best)}")
     print(f"  output: {out}")
     return 0

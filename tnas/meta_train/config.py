@@ -1,4 +1,4 @@
-"""Configuration of a meta-training run (every field is a ``python -m tnas.meta_train`` flag)."""
+"""Configuration of a meta-training run (``python -m tnas.meta_train`` flags set its main fields)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
 from tnas.errors import ConfigError
 from tnas.meta_train.data import normalise_exclusions
 from tnas.models.deep_kernel import DeepKernelConfig
-
 
 LEGACY_SETTINGS: dict[str, Any] = {"top_fraction": 0.0, "top_quantile": 0.1}
 """Settings added after runs were first written, with the value those older runs used

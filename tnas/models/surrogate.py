@@ -22,19 +22,21 @@ dataset's scale. Targets are expected standardised.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from botorch.models.gpytorch import GPyTorchModel
 from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.constraints import Positive
-from linear_operator.operators import DiagLinearOperator
-from gpytorch.means import Mean
 from gpytorch.distributions import MultivariateNormal
+from gpytorch.means import Mean
 from gpytorch.models import ExactGP
+from linear_operator.operators import DiagLinearOperator
 from torch import Tensor
 
 from tnas.encoders import cells_to_batch
 from tnas.models.deep_kernel import DeepKernel, map_codes, predictive_moments
+from tnas.models.ensemble import ensemble_parts
 from tnas.space import NUM_CELLS, Cell, all_cells
 
 
@@ -77,29 +79,39 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
     """TNAS's meta-learned GP on one dataset, usable by any BoTorch acquisition function.
 
     Args:
-        kernel: a (meta-trained) deep kernel; its modules are shared, not copied.
+        kernel: a (meta-trained) deep kernel, whose modules are shared, not copied; or
+            several, an ensemble (:mod:`tnas.models.ensemble`, needs ``codes_table``).
         dataset_features: ``1 x n_classes x n_samples x 1280`` encoder inputs of the dataset.
         dataset_mask: ``1 x n_classes x n_samples`` mask of real samples.
         train_X: ``n x 1`` float64 cell indexes observed so far.
         train_Y: ``n x 1`` float64 standardised observations.
         codes_table: optional frozen ``15625 x (L + K)`` encoder codes ``[psi(x), phi(D)]`` of
-            all cells on the dataset; the model then trains its own copy of xi on them.
+            all cells on the dataset (an ensemble's members side by side, ``15625 x M(L + K)``);
+            the model then trains its own copy of xi on them.
     """
 
     _num_outputs = 1
 
-    def __init__(self, kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor,
+    def __init__(self, kernel: DeepKernel | Sequence[DeepKernel], dataset_features: Tensor, dataset_mask: Tensor,
                  train_X: Tensor, train_Y: Tensor, *, codes_table: Tensor | None = None) -> None:  # fmt: skip
         self._validate_tensor_args(X=train_X, Y=train_Y)
-        super().__init__(train_X, train_Y.squeeze(-1), copy.deepcopy(kernel.likelihood))
+        members = [kernel] if isinstance(kernel, DeepKernel) else list(kernel)
+        if len(members) > 1 and codes_table is None:
+            raise ValueError("an ensemble of kernels needs the encoder codes of all cells (codes_table)")
+        if len(members) > 1:
+            feature_map, mean, covar, likelihood = ensemble_parts(members)
+        else:
+            feature_map, mean = copy.deepcopy(members[0].feature_map), copy.deepcopy(members[0].mean_module)
+            covar, likelihood = copy.deepcopy(members[0].covar_module), copy.deepcopy(members[0].likelihood)
+        super().__init__(train_X, train_Y.squeeze(-1), likelihood)
         self.feature_map: torch.nn.Module | None = None
         if codes_table is None:
-            self.kernel = kernel  # a submodule: training the model trains the deep kernel
+            self.kernel = members[0]  # a submodule: training the model trains the deep kernel
         else:  # frozen encoders: keep the shared kernel out of the module tree, so that nothing
-            object.__setattr__(self, "kernel", kernel)  # done to this model (.to, .double) reaches it
-            self.feature_map = copy.deepcopy(kernel.feature_map)
-        self.mean_module = CalibratedMean(copy.deepcopy(kernel.mean_module))
-        self.covar_module = copy.deepcopy(kernel.covar_module)
+            object.__setattr__(self, "kernel", members[0])  # done to this model (.to, .double) reaches it
+            self.feature_map = feature_map
+        self.mean_module = CalibratedMean(mean)
+        self.covar_module = covar
         self.register_buffer("dataset_features", dataset_features)
         self.register_buffer("dataset_mask", dataset_mask)
         self._codes: Tensor | None = codes_table.detach() if codes_table is not None else None

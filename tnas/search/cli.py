@@ -14,7 +14,7 @@ from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
 from tnas.search.config import OBSERVATION_POLICIES, ORACLES, RunConfig
 from tnas.search.methods import METHODS, get_method, make_searcher
-from tnas.search.methods.tnas import ACQUISITIONS, INITS, TNASConfig
+from tnas.search.methods.tnas import ACQUISITIONS, INITS, RECOMMENDATIONS, TNASConfig
 from tnas.search.oracle_setup import (
     TrainOracleOptions,
     build_oracle,
@@ -24,6 +24,7 @@ from tnas.search.oracle_setup import (
 )
 from tnas.search.protocol import Searcher
 from tnas.search.runner import RunResult, run
+from tnas.search.surrogates import DEFAULT_MEMBERS
 
 PROG = "python -m tnas.search"
 
@@ -90,11 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--oracle", choices=tuple(ORACLES), default=None,
                         help="what answers queries (default: table where one exists, else train)")
     _add_training_arguments(parser.add_argument_group("real training (--oracle train)"))
-    tnas = parser.add_argument_group("TNAS (--method tnas and its ablations tnas-untrained, tnas-nodata)")
+    tnas = parser.add_argument_group("TNAS (--method tnas and its ablations tnas-nodata, tnas-prior, tnas-untrained)")
     defaults = TNASConfig()
     tnas.add_argument("--surrogate", type=Path, default=None,
-                      help="meta-trained surrogate directory (python -m tnas.meta_train --out DIR); default: "
-                      "one meta-trained without the target, cached, or meta-trained now (a few minutes)")
+                      help="meta-trained surrogate: a python -m tnas.meta_train --out DIR (one model or an "
+                      f"ensemble, --members); default: an ensemble of {DEFAULT_MEMBERS} meta-trained without the "
+                      "target, cached, or meta-trained now (under 10 minutes on 2 cores, once)")
+    tnas.add_argument("--members", type=int, default=None,
+                      help=f"members of the default surrogate (default: {DEFAULT_MEMBERS}; 1: a single "
+                      "meta-trained model)")
+    tnas.add_argument("--surrogate-seed", type=int, default=0,
+                      help="which draw of the default surrogate: k uses meta-training seeds k*M..k*M+M-1 "
+                      "(default: 0, the shipped default)")
+    tnas.add_argument("--sample-seed", type=int, default=None,
+                      help="seed of the sample of the target's images that encodes it (default: the run seed)")
+    tnas.add_argument("--recommend", choices=RECOMMENDATIONS, default=defaults.recommend,
+                      help="cell the search returns: the best observed, the evaluated cell of best posterior "
+                      "mean, or auto: posterior mean when each query observes one training seed (default: auto)")
     tnas.add_argument("--acquisition", choices=ACQUISITIONS, default=defaults.acquisition,
                       help=f"acquisition function (default: {defaults.acquisition})")
     tnas.add_argument("--init", choices=INITS, default=defaults.init,
@@ -110,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--finetune-feature-lr", type=float, default=defaults.finetune_feature_lr,
                       help="Adam learning rate of the feature MLP while fine-tuning; 0 keeps it as meta-trained "
                       f"and fine-tunes only the GP head (default: {defaults.finetune_feature_lr})")
+    tnas.add_argument("--warm-steps", type=int, default=defaults.warm_steps,
+                      help="start each fit after the first from the previous fit and take this many steps "
+                      f"(0: every fit from the meta-trained values; default: {defaults.warm_steps})")
     tnas.add_argument("--allow-target-in-meta-train", action="store_true",
                       help="accept a surrogate whose meta-training saw the target dataset")  # fmt: skip
     return parser
@@ -172,15 +188,24 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """The method-specific settings of a run (empty for the baselines)."""
     if not method.startswith("tnas"):  # TNAS and its ablations share the settings
         return {}
+    if args.members is not None and args.members < 1:
+        raise ConfigError(f"--members must be at least 1, got {args.members}")
+    if args.surrogate_seed < 0 or (args.sample_seed is not None and args.sample_seed < 0):
+        raise ConfigError("--surrogate-seed and --sample-seed must be >= 0")
     return {
         "surrogate": str(args.surrogate) if args.surrogate else None,
         "allow_target_in_meta_train": args.allow_target_in_meta_train,
+        "surrogate_seed": args.surrogate_seed,
+        "members": args.members,
+        "sample_seed": args.sample_seed,
+        "recommend": args.recommend,
         "acquisition": args.acquisition,
         "init": args.init,
         "init_size": args.init_size,
         "batch_size": args.batch_size,
         "finetune_steps": args.finetune_steps,
         "finetune_feature_lr": args.finetune_feature_lr,
+        "warm_steps": args.warm_steps,
     }
 
 
@@ -292,8 +317,13 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
              f"  training     {summary['sim_cost_s'] / 60:.1f} min on {trained['device']}"
              + (f", {summary['failed_queries']} failed (chance accuracy)" if summary.get("failed_queries") else "")),
             f"  overhead     {summary['overhead_s']:.3f} s in the optimizer",
-            *([f"  surrogate    {surrogate['path']} (meta-trained without {', '.join(surrogate['exclude']) or 'nothing'})"]
-              if surrogate else []),
+            *([f"  surrogate    {surrogate['path']} ({_members(surrogate)}meta-trained without "
+               f"{', '.join(surrogate['exclude']) or 'nothing'})"] if surrogate else []),
             f"  run dir      {out}",
         ]
     )
+
+
+def _members(surrogate: dict[str, Any]) -> str:
+    count = surrogate.get("members", 1)
+    return f"ensemble of {count}, " if count > 1 else ""

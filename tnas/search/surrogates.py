@@ -1,20 +1,33 @@
 """Which meta-trained surrogate a TNAS search uses, and the refusal of contaminated ones.
 
 A search on a dataset must use a surrogate whose meta-training did not see that dataset.
-Without ``--surrogate``, the surrogate meta-trained with the target excluded is taken from
-the cache directory (``$TNAS_CACHE_DIR/surrogates/no-<source>``), or meta-trained there on
-the spot with the default configuration when it is absent.
+Without ``--surrogate``, the default surrogate meta-trained with the target excluded is
+taken from the cache directory (``$TNAS_CACHE_DIR/surrogates/no-<source>``), or
+meta-trained there on the spot with the default configuration when it is absent. The
+default is an ensemble of :data:`DEFAULT_MEMBERS` independent meta-training runs (see
+:mod:`tnas.meta_train.ensemble`); ``members=1`` gives a single surrogate.
+
+The default surrogates form a family indexed by a *surrogate seed* ``k`` (default 0):
+surrogate ``k`` with ``M`` members is meta-trained with seeds ``k * M .. k * M + M - 1``,
+so different ``k`` are independent draws of the shipped default (what the benchmark
+averages over). ``use_dataset=False`` gives the same family meta-trained without the
+dataset encoder (the ``tnas-nodata`` ablation).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tnas import paths
-from tnas.errors import TnasError
-from tnas.meta_train import MetaTrainConfig, MetaTrainedModel, load_model, meta_train
-from tnas.meta_train.checkpoint import MODEL_FILE
+from tnas.errors import ConfigError, TnasError
+from tnas.meta_train import CheckpointError, MetaTrainConfig
+from tnas.meta_train.ensemble import Surrogate, load_surrogate, meta_train_ensemble
+from tnas.meta_train.trainer import meta_train
+
+DEFAULT_MEMBERS = 2
+"""Members of the default surrogate (independent meta-training runs averaged into one GP)."""
 
 META_TRAIN_SOURCE: dict[str, str] = {
     "cifar10": "cifar10-valid",
@@ -30,35 +43,67 @@ class ContaminatedSurrogateError(TnasError):
     """The surrogate's meta-training saw the search's target dataset."""
 
 
-def default_surrogate_dir(source: str | None) -> Path:
-    return paths.cache_dir() / "surrogates" / (f"no-{source}" if source else "all")
+def default_surrogate_config(source: str | None, *, seed: int = 0, members: int = DEFAULT_MEMBERS,
+                             use_dataset: bool = True) -> MetaTrainConfig:  # fmt: skip
+    """The meta-training settings of default surrogate ``seed`` (its first member's seed)."""
+    if seed < 0 or members < 1:
+        raise ConfigError(f"the surrogate seed must be >= 0 and the members >= 1, got {seed} and {members}")
+    config = MetaTrainConfig(exclude=(source,) if source else (), seed=seed * members)
+    return config if use_dataset else replace(config, kernel=replace(config.kernel, use_dataset=False))
 
 
-def outdated_settings(model: MetaTrainedModel, source: str | None) -> list[str]:
-    """Meta-training settings in which a cached surrogate differs from today's default
-    (``name=stored value``); empty when it matches or records no settings."""
-    if not model.settings:
+def default_surrogate_dir(source: str | None, *, seed: int = 0, members: int = DEFAULT_MEMBERS,
+                          use_dataset: bool = True) -> Path:  # fmt: skip
+    """``$TNAS_CACHE_DIR/surrogates/no-<source>[-nodata][-single][-seed<k>]``."""
+    name = f"no-{source}" if source else "all"
+    name += "" if use_dataset else "-nodata"
+    name += "" if members == DEFAULT_MEMBERS else ("-single" if members == 1 else f"-{members}members")
+    name += f"-seed{seed}" if seed else ""
+    return paths.cache_dir() / "surrogates" / name
+
+
+def outdated_settings(surrogate: Surrogate, expected: MetaTrainConfig) -> list[str]:
+    """Settings (``name=stored value``) in which a cached surrogate differs from ``expected``
+    (seeds aside); empty when it matches or records no settings."""
+    if not surrogate.settings:
         return []
     try:
-        stored = MetaTrainConfig.from_dict(model.settings).to_dict()
+        stored = MetaTrainConfig.from_dict(surrogate.settings).to_dict()
     except (TnasError, TypeError):
         return ["unreadable settings"]
-    current = MetaTrainConfig(exclude=(source,) if source else ()).to_dict()
-    return [f"{key}={stored.get(key)}" for key in current if stored.get(key) != current[key]]
+    wanted = expected.to_dict()
+    return [f"{key}={stored.get(key)}" for key in wanted if key != "seed" and stored.get(key) != wanted[key]]
+
+
+def _is_complete(directory: Path) -> bool:
+    """Whether ``directory`` holds a finished surrogate (a model, or every member's)."""
+    try:
+        load_surrogate(directory)
+    except CheckpointError:
+        return False
+    return True
 
 
 def resolve_surrogate(
     dataset: str,
     surrogate: str | Path | None,
     *,
+    seed: int = 0,
+    members: int = DEFAULT_MEMBERS,
+    use_dataset: bool = True,
     allow_target: bool = False,
     data_dir: str | Path | None = None,
     progress: bool = False,
-) -> tuple[MetaTrainedModel, dict[str, Any]]:
+) -> tuple[Surrogate, dict[str, Any]]:
     """Load (or meta-train) the surrogate for a search on ``dataset``.
 
+    Args:
+        surrogate: a meta-training or ensemble directory; ``None`` takes the default
+            surrogate ``seed`` with ``members`` members (meta-trained now if not cached),
+            with or without the dataset encoder (``use_dataset``).
+
     Returns:
-        The model and what to record about it in the run's ``config.json``.
+        The surrogate and what to record about it in the run's ``config.json``.
 
     Raises:
         ContaminatedSurrogateError: its meta-training saw ``dataset`` and ``allow_target``
@@ -66,22 +111,26 @@ def resolve_surrogate(
         CheckpointError: a given directory is missing or holds no readable model.
     """
     source = META_TRAIN_SOURCE.get(dataset)
+    expected = default_surrogate_config(source, seed=seed, members=members, use_dataset=use_dataset)
     if surrogate is None:
-        directory = default_surrogate_dir(source)
-        if not (directory / MODEL_FILE).is_file():
-            config = MetaTrainConfig(exclude=(source,) if source else ())
+        directory = default_surrogate_dir(source, seed=seed, members=members, use_dataset=use_dataset)
+        if not _is_complete(directory):
             if progress:
-                print(f"meta-training a surrogate without {source} in {directory} (once)")
-            meta_train(config, directory, data_dir=data_dir, progress=progress)
+                print(f"meta-training the default surrogate without {source or 'nothing'} in {directory} "
+                      f"({members} member{'s' if members > 1 else ''}, once)")  # fmt: skip
+            if members == 1:
+                meta_train(expected, directory, data_dir=data_dir, progress=progress)
+            else:  # finished members are kept, an interrupted one resumes
+                meta_train_ensemble(expected, directory, members, data_dir=data_dir, progress=progress)
         origin = "default (cache)"
     else:
         directory, origin = Path(surrogate), "--surrogate"
-    model = load_model(directory)
-    outdated = outdated_settings(model, source) if surrogate is None else []
+    loaded = load_surrogate(directory)
+    outdated = outdated_settings(loaded, expected) if surrogate is None else []
     if outdated and progress:
         print(f"note: the cached surrogate {directory} was meta-trained with older settings "
               f"({', '.join(outdated)}); delete it to meta-train one with the current defaults")
-    if source is not None and source not in model.exclude and not allow_target:
+    if source is not None and source not in loaded.exclude and not allow_target:
         raise ContaminatedSurrogateError(
             f"surrogate {directory} was meta-trained on {source}, the data this search observes; "
             f"use one meta-trained with --exclude {source}, or pass --allow-target-in-meta-train"
@@ -89,10 +138,13 @@ def resolve_surrogate(
     info = {
         "path": str(directory),
         "origin": origin,
-        "exclude": list(model.exclude),
-        "epoch": model.epoch,
-        "target_in_meta_train": source is not None and source not in model.exclude,
-        "validation": model.validation,
+        "exclude": list(loaded.exclude),
+        "members": len(loaded.members),
+        "member_seeds": [int(member.settings.get("seed", -1)) for member in loaded.members],
+        "epoch": [member.epoch for member in loaded.members],
+        "uses_dataset_code": bool(loaded.members[0].kernel.config.use_dataset),
+        "target_in_meta_train": source is not None and source not in loaded.exclude,
+        "validation": [member.validation for member in loaded.members],
         **({"outdated_settings": outdated} if outdated else {}),
     }
-    return model, info
+    return loaded, info

@@ -1,14 +1,15 @@
 """Search methods by name: what ``--method`` accepts.
 
-Each entry builds a fresh searcher from a :class:`SearchContext`. Later methods (TNAS,
-BANANAS, GP-BO) register here too.
+Each entry builds a fresh searcher from a :class:`SearchContext`; each method's builder
+lives beside it (TNAS's in :mod:`tnas.search.methods.tnas_setup`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -21,64 +22,8 @@ from tnas.search.methods.local_search import LocalSearch, LocalSearchConfig
 from tnas.search.methods.peers import HEBOConfig, OptunaTPEConfig, build_hebo, build_optuna_tpe
 from tnas.search.methods.random_search import RandomSearch
 from tnas.search.methods.tnas import TNASConfig
+from tnas.search.methods.tnas_setup import build_tnas
 from tnas.search.protocol import Searcher
-
-
-DATASET_SAMPLE_SEED = 0
-"""Seed of the per-class image sample that encodes a search's dataset: fixed, so that every
-run on a dataset sees the same dataset code (and its features are featurised once)."""
-
-
-TNAS_VARIANTS: dict[str, str] = {
-    "meta": "the meta-trained deep kernel (TNAS)",
-    "untrained": "ablation: the same deep kernel, randomly initialised (seeded by the run), no meta-training",
-    "no-dataset": "ablation: the meta-trained deep kernel with the dataset code zeroed (no dataset encoder)",
-}
-
-
-def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
-    """TNAS on the run's dataset with the surrogate named by ``config.options``.
-
-    ``variant`` (a key of :data:`TNAS_VARIANTS`) selects the full method or an ablation;
-    everything else (dataset encoding, initial design, fine-tuning, acquisition) is shared.
-    """
-    import torch
-
-    from tnas.datasets import get_dataset
-    from tnas.encoders import ImageFeaturizer, dataset_inputs
-    from tnas.meta_train import MetaTrainConfig
-    from tnas.models import DeepKernel
-    from tnas.search.methods.tnas import TNASSearcher, target_scale_of
-    from tnas.search.surrogates import resolve_surrogate
-
-    options = dict(context.config.options)
-    surrogate = options.pop("surrogate", None)
-    allow = bool(options.pop("allow_target_in_meta_train", False))
-    try:
-        config = TNASConfig(**options)
-    except TypeError as error:
-        raise ConfigError(f"unknown TNAS option: {error}") from None
-    if variant == "untrained":
-        defaults = MetaTrainConfig()
-        with torch.random.fork_rng():
-            torch.manual_seed(context.config.seed)
-            kernel = DeepKernel(defaults.kernel).eval()
-        samples_per_class, scale = defaults.samples_per_class, None
-        context.run_info["surrogate"] = {"path": None, "origin": "untrained (random initialisation, run seed)",
-                                         "exclude": [], "meta_trained": False}  # fmt: skip
-    else:
-        model, info = resolve_surrogate(context.config.dataset, surrogate, allow_target=allow,
-                                        data_dir=context.data_dir, progress=context.progress)  # fmt: skip
-        kernel, samples_per_class = model.kernel, model.samples_per_class
-        scale = target_scale_of(model.statistics)
-        if variant == "no-dataset":
-            kernel.config = replace(kernel.config, use_dataset=False)
-        context.run_info["surrogate"] = {**info, "variant": variant, "target_scale": scale}
-    dataset = get_dataset(context.config.dataset, data_dir=context.data_dir, data_root=context.data_root)
-    sample_rng = np.random.default_rng(DATASET_SAMPLE_SEED)  # the dataset's fixed sample, whatever the run seed
-    features, mask = dataset_inputs(dataset, ImageFeaturizer(), sample_rng, samples_per_class,
-                                    progress=context.progress)  # fmt: skip
-    return TNASSearcher(kernel, features[None], mask[None], context.rng, config, target_scale=scale)
 
 
 @dataclass(frozen=True)
@@ -132,8 +77,10 @@ METHODS: dict[str, Method] = {
                lambda context: build_tnas(context), asdict(TNASConfig())),
         Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
                lambda context: build_tnas(context, "untrained"), asdict(TNASConfig())),
-        Method("tnas-nodata", "TNAS ablation: meta-trained kernel with the dataset code zeroed",
+        Method("tnas-nodata", "TNAS ablation: a surrogate meta-trained without the dataset encoder",
                lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig())),
+        Method("tnas-prior", "TNAS ablation: cells in the order of the meta-learned prior, no BO (as MetaD2A)",
+               lambda context: build_tnas(context, "prior"), {}),
         Method("bananas", "BANANAS: path encoding, MLP ensemble, ITS on mutations (White et al. 2021)",
                lambda context: Bananas(context.rng), asdict(BananasConfig())),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",

@@ -33,6 +33,7 @@ the meta-training sources' typical deviation before they reach the GP (see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,9 @@ class TNASConfig:
         finetune_lr: learning rate of the GP head (mean calibration, kernel, noise).
         finetune_feature_lr: learning rate of the feature MLP xi; 0 keeps xi as
             meta-trained and fine-tunes only the head.
+        warm_steps: 0 starts every fit from the meta-trained values (``finetune_steps``
+            steps); a positive number starts each fit after the first from the previous
+            fit's values and takes this many steps (cheaper per proposal).
         ucb_beta: beta of UCB.
         recommend: the cell the search returns: ``observed`` (the best observed value),
             ``posterior`` (the evaluated cell of best posterior mean, once the initial
@@ -91,6 +95,7 @@ class TNASConfig:
     finetune_steps: int = 100
     finetune_lr: float = 0.05
     finetune_feature_lr: float = 0.01
+    warm_steps: int = 0
     ucb_beta: float = 2.0
     recommend: str = "auto"
 
@@ -101,8 +106,8 @@ class TNASConfig:
             raise ConfigError(f"unknown acquisition {self.acquisition!r}; choose from {', '.join(ACQUISITIONS)}")
         if self.init not in INITS:
             raise ConfigError(f"unknown initial design {self.init!r}; choose from {', '.join(INITS)}")
-        if self.init_size < 1 or self.batch_size < 1 or self.finetune_steps < 0:
-            raise ConfigError("init_size and batch_size must be >= 1, finetune_steps >= 0")
+        if self.init_size < 1 or self.batch_size < 1 or self.finetune_steps < 0 or self.warm_steps < 0:
+            raise ConfigError("init_size and batch_size must be >= 1, finetune_steps and warm_steps >= 0")
         if not self.finetune_lr > 0 or not self.ucb_beta > 0:
             raise ConfigError("finetune_lr and ucb_beta must be positive")
         if not self.finetune_feature_lr >= 0:
@@ -113,6 +118,23 @@ def target_scale_of(statistics: dict[str, dict[str, float]]) -> float | None:
     """The mean standard deviation (accuracy points) of a surrogate's meta-training sources."""
     stds = [float(source["std"]) for source in statistics.values() if source.get("std")]
     return float(np.mean(stds)) if stds else None
+
+
+@torch.no_grad()
+def codes_and_prior(kernels: Sequence[DeepKernel], dataset_features: Tensor, dataset_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The encoder codes of all cells on a dataset and the prior mean of every cell.
+
+    Args:
+        kernels: one meta-trained kernel, or an ensemble's members.
+        dataset_features, dataset_mask: ``1 x n_classes x n_samples x 1280`` and its mask.
+
+    Returns:
+        ``15625 x M(L + K)`` codes (the members' side by side) and ``15625`` prior means
+        (the members' average), both indexed by official cell index.
+    """
+    codes = [encoder_codes_of_all_cells(kernel.eval(), dataset_features, dataset_mask) for kernel in kernels]
+    priors = [kernel.mean_module(map_codes(kernel.feature_map, code)) for kernel, code in zip(kernels, codes)]
+    return torch.cat(codes, dim=-1), torch.stack(priors).mean(dim=0)
 
 
 class IndependentThompsonSampling(AcquisitionFunction):
@@ -136,7 +158,8 @@ class TNASSearcher:
     """Ask/tell TNAS on one dataset.
 
     Args:
-        kernel: a meta-trained deep kernel.
+        kernel: a meta-trained deep kernel, or several (an ensemble: one GP whose prior mean
+            and kernel are the members' averages, see :mod:`tnas.models.ensemble`).
         dataset_features: ``1 x n_classes x n_samples x 1280`` encoder inputs of the target.
         dataset_mask: the matching mask.
         rng: the run's generator.
@@ -148,17 +171,16 @@ class TNASSearcher:
             the observations' own deviation (for kernels without meta-training).
     """
 
-    def __init__(self, kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor,
+    def __init__(self, kernel: DeepKernel | Sequence[DeepKernel], dataset_features: Tensor, dataset_mask: Tensor,
                  rng: np.random.Generator, config: TNASConfig = TNASConfig(),
                  target_scale: float | None = None) -> None:  # fmt: skip
         self.config = config
         self.target_scale = target_scale
-        self.kernel = kernel.eval()
+        members = [kernel] if isinstance(kernel, DeepKernel) else list(kernel)
+        self.kernel = members[0].eval() if len(members) == 1 else [member.eval() for member in members]
         self.dataset_features, self.dataset_mask = dataset_features, dataset_mask
         self._rng = rng
-        self._codes = encoder_codes_of_all_cells(kernel, dataset_features, dataset_mask)
-        with torch.no_grad():
-            self._prior = kernel.mean_module(map_codes(kernel.feature_map, self._codes))
+        self._codes, self._prior = codes_and_prior(members, dataset_features, dataset_mask)
         if config.init == "prior":  # feature rows are official indexes
             self._init_order = torch.argsort(self._prior, descending=True).tolist()
         else:
@@ -167,6 +189,7 @@ class TNASSearcher:
         self._noisy = False  # whether an observation was a single training seed
         self._queue: list[tuple[Cell, dict[str, float]]] = []
         self._fitted: tuple[int, TNASSurrogate, float, float] | None = None  # (observations, model, y mean, y std)
+        self._warm_start: dict[str, Tensor] | None = None  # the last fit's parameters (warm_steps > 0)
         self.last_info: dict[str, float] = {}
 
     # ------------------------------------------------------------------ ask / tell
@@ -222,12 +245,20 @@ class TNASSearcher:
         train_Y = torch.as_tensor((values - mean) / std, dtype=torch.float64).unsqueeze(-1)
         model = TNASSurrogate(self.kernel, self.dataset_features, self.dataset_mask, train_X, train_Y,
                               codes_table=self._codes)  # fmt: skip
-        if self.config.finetune_steps:
-            self._finetune(model)
+        steps = self.config.finetune_steps
+        if self.config.warm_steps and self._warm_start is not None:
+            with torch.no_grad():
+                for name, parameter in model.named_parameters():
+                    parameter.copy_(self._warm_start[name])
+            steps = self.config.warm_steps
+        if steps:
+            self._finetune(model, steps)
+        if self.config.warm_steps:
+            self._warm_start = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
         model.eval()
         return model, mean, std
 
-    def _finetune(self, model: TNASSurrogate) -> None:
+    def _finetune(self, model: TNASSurrogate, steps: int) -> None:
         """Fit xi and the GP head to the observations (the encoders stay frozen)."""
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         model.train()
@@ -241,7 +272,7 @@ class TNASSearcher:
             for parameter in feature_parameters:
                 parameter.requires_grad_(False)
         optimizer = torch.optim.Adam(groups)
-        for _ in range(self.config.finetune_steps):
+        for _ in range(steps):
             optimizer.zero_grad()
             try:
                 loss = -mll(model(*model.train_inputs), model.train_targets)

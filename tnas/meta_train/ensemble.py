@@ -1,0 +1,136 @@
+"""Ensembles of meta-trained surrogates: independent REPTILE runs searched as one GP.
+
+An ensemble directory holds ``ensemble.json`` and one ordinary meta-training output per
+member (``member0/``, ``member1/``, ...), member ``j`` meta-trained with seed
+``seed + j`` and otherwise the same settings. Every member resumes on its own, so a killed
+ensemble run continues with the unfinished members. :func:`load_surrogate` reads an
+ensemble directory or a single meta-training directory alike; the search turns the
+members into one GP (:mod:`tnas.models.ensemble`).
+
+Why: the ranking that a meta-trained prior gives a new dataset's best cells moves a lot
+from one meta-training run to another (seed, thread count), and so does the search that
+starts from it; the average of a few independent runs is far steadier (see the README's
+*Why an ensemble*).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tnas.io import atomic_write_json
+from tnas.meta_train.checkpoint import MODEL_FILE, CheckpointError, MetaTrainedModel, load_model
+from tnas.meta_train.config import MetaTrainConfig
+from tnas.meta_train.trainer import MetaTrainResult, meta_train
+
+ENSEMBLE_FILE = "ensemble.json"
+ENSEMBLE_FORMAT = 1
+
+
+def member_name(position: int) -> str:
+    return f"member{position}"
+
+
+def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, **options: Any) -> list[MetaTrainResult]:
+    """Meta-train ``members`` surrogates with seeds ``config.seed + j`` into ``out``.
+
+    Args:
+        options: passed to :func:`~tnas.meta_train.meta_train` (``data_dir``, ``device``,
+            ``progress``).
+
+    Raises:
+        CheckpointError: ``out`` holds an ensemble of other settings or size.
+    """
+    out = Path(out)
+    record = write_ensemble_record(out, config, members)
+    return [meta_train(replace(config, seed=seed), out / name, **options)
+            for name, seed in zip(record["members"], record["seeds"])]  # fmt: skip
+
+
+def write_ensemble_record(out: Path, config: MetaTrainConfig, members: int) -> dict[str, Any]:
+    """Write ``out/ensemble.json`` for ``members`` members of ``config`` (seeds ``config.seed + j``).
+
+    Raises:
+        CheckpointError: ``out`` already records other members.
+    """
+    record = {"format": ENSEMBLE_FORMAT, "members": [member_name(j) for j in range(members)],
+              "seeds": [config.seed + j for j in range(members)], "config": config.to_dict()}  # fmt: skip
+    existing = _read_record(out) if (out / ENSEMBLE_FILE).is_file() else None
+    if existing is not None and [existing.get("members"), existing.get("seeds")] != [record["members"], record["seeds"]]:
+        raise CheckpointError(f"{out} holds an ensemble of other members ({existing.get('seeds')}); choose another --out")
+    atomic_write_json(out / ENSEMBLE_FILE, record)
+    return record
+
+
+def _read_record(directory: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((directory / ENSEMBLE_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{directory / ENSEMBLE_FILE} is unreadable ({error}); delete the directory and meta-train again") from None
+    if not isinstance(record, dict) or record.get("format") != ENSEMBLE_FORMAT or not record.get("members"):
+        raise CheckpointError(f"{directory / ENSEMBLE_FILE} is not a tnas ensemble of format {ENSEMBLE_FORMAT}")
+    return record
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """One meta-trained surrogate or an ensemble of them, as a search uses it.
+
+    Attributes:
+        members: the meta-trained models (one for a single surrogate).
+        path: the directory it was loaded from.
+    """
+
+    members: tuple[MetaTrainedModel, ...]
+    path: Path
+
+    @property
+    def kernels(self) -> list:
+        return [member.kernel for member in self.members]
+
+    @property
+    def exclude(self) -> tuple[str, ...]:
+        """Sources that no member saw (an ensemble excludes only what all members exclude)."""
+        common = set(self.members[0].exclude).intersection(*(member.exclude for member in self.members[1:]))
+        return tuple(sorted(common))
+
+    @property
+    def samples_per_class(self) -> int:
+        return self.members[0].samples_per_class
+
+    @property
+    def statistics(self) -> dict[str, dict[str, float]]:
+        """Standardisation statistics per source, averaged over the members."""
+        names = self.members[0].statistics
+        return {name: {key: float(np.mean([m.statistics[name][key] for m in self.members])) for key in names[name]}
+                for name in names}  # fmt: skip
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The meta-training settings (member 0's: the others differ only in their seeds)."""
+        return self.members[0].settings
+
+
+def load_surrogate(directory: str | Path) -> Surrogate:
+    """Load a meta-trained surrogate: an ensemble directory or a single meta-training output.
+
+    Raises:
+        CheckpointError: the directory, a member or its model is missing, corrupt or
+            incompatible, or members disagree on what they were meta-trained on.
+    """
+    directory = Path(directory)
+    if not (directory / ENSEMBLE_FILE).is_file():
+        return Surrogate((load_model(directory),), directory)
+    record = _read_record(directory)
+    members = []
+    for name in record["members"]:
+        if not (directory / name / MODEL_FILE).is_file():
+            raise CheckpointError(f"ensemble {directory} lacks its member {name}; run its meta-training again to finish it")
+        members.append(load_model(directory / name))
+    if len({member.samples_per_class for member in members}) > 1 or len({tuple(m.exclude) for m in members}) > 1:
+        raise CheckpointError(f"the members of ensemble {directory} were meta-trained on different data")
+    return Surrogate(tuple(members), directory)

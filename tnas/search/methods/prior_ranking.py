@@ -1,0 +1,44 @@
+"""``tnas-prior``: evaluate cells in the order of the meta-learned prior mean, never updating.
+
+The predictor-only transfer of MetaD2A (Lee et al., ICLR 2021): a model meta-learned on
+other datasets ranks every cell of the target once, and the search evaluates the ranking
+from the top, whatever the evaluations say. It is TNAS without Bayesian optimization: the
+same surrogate and the same initial design (TNAS's first ``init_size`` queries are this
+method's), but no conditioning on the target's observations. Comparing the two shows what
+the feedback loop adds over the meta-learned prior alone.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from tnas.oracles import Evaluation
+from tnas.space import NUM_CELLS, Cell
+
+
+class PriorRanking:
+    """Ask/tell search that proposes the cells by decreasing prior mean.
+
+    Args:
+        prior: ``15625`` prior means, indexed by official cell index (any monotone scale).
+    """
+
+    def __init__(self, prior: Tensor) -> None:
+        if prior.shape != (NUM_CELLS,):
+            raise ValueError(f"expected one prior mean per cell ({NUM_CELLS}), got shape {tuple(prior.shape)}")
+        self._prior = prior
+        self._order = torch.argsort(prior, descending=True, stable=True).tolist()
+        self._next = 0
+        self._told: set[int] = set()
+        self.last_info: dict[str, float] = {}
+
+    def ask(self) -> Cell:
+        while self._order[self._next] in self._told:
+            self._next += 1
+        index = self._order[self._next]
+        self.last_info = {"prior_mean": float(self._prior[index])}
+        return Cell.from_index(index)
+
+    def tell(self, cell: Cell, evaluation: Evaluation) -> None:
+        self._told.add(cell.index)

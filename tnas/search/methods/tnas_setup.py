@@ -1,0 +1,104 @@
+"""Building TNAS and its ablations for a run: surrogate, target encoding, searcher.
+
+Every variant shares the surrogate resolution (default surrogate from the cache, or
+``--surrogate``), the encoding of the target dataset and TNAS's settings:
+
+- ``meta`` (``tnas``): the meta-trained surrogate (by default an ensemble) and BO;
+- ``no-dataset`` (``tnas-nodata``): a surrogate meta-trained *without* the dataset encoder
+  (its GP never saw a dataset code), and the same BO;
+- ``prior`` (``tnas-prior``): the cells in the order of the meta-trained prior mean, never
+  updated on the target's observations (predictor-only transfer, as MetaD2A);
+- ``untrained`` (``tnas-untrained``): the same deep kernel randomly initialised, and BO.
+
+The target's image sample is drawn with ``sample_seed`` (default: the run seed), as a
+user's own sample of their dataset would be drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tnas.errors import ConfigError
+from tnas.search.methods.tnas import TNASConfig
+
+if TYPE_CHECKING:
+    from tnas.search.methods import SearchContext
+    from tnas.search.protocol import Searcher
+
+TNAS_VARIANTS: dict[str, str] = {
+    "meta": "the meta-trained surrogate (TNAS)",
+    "no-dataset": "ablation: a surrogate meta-trained without the dataset encoder",
+    "prior": "ablation: cells in the order of the meta-learned prior mean, no update on observations",
+    "untrained": "ablation: the same deep kernel, randomly initialised (seeded by the run), no meta-training",
+}
+
+SURROGATE_OPTIONS: dict[str, Any] = {
+    "surrogate": None,
+    "allow_target_in_meta_train": False,
+    "surrogate_seed": 0,
+    "members": None,
+    "sample_seed": None,
+}
+"""Run options that choose the surrogate and the target's sample (not searcher settings):
+``surrogate`` a directory (``None``: the default); ``surrogate_seed`` which default
+surrogate of the family; ``members`` its size (``None``: ``DEFAULT_MEMBERS``);
+``sample_seed`` the seed of the target's image sample (``None``: the run seed)."""
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], TNASConfig]:
+    """Surrogate options (with defaults) and the searcher's :class:`TNASConfig`."""
+    options = dict(options)
+    chosen = {name: options.pop(name, default) for name, default in SURROGATE_OPTIONS.items()}
+    known = {item.name for item in fields(TNASConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown TNAS option(s): {', '.join(unknown)}")
+    return chosen, TNASConfig(**options)
+
+
+def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
+    """TNAS (or an ablation, a key of :data:`TNAS_VARIANTS`) on the run's dataset."""
+    import torch
+
+    from tnas.datasets import get_dataset
+    from tnas.encoders import ImageFeaturizer, dataset_inputs
+    from tnas.meta_train import MetaTrainConfig
+    from tnas.models import DeepKernel
+    from tnas.search.methods.prior_ranking import PriorRanking
+    from tnas.search.methods.tnas import TNASSearcher, codes_and_prior, target_scale_of
+    from tnas.search.surrogates import DEFAULT_MEMBERS, resolve_surrogate
+
+    chosen, config = split_options(context.config.options)
+    sample_seed = context.config.seed if chosen["sample_seed"] is None else int(chosen["sample_seed"])
+    if variant == "untrained":
+        defaults = MetaTrainConfig()
+        with torch.random.fork_rng():
+            torch.manual_seed(context.config.seed)
+            kernels = [DeepKernel(defaults.kernel).eval()]
+        samples_per_class, scale = defaults.samples_per_class, None
+        context.run_info["surrogate"] = {"path": None, "origin": "untrained (random initialisation, run seed)",
+                                         "exclude": [], "meta_trained": False}  # fmt: skip
+    else:
+        members = DEFAULT_MEMBERS if chosen["members"] is None else int(chosen["members"])
+        surrogate, info = resolve_surrogate(
+            context.config.dataset, chosen["surrogate"], seed=int(chosen["surrogate_seed"]), members=members,
+            use_dataset=variant != "no-dataset", allow_target=bool(chosen["allow_target_in_meta_train"]),
+            data_dir=context.data_dir, progress=context.progress,
+        )  # fmt: skip
+        if variant == "no-dataset" and info["uses_dataset_code"]:
+            raise ConfigError(f"tnas-nodata needs a surrogate meta-trained without the dataset encoder "
+                              f"(python -m tnas.meta_train --no-dataset-encoder); {surrogate.path} has one")  # fmt: skip
+        kernels, samples_per_class = surrogate.kernels, surrogate.samples_per_class
+        scale = target_scale_of(surrogate.statistics)
+        context.run_info["surrogate"] = {**info, "variant": variant, "target_scale": scale}
+    dataset = get_dataset(context.config.dataset, data_dir=context.data_dir, data_root=context.data_root)
+    features, mask = dataset_inputs(dataset, ImageFeaturizer(), np.random.default_rng(sample_seed), samples_per_class,
+                                    progress=context.progress)  # fmt: skip
+    context.run_info["target_sample"] = {"seed": sample_seed, "samples_per_class": samples_per_class}
+    if variant == "prior":
+        return PriorRanking(codes_and_prior(kernels, features[None], mask[None])[1])
+    kernel = kernels[0] if len(kernels) == 1 else kernels
+    return TNASSearcher(kernel, features[None], mask[None], context.rng, config, target_scale=scale)
