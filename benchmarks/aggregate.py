@@ -68,6 +68,9 @@ class GridSpec:
         seeds: run seeds (``--seeds N`` means ``0..N-1``).
         budget: queries per run.
         fidelity: training epochs observed.
+        surrogates: independently meta-trained default surrogates per target that TNAS and
+            its ablations cycle through: run seed ``s`` uses surrogate ``s % surrogates``
+            (and draws the target's image sample with ``s``).
     """
 
     observes: tuple[str, ...]
@@ -76,6 +79,7 @@ class GridSpec:
     seeds: tuple[int, ...]
     budget: int
     fidelity: int
+    surrogates: int = 5
 
     def cells(self) -> Iterable[tuple[str, str, str, int]]:
         """Every (observe, dataset, method, seed) of the grid, in run order."""

@@ -1,66 +1,89 @@
-"""Meta-training figures: wall time and validation of the default configuration.
+"""Meta-training figures, and the K independently meta-trained surrogates the benchmark uses.
 
 Usage::
 
-    python -m benchmarks.meta_train [--out runs/bench-meta] [--data-dir DIR] [--cold]
+    python -m benchmarks.meta_train [--surrogates 5] [--members 3] [--variants tnas,tnas-nodata]
+                                    [--out DIR] [--jobs 2] [--cold] [--skip-training]
 
-For each of ``--exclude cifar10-valid``, ``cifar100`` and ``imagenet16-120`` this runs
-``python -m tnas.meta_train`` with the default configuration in a fresh process (``--cold``:
-with an empty feature cache, so featurisation is timed too), then prints the figures of
-the kept epoch (``model.pt``) on the excluded dataset: zero-shot Spearman of the prior
-mean over all 15,625 cells, Spearman of the posterior mean after conditioning on 10
-random cells, whether the best cell is in the prior's top 10, the best cell's rank in the
-prior (0 = first), the Spearman of the prior among the top 1% of cells (where a search
-spends its queries) and MetaD2A held-out correlations.
+For each excluded dataset (``cifar10-valid``, ``cifar100``, ``imagenet16-120``), each
+variant (``tnas``: the default surrogate; ``tnas-nodata``: the same meta-trained without
+the dataset encoder) and each surrogate seed ``k < --surrogates``, this meta-trains the
+default surrogate ``k`` (``--members`` independent runs with seeds ``k*M .. k*M+M-1``) by
+running ``python -m tnas.meta_train`` in fresh processes, into the directory where
+``python -m tnas.search`` and ``python -m benchmarks.nb201`` look for it (``--out``, default
+``$TNAS_CACHE_DIR/surrogates``). Finished members are skipped, so the command resumes.
+``--jobs N`` runs N meta-trainings at once, one thread each (``OMP_NUM_THREADS=1``;
+a run's result depends on its thread count, which is recorded); ``--cold`` gives each run
+an empty feature cache, so featurisation is timed too.
 
-Next to it, the same deep kernel **without meta-training**: random weights, all of them
-(encoders, MLP, mean, kernel, noise) fitted by 200 Adam steps on the marginal likelihood
-of the same 10 cells, then the same figures.
+It then prints, per surrogate, on the excluded dataset (all 15,625 cells, the target's
+image sample drawn with seed 0): the wall time of its members, their kept epochs, and how
+the surrogate's prior mean (the members' average) ranks the cells: zero-shot Spearman,
+whether the best cell is in the top 10, the best cell's rank (0 = first) and the Spearman
+among the top 1% of cells; then the spread of the best cell's rank over the surrogates.
+Next to it, the same deep kernel **without meta-training** (random weights fitted on 10
+random cells).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from tnas import paths
 from tnas.datasets import get_dataset
 from tnas.encoders import ImageFeaturizer, cells_to_batch, dataset_inputs
-from tnas.meta_train import MetaTrainConfig, load_model
+from tnas.meta_train import MetaTrainConfig
+from tnas.meta_train.checkpoint import MODEL_FILE
 from tnas.meta_train.data import NB201_SOURCES
-from tnas.meta_train.validation import TOP_K, prior_figures
+from tnas.meta_train.ensemble import load_surrogate, member_name, write_ensemble_record
+from tnas.meta_train.validation import prior_figures
 from tnas.models import DeepKernel, FeatureGP, negative_log_marginal_likelihood, posterior_mean
 from tnas.models.surrogate import features_of_all_cells
 from tnas.oracles import NB201Table
+from tnas.search.methods.tnas import codes_and_prior
+from tnas.search.surrogates import DEFAULT_MEMBERS, default_surrogate_config, default_surrogate_dir
 from tnas.space import NUM_CELLS, all_cells
 
 EXCLUSIONS = ("cifar10-valid", "cifar100", "imagenet16-120")
+VARIANTS = {"tnas": True, "tnas-nodata": False}
+"""Benchmark variant -> whether its surrogates use the dataset encoder."""
 
 
-def run_meta_training(exclude: str, out: Path, data_dir: str | None, cold: bool) -> float:
-    """Wall seconds of one ``python -m tnas.meta_train`` run."""
-    command = [sys.executable, "-m", "tnas.meta_train", "--exclude", exclude, "--out", str(out), "--no-progress"]
-    if data_dir:
-        command += ["--data-dir", data_dir]
+def member_command(config: MetaTrainConfig, out: Path, data_dir: str | None) -> list[str]:
+    """The ``python -m tnas.meta_train`` command of one surrogate (or ensemble member)."""
+    command = [sys.executable, "-m", "tnas.meta_train", "--exclude", *config.exclude, "--seed", str(config.seed),
+               "--out", str(out), "--no-progress"]  # fmt: skip
+    if not config.kernel.use_dataset:
+        command.append("--no-dataset-encoder")
+    return command + (["--data-dir", data_dir] if data_dir else [])
+
+
+def run_meta_training(command: list[str], cold: bool, threads: int | None) -> float:
+    """Wall seconds of one meta-training command in a fresh process."""
     with tempfile.TemporaryDirectory() as cache:
-        import os
-
         env = dict(os.environ, **({"TNAS_CACHE_DIR": cache} if cold else {}))
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         start = time.perf_counter()
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
         return time.perf_counter() - start
 
 
 def untrained_figures(exclude: str, data_dir: str | None, seed: int, steps: int = 200) -> dict[str, float]:
-    """The deep kernel with random weights, fitted only on the 10 conditioning cells."""
+    """The deep kernel with random weights, fitted only on 10 random cells of the target."""
     config = MetaTrainConfig(exclude=(exclude,), seed=seed)
     accuracy = np.asarray(NB201Table.load(data_dir).column(NB201_SOURCES[exclude]), dtype=np.float64)
     rng = np.random.default_rng([seed, 2023])
@@ -87,45 +110,95 @@ def untrained_figures(exclude: str, data_dir: str | None, seed: int, steps: int 
     return {**prior_figures(prior, accuracy), "post10_spearman": float(spearmanr(posterior, accuracy)[0])}
 
 
-def _ranking(figures: dict[str, float]) -> str:
-    """The ranking columns of one row: prior and post-10 Spearman, best cell, top 1%."""
-    rank = figures.get("best_prior_rank", float("nan"))
-    return (f"{figures['prior_spearman']:>11.3f}{figures['post10_spearman']:>12.3f}"
-            f"{int(figures[f'best_in_top{TOP_K}']):>12}{rank:>11.0f}{figures.get('top1pct_spearman', float('nan')):>11.3f}")  # fmt: skip
+def surrogate_figures(directory: Path, exclude: str, data_dir: str | None) -> dict[str, float]:
+    """How a (possibly ensemble) surrogate's prior mean ranks the excluded dataset's cells."""
+    surrogate = load_surrogate(directory)
+    accuracy = np.asarray(NB201Table.load(data_dir).column(NB201_SOURCES[exclude]), dtype=np.float64)
+    features, mask = dataset_inputs(get_dataset(exclude, data_dir=data_dir), ImageFeaturizer(),
+                                    np.random.default_rng(0), surrogate.samples_per_class)  # fmt: skip
+    _, prior = codes_and_prior(surrogate.kernels, features[None], mask[None])
+    return {**prior_figures(prior.numpy(), accuracy), "epochs": [member.epoch for member in surrogate.members]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.meta_train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--out", type=Path, default=Path("runs/bench-meta"))
+    parser.add_argument("--surrogates", type=int, default=5, help="surrogate seeds 0..K-1 per target (default: 5)")
+    parser.add_argument("--members", type=int, default=DEFAULT_MEMBERS,
+                        help=f"members per surrogate (default: {DEFAULT_MEMBERS}, the search's default)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--exclusions", default=",".join(EXCLUSIONS), help="targets to leave out, one at a time")
+    parser.add_argument("--out", type=Path, default=None, help="root of the surrogates (default: the cache's)")
+    parser.add_argument("--jobs", type=int, default=1, help="meta-trainings at once, one thread each (default: 1)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--cold", action="store_true", help="time featurisation too (empty feature cache)")
-    parser.add_argument("--skip-training", action="store_true", help="report existing runs in --out")
+    parser.add_argument("--skip-training", action="store_true", help="only report the surrogates found")
+    parser.add_argument("--skip-untrained", action="store_true", help="do not compute the untrained kernel's row")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    variants = [name for name in args.variants.split(",") if name]
+    unknown = [name for name in variants if name not in VARIANTS]
+    if unknown or args.surrogates < 1 or args.members < 1 or args.jobs < 1:
+        parser.error(f"unknown variant(s) {unknown} or a count below 1")
+    root = args.out or paths.cache_dir() / "surrogates"
 
-    results = {}
-    for exclude in EXCLUSIONS:
-        out = args.out / f"no-{exclude}"
-        seconds = None if args.skip_training else run_meta_training(exclude, out, args.data_dir, args.cold)
-        model = load_model(out)
-        figures = {key.removeprefix(f"{exclude}_"): value for key, value in model.validation.items()}
-        results[exclude] = {"seconds": seconds, "epoch": model.epoch, "meta": figures,
-                            "untrained": untrained_figures(exclude, args.data_dir, seed=0)}  # fmt: skip
+    plan = []  # (variant, exclude, k, directory)
+    for variant in variants:
+        for exclude in args.exclusions.split(","):
+            for k in range(args.surrogates):
+                directory = root / default_surrogate_dir(exclude, seed=k, members=args.members,
+                                                         use_dataset=VARIANTS[variant]).name  # fmt: skip
+                plan.append((variant, exclude, k, directory))
+    seconds: dict[str, float] = {}
+    if not args.skip_training:
+        jobs = []
+        for variant, exclude, k, directory in plan:
+            config = default_surrogate_config(exclude, seed=k, members=args.members, use_dataset=VARIANTS[variant])
+            for j in range(args.members):  # each member its own job, so that members parallelise
+                member_dir = directory / member_name(j) if args.members > 1 else directory
+                if not (member_dir / MODEL_FILE).is_file():
+                    member = replace(config, seed=config.seed + j)
+                    jobs.append((str(member_dir), member_command(member, member_dir, args.data_dir)))
+        threads = 1 if args.jobs > 1 else None
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {name: pool.submit(run_meta_training, command, args.cold, threads) for name, command in jobs}
+            for name, future in futures.items():
+                seconds[name] = future.result()
+                print(f"  meta-trained {name} in {seconds[name]:.0f} s", file=sys.stderr, flush=True)
+        for variant, exclude, k, directory in plan:  # the ensemble record, now that its members exist
+            if args.members > 1:
+                write_ensemble_record(directory, default_surrogate_config(
+                    exclude, seed=k, members=args.members, use_dataset=VARIANTS[variant]), args.members)  # fmt: skip
 
-    print("Default meta-training, 2 CPU cores; figures on the excluded dataset (all 15,625 cells):")
-    print(f"  {'excluded':<16}{'time':>8}{'epoch':>7}{'prior rho':>11}{'post10 rho':>12}{'best@top10':>12}"
-          f"{'best rank':>11}{'top1% rho':>11}{'MetaD2A r/rho':>16}")  # fmt: skip
-    for exclude, result in results.items():
-        meta = result["meta"]
-        time_text = f"{result['seconds']:.0f}s" if result["seconds"] is not None else "-"
-        print(f"  {exclude:<16}{time_text:>8}{result['epoch']:>7}{_ranking(meta)}"
-              f"{meta['metad2a_pearson']:>8.3f}/{meta['metad2a_spearman']:.3f}")  # fmt: skip
-    print("\nSame kernel without meta-training (random weights, fitted on the 10 conditioning cells):")
-    for exclude, result in results.items():
-        print(f"  {exclude:<16}{'':>15}{_ranking(result['untrained'])}")
+    results: dict = {}
+    for variant, exclude, k, directory in plan:
+        figures = surrogate_figures(directory, exclude, args.data_dir)
+        member_dirs = [directory / member_name(j) for j in range(args.members)] if args.members > 1 else [directory]
+        figures["seconds"] = [seconds.get(str(d)) for d in member_dirs]
+        results.setdefault(variant, {}).setdefault(exclude, {})[k] = figures
+    print(f"Default surrogates ({args.members} member(s) each), prior mean on the excluded dataset "
+          "(all 15,625 cells, image sample seed 0):")  # fmt: skip
+    print(f"  {'variant':<13}{'excluded':<16}{'k':>3}{'seconds':>16}{'epochs':>14}{'prior rho':>11}"
+          f"{'best@top10':>12}{'best rank':>11}{'top1% rho':>11}")  # fmt: skip
+    for variant, by_exclude in results.items():
+        for exclude, by_k in by_exclude.items():
+            for k, f in by_k.items():
+                times = "/".join(f"{s:.0f}" if s else "-" for s in f["seconds"])
+                epochs = "/".join(str(e) for e in f["epochs"])
+                print(f"  {variant:<13}{exclude:<16}{k:>3}{times:>16}{epochs:>14}{f['prior_spearman']:>11.3f}"
+                      f"{int(f['best_in_top10']):>12}{f['best_prior_rank']:>11.0f}{f['top1pct_spearman']:>11.3f}")
+            ranks = sorted(f["best_prior_rank"] for f in by_k.values())
+            print(f"  {'':<13}{exclude:<16}best cell's rank over the surrogates: best {ranks[0]:.0f}, "
+                  f"median {np.median(ranks):.0f}, worst {ranks[-1]:.0f}")
+    if not args.skip_untrained:
+        print("\nSame kernel without meta-training (random weights, fitted on 10 random cells):")
+        for exclude in args.exclusions.split(","):
+            f = untrained_figures(exclude, args.data_dir, seed=0)
+            results.setdefault("untrained", {})[exclude] = f
+            print(f"  {exclude:<16} prior rho {f['prior_spearman']:.3f}, best rank {f['best_prior_rank']:.0f}, "
+                  f"top1% rho {f['top1pct_spearman']:.3f}, after 10 cells rho {f['post10_spearman']:.3f}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0
 
 

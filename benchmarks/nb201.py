@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=int, default=10, help="runs per method and dataset, seeds 0..N-1 (default: 10)"
     )
     parser.add_argument("--budget", type=int, default=100, help="queries per run (default: 100)")
+    parser.add_argument("--surrogates", type=int, default=5,
+                        help="independently meta-trained default surrogates per target: TNAS's run seed s uses "
+                        "surrogate s %% N (python -m benchmarks.meta_train --surrogates N makes them; default: 5)")
     parser.add_argument("--observe", default="mean",
                         help="comma-separated observation policies: mean, seed (default: mean)")  # fmt: skip
     parser.add_argument("--fidelity", type=int, choices=FIDELITIES, default=200,
@@ -178,8 +181,10 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
         raise ConfigError("--methods, --datasets and --observe each need at least one name")
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.surrogates < 1:
+        raise ConfigError(f"--surrogates must be at least 1, got {args.surrogates}")
     spec = GridSpec(observes=observes, datasets=datasets, methods=methods, seeds=tuple(range(args.seeds)),
-                    budget=args.budget, fidelity=args.fidelity)  # fmt: skip
+                    budget=args.budget, fidelity=args.fidelity, surrogates=args.surrogates)  # fmt: skip
     for observe in observes:  # RunConfig checks the budget and the policy/fidelity combination
         run_config(spec, observe, datasets[0], methods[0], 0)
     return HarnessConfig(spec=spec, out=args.out, results_page=args.results_page,
@@ -187,10 +192,22 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
                          report_only=args.report_only, progress=not args.no_progress)  # fmt: skip
 
 
+SURROGATE_METHODS = ("tnas", "tnas-nodata", "tnas-prior")
+"""Methods that search with a meta-trained surrogate (the grid cycles through several)."""
+
+
 def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: int) -> RunConfig:
-    """The configuration of one run: ``python -m tnas.search``'s defaults for ``method``."""
+    """The configuration of one run: ``python -m tnas.search``'s defaults for ``method``.
+
+    TNAS's run seed reaches every random source: it selects the default surrogate
+    ``seed % spec.surrogates`` (an independent meta-training draw) and draws the target's
+    image sample.
+    """
+    options = default_method_options(method)
+    if method in SURROGATE_METHODS:
+        options.update(surrogate_seed=seed % spec.surrogates, sample_seed=seed)
     return RunConfig(method=method, dataset=dataset, seed=seed, budget=spec.budget, fidelity=spec.fidelity,
-                     observe=observe, options=default_method_options(method))  # fmt: skip
+                     observe=observe, options=options)  # fmt: skip
 
 
 def is_finished(path: Path, config: RunConfig) -> bool:
@@ -272,7 +289,7 @@ def reported_spec(config: HarnessConfig) -> GridSpec:
     found = [name for name in OBSERVATION_POLICIES if (config.out / name).is_dir()]
     observes = tuple(name for name in OBSERVATION_POLICIES if name in spec.observes or name in found)
     return GridSpec(observes=observes, datasets=spec.datasets, methods=spec.methods, seeds=spec.seeds,
-                    budget=spec.budget, fidelity=spec.fidelity)  # fmt: skip
+                    budget=spec.budget, fidelity=spec.fidelity, surrogates=spec.surrogates)  # fmt: skip
 
 
 def command_line(config: HarnessConfig, spec: GridSpec, *, report_only: bool) -> str:
@@ -283,6 +300,7 @@ def command_line(config: HarnessConfig, spec: GridSpec, *, report_only: bool) ->
         "--datasets", ",".join(spec.datasets),
         "--seeds", str(len(spec.seeds)),
         "--budget", str(spec.budget),
+        *(["--surrogates", str(spec.surrogates)] if set(spec.methods) & set(SURROGATE_METHODS) else []),
         "--observe", ",".join(spec.observes),
         "--fidelity", str(spec.fidelity),
         "--out", str(config.out),

@@ -375,3 +375,16 @@ def test_help_describes_outputs_and_protocol(capsys):
         "re",
     ):
         assert words in text
+
+
+def test_tnas_run_seeds_cycle_through_the_surrogates_and_draw_the_target_sample():
+    from benchmarks.nb201 import run_config
+
+    spec = GridSpec(observes=("mean",), datasets=("cifar10",), methods=("tnas", "rs"), seeds=tuple(range(10)),
+                    budget=20, fidelity=200, surrogates=5)  # fmt: skip
+    options = [run_config(spec, "mean", "cifar10", "tnas", seed).options for seed in range(10)]
+    assert [o["surrogate_seed"] for o in options] == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]
+    assert [o["sample_seed"] for o in options] == list(range(10))
+    assert run_config(spec, "mean", "cifar10", "tnas-prior", 6).options["surrogate_seed"] == 1
+    assert run_config(spec, "mean", "cifar10", "tnas-untrained", 6).options["surrogate_seed"] == 0  # unused
+    assert run_config(spec, "mean", "cifar10", "rs", 6).options == {}
