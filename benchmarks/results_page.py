@@ -128,7 +128,7 @@ def glance_table(report: Report, observe: str) -> str:
     rows = [header, ["---"] * len(header)]
     best_mean = {
         dataset: max((float(a.test.mean[-1]) for (o, d, _), a in report.aggregates.items()
-                      if o == observe and d == dataset), default=math.nan)  # fmt: skip
+                      if o == observe and d == dataset), default=math.nan)
         for dataset in spec.datasets
     }
     for method in spec.methods:
@@ -241,7 +241,7 @@ def render_page(report: Report, inputs: PageInputs) -> str:
         f"- **Fidelity**: results after {spec.fidelity} training epochs.",
         "- **Tasks**: "
         + "; ".join(f"`{d}`: {TASKS[d].description}" if d in TASKS else f"`{d}`" for d in spec.datasets)
-        + ".",  # fmt: skip
+        + ".",
         "- **Observation policies**: " + "; ".join(f"`{k}`: {v}" for k, v in observed.items()) + ".",
         f"- **Seeds**: {len(spec.seeds)} per (method, dataset, policy): {_seed_list(spec.seeds)}. "
         f"**Budget**: {spec.budget} queries (distinct cells) per run.",

@@ -103,7 +103,7 @@ def summarise(per_seed: list[dict]) -> dict[str, float]:
         "seeds": len(per_seed),
         "reached": len(reached),
         "median_queries": float(np.median([r if r is not None else np.inf for r in
-                                           (row["queries_to_best"] for row in per_seed)])),  # fmt: skip
+                                           (row["queries_to_best"] for row in per_seed)])),
         "max_queries": float(max(reached)) if len(reached) == len(per_seed) else float("inf"),
         "overhead_s": float(np.mean([row["overhead_s"] for row in per_seed])),
     }

@@ -51,7 +51,7 @@ def small_config(**changes) -> MetaTrainConfig:
         dataset=DatasetEncoderConfig(feature_dim=FEATURES, hidden_dim=8, code_dim=4, num_heads=2, num_blocks=1),
         widths=(12, 6),
     )
-    values = dict(exclude=("cifar100",), epochs=2, steps_per_epoch=3, tasks_per_step=2, inner_steps=2,
-                  batch_size=24, kernel=kernel)  # fmt: skip
+    values = {"exclude": ("cifar100",), "epochs": 2, "steps_per_epoch": 3, "tasks_per_step": 2, "inner_steps": 2,
+              "batch_size": 24, "kernel": kernel}
     values.update(changes)
     return MetaTrainConfig(**values)

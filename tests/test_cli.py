@@ -67,13 +67,13 @@ def test_as_a_module_in_a_subprocess(data_dir, tmp_path):
     ok = subprocess.run(
         [sys.executable, "-m", "tnas.search", "--dataset", "imagenet16-120", "--method", "ls", "--budget", "15",
          "--data-dir", str(data_dir), "--out", str(tmp_path / "ok")],
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert "ls on imagenet16-120" in ok.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "tnas.search", "--dataset", "nosuch", "--method", "ls"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 

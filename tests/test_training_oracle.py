@@ -16,7 +16,7 @@ from tnas.space import Cell
 from tnas.train import TrainConfig
 from tnas.train import trainer as trainer_module
 
-SMALL = dict(train_config=TrainConfig(epochs=1, batch_size=64, learning_rate=0.05), channels=4, cells_per_stage=1)
+SMALL = {"train_config": TrainConfig(epochs=1, batch_size=64, learning_rate=0.05), "channels": 4, "cells_per_stage": 1}
 TRAIN_ARGS = ["--epochs", "1", "--train-batch-size", "64", "--learning-rate", "0.05", "--channels", "4",
               "--cells-per-stage", "1", "--device", "cpu", "--no-progress"]  # fmt: skip
 

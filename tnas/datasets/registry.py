@@ -16,9 +16,9 @@ list): 20 ImageNet classes each, one 32-px image per class from the ImageNet sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -86,7 +86,7 @@ def _stratified_cut(dataset: ImageDataset, fractions: tuple[float, ...], rng: np
                 "train on a full dataset given with --data-root"
             )
         shuffled = rows[rng.permutation(len(rows))]
-        sizes = [max(1, int(round(fraction * len(rows)))) for fraction in fractions]
+        sizes = [max(1, round(fraction * len(rows))) for fraction in fractions]
         bounds = np.cumsum([len(rows) - sum(sizes), *sizes])
         for part, chunk in zip(parts, np.split(shuffled, bounds[:-1])):
             part.append(chunk)

@@ -197,7 +197,7 @@ def build_meta_dataset(
             excluded[name] = values
             continue
         order = rng.permutation(NUM_CELLS)
-        cut = int(round(NB201_VALID_FRACTION * NUM_CELLS))
+        cut = round(NB201_VALID_FRACTION * NUM_CELLS)
         kept, held = np.sort(order[cut:]), np.sort(order[:cut])
         source = _standardise(name, kept, values[kept], np.zeros(len(kept), dtype=np.int64))
         train.append(source)

@@ -11,8 +11,8 @@ non-finite loss) skip that batch and are counted; training never dies on them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -101,7 +101,7 @@ class BatchLoss:
         if self.top_fraction <= 0:
             return rng.choice(len(source), size=size, replace=False)
         top, rest = self._top_and_rest(source)
-        n_top = min(len(top), int(round(self.top_fraction * size)))  # top_fraction < 1: at most size
+        n_top = min(len(top), round(self.top_fraction * size))  # top_fraction < 1: at most size
         n_rest = min(len(rest), size - n_top)
         return np.concatenate([rng.choice(top, n_top, replace=False), rng.choice(rest, n_rest, replace=False)])
 

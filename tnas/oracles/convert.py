@@ -17,8 +17,9 @@ import argparse
 import csv
 import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tnas.errors import TableError, TnasError
 from tnas.io import atomic_write_text

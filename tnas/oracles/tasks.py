@@ -14,8 +14,8 @@ report). The 12-epoch test accuracies stay in the table but are never reported.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from tnas.errors import ConfigError
 

@@ -117,9 +117,7 @@ def _parse_row(values: list[str], columns: tuple[str, ...] = TRAJECTORY_COLUMNS)
             parsed[name] = None
         elif name in _TEXT_FIELDS:
             parsed[name] = text
-        elif name == "seed":
-            parsed[name] = int(text)
-        elif name in _INT_FIELDS:
+        elif name == "seed" or name in _INT_FIELDS:
             parsed[name] = int(text)
         else:
             parsed[name] = float(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -279,7 +279,7 @@ def _prepare_directory(
 def _config_record(config: RunConfig, run_info: dict[str, Any], created: str | None) -> dict[str, Any]:
     return {
         "format": RUN_FORMAT,
-        "created": created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": created or datetime.now(UTC).isoformat(timespec="seconds"),
         "config": config.to_dict(),
         **run_info,
         "versions": package_versions(),

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from tnas.errors import CellFormatError
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 import warnings
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,7 +62,7 @@ class TrainingRecord:
     @classmethod
     def now(cls, **fields: Any) -> TrainingRecord:
         """A record stamped with the current time."""
-        return cls(finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields)
+        return cls(finished=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
 
 
 def setup_key(setup: dict[str, Any]) -> str:

@@ -294,8 +294,7 @@ class Bananas:
             with single_threaded():
                 self._trained = (len(indexes), train_ensemble(x, y, self.config, generator), shift, scale)
         _, layers, shift, scale = self._trained
-        with single_threaded():
-            with torch.no_grad():
-                outputs = ensemble_forward(layers, path_encoding(cells)).double().numpy()  # E x C
+        with single_threaded(), torch.no_grad():
+            outputs = ensemble_forward(layers, path_encoding(cells)).double().numpy()  # E x C
         predictions = outputs * scale + shift
         return predictions.mean(axis=0), predictions.std(axis=0)
