@@ -5,8 +5,12 @@ The harness (:mod:`benchmarks.nb201`) writes one run directory per grid cell at
 module reads the finished ones and computes, per (observe policy, dataset, method), for
 every query ``q = 1..budget``:
 
-- **incumbent test accuracy**: the reported test accuracy of the cell the method would
-  return after ``q`` queries (its best *observed* validation accuracy so far);
+- **incumbent test accuracy**: the test accuracy of the cell with the best *observed*
+  validation accuracy after ``q`` queries;
+- **recommended test accuracy**: the test accuracy of the cell the method would *return*
+  after ``q`` queries (``recommended_index`` of ``trajectory.csv``): the incumbent, except
+  for model-based methods under noisy observations, which return the evaluated cell of
+  best posterior mean (see :class:`tnas.search.protocol.Recommender`);
 - **validation regret**: ``max_c V(c) - V(incumbent)``, where ``V`` is the table's
   *seed-mean* validation accuracy at the run's fidelity. The incumbent's value is looked
   up by ``incumbent_index`` in the table, never taken from ``incumbent_valid``: with
@@ -24,7 +28,7 @@ standard deviation ``s`` (``ddof=1``). With a single seed the standard error is
 undefined and reported as NaN (plots draw no band, tables print ``n/a``).
 
 Ranks (for the rank plot): at every query, the methods of a dataset are ranked *per seed
-index* by incumbent test accuracy (rank 1 = highest; ties share the average rank), and the
+index* by recommended test accuracy (rank 1 = highest; ties share the average rank), and the
 ranks are averaged over the seed indices that every compared method has finished. Seed
 ``k`` of one method and seed ``k`` of another are independent runs, so this pairing is
 arbitrary but unbiased: the average rank estimates each method's expected rank in a
@@ -104,6 +108,8 @@ class RunData:
             ``overhead_s`` for a run of exactly that budget).
         versions: package versions recorded in ``summary.json``.
         config: the run's ``config.json`` (method settings, oracle, TNAS surrogate...).
+        recommended_test: test accuracy of the recommended cell after each query (the
+            incumbent's where the trajectory records no recommendation).
     """
 
     seed: int
@@ -113,6 +119,15 @@ class RunData:
     overhead_s: float
     versions: Mapping[str, str] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
+    recommended_test: np.ndarray | None = None
+
+    @property
+    def surrogate_seed(self) -> int | None:
+        """The default surrogate a TNAS-family run used (``None``: another method or surrogate)."""
+        options = (self.config.get("config") or {}).get("options") or {}
+        if "surrogate_seed" not in options or options.get("surrogate") is not None:
+            return None
+        return int(options["surrogate_seed"])
 
 
 def load_run(path: Path, *, budget: int, expect: Mapping[str, Any] | None = None) -> RunData | None:
@@ -144,6 +159,8 @@ def load_run(path: Path, *, budget: int, expect: Mapping[str, Any] | None = None
         overhead_s=float(rows[-1].overhead_s),  # = summary's overhead_s unless truncated to the budget
         versions=dict(summary.get("versions", {})),
         config=directory.read_config() or {},
+        recommended_test=np.array([row.incumbent_test if row.recommended_test is None else row.recommended_test
+                                   for row in rows], dtype=np.float64),
     )
 
 
@@ -267,7 +284,10 @@ class MethodAggregate:
         regret_vs_hours: validation regret on ``hours_grid``.
         to_best: queries to the best-validation cell.
         overhead_s: total optimizer seconds per run.
-        test_per_seed: incumbent test accuracy ``(seeds, queries)``, for the ranks.
+        test_per_seed: recommended test accuracy ``(seeds, queries)``, for the ranks.
+        recommended: recommended test accuracy (%) per query (what the method returns).
+        by_surrogate: for TNAS-family runs on the default surrogates, surrogate seed ->
+            (queries to best, recommended test per query) over the runs that used it.
     """
 
     observe: str
@@ -282,6 +302,8 @@ class MethodAggregate:
     to_best: ToBest
     overhead_s: Stat
     test_per_seed: np.ndarray
+    recommended: Stat | None = None
+    by_surrogate: dict[int, tuple[ToBest, Stat]] = field(default_factory=dict)
 
     @property
     def budget(self) -> int:
@@ -302,6 +324,7 @@ def aggregate_method(observe: str, dataset: str, method: str, runs: Sequence[Run
     runs = sorted(runs, key=lambda r: r.seed)
     incumbents = np.stack([r.incumbent_index for r in runs])
     tests = np.stack([r.incumbent_test for r in runs])
+    recommended = np.stack([r.incumbent_test if r.recommended_test is None else r.recommended_test for r in runs])
     regrets = regret_curves(incumbents, valid_mean)
     costs = [r.sim_cost_s for r in runs]
     grid = common_time_grid(costs)
@@ -311,6 +334,11 @@ def aggregate_method(observe: str, dataset: str, method: str, runs: Sequence[Run
             np.stack([step_values_at(grid, c, g) for c, g in zip(costs, regrets, strict=True)])
         )
     best = best_cells(valid_mean)
+    by_surrogate: dict[int, tuple[ToBest, Stat]] = {}
+    for seed in sorted({r.surrogate_seed for r in runs if r.surrogate_seed is not None}):
+        chosen = [i for i, r in enumerate(runs) if r.surrogate_seed == seed]
+        by_surrogate[seed] = (summarize_to_best([queries_to_best(incumbents[i], best) for i in chosen]),
+                              mean_and_se(recommended[chosen]))  # fmt: skip
     return MethodAggregate(
         observe=observe,
         dataset=dataset,
@@ -323,7 +351,9 @@ def aggregate_method(observe: str, dataset: str, method: str, runs: Sequence[Run
         regret_vs_hours=on_grid,
         to_best=summarize_to_best([queries_to_best(i, best) for i in incumbents]),
         overhead_s=mean_and_se(np.array([r.overhead_s for r in runs])),
-        test_per_seed=tests,
+        test_per_seed=recommended,
+        recommended=mean_and_se(recommended),
+        by_surrogate=by_surrogate,
     )
 
 

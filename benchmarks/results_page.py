@@ -87,9 +87,19 @@ def _at(stat: Stat, query: int) -> tuple[float, float]:
     return float(stat.mean[query - 1]), float(stat.se[query - 1])
 
 
+def _returned(aggregate: MethodAggregate) -> Stat:
+    """The test accuracy of what the method returns (its recommendation; else its incumbent)."""
+    return aggregate.recommended if aggregate.recommended is not None else aggregate.test
+
+
 def headline_cell(aggregate: MethodAggregate, requested_seeds: int) -> str:
-    """One method on one dataset: test accuracy at the checkpoints, queries to best, overhead."""
-    lines = [f"@{q}: {format_stat(*_at(aggregate.test, q))}" for q in checkpoints(aggregate.budget)]
+    """One method on one dataset: test accuracy at the checkpoints (returned cell, and the
+    incumbent where they differ), queries to best, overhead."""
+    lines = []
+    for q in checkpoints(aggregate.budget):
+        returned, incumbent = _at(_returned(aggregate), q), _at(aggregate.test, q)
+        text = f"@{q}: {format_stat(*returned)}"
+        lines.append(text if returned == incumbent else f"{text} (incumbent {format_stat(*incumbent)})")
     lines.append(f"to best: {format_to_best(aggregate.to_best, aggregate.budget)}")
     lines.append(
         f"overhead: {format_stat(float(aggregate.overhead_s.mean), float(aggregate.overhead_s.se))} s"
@@ -127,7 +137,7 @@ def glance_table(report: Report, observe: str) -> str:
     header = ["method", *(f"{dataset} @{spec.budget}" for dataset in spec.datasets), "seeds"]
     rows = [header, ["---"] * len(header)]
     best_mean = {
-        dataset: max((float(a.test.mean[-1]) for (o, d, _), a in report.aggregates.items()
+        dataset: max((float(_returned(a).mean[-1]) for (o, d, _), a in report.aggregates.items()
                       if o == observe and d == dataset), default=math.nan)
         for dataset in spec.datasets
     }
@@ -139,7 +149,7 @@ def glance_table(report: Report, observe: str) -> str:
                 row.append("-")
                 continue
             seeds.add(len(aggregate.seeds))
-            mean, se = _at(aggregate.test, aggregate.budget)
+            mean, se = _at(_returned(aggregate), aggregate.budget)
             text = format_stat(mean, se)
             text = f"**{text}**" if mean == best_mean[dataset] else text
             to_best = aggregate.to_best
@@ -147,6 +157,36 @@ def glance_table(report: Report, observe: str) -> str:
                        f"{to_best.reached}/{to_best.n})")  # fmt: skip
         row.append("/".join(str(n) for n in sorted(seeds)) or "0")
         rows.append(row)
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def surrogate_spread_table(report: Report, observe: str) -> str | None:
+    """Per TNAS-family method and dataset, the spread over the default surrogates: the best,
+    median and worst surrogate by median queries to the best cell (ties: by test at 10)."""
+    spec = report.spec
+    rows = [["method", *spec.datasets], ["---"] * (len(spec.datasets) + 1)]
+    for method in spec.methods:
+        row, found = [f"`{method}`"], False
+        for dataset in spec.datasets:
+            aggregate = report.aggregates.get((observe, dataset, method))
+            if aggregate is None or len(aggregate.by_surrogate) < 2:
+                row.append("-")
+                continue
+            found = True
+            at10 = min(10, aggregate.budget)
+            order = sorted(aggregate.by_surrogate.items(),
+                           key=lambda item: (item[1][0].median, -float(item[1][1].mean[at10 - 1])))  # fmt: skip
+            picks = {"best": order[0], "median": order[(len(order) - 1) // 2], "worst": order[-1]}
+            parts = []
+            for name, (seed, (to_best, test)) in picks.items():
+                parts.append(f"{name}: #{seed} {format_queries(to_best.median, aggregate.budget)} "
+                             f"({to_best.reached}/{to_best.n}), @{at10} {float(test.mean[at10 - 1]):.2f}, "
+                             f"@{aggregate.budget} {float(test.mean[-1]):.2f}")  # fmt: skip
+            row.append("<br>".join(parts))
+        if found:
+            rows.append(row)
+    if len(rows) == 2:
+        return None
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
@@ -238,15 +278,28 @@ def render_page(report: Report, inputs: PageInputs) -> str:
         "",
         f"- **Benchmark**: the NAS-Bench-201 table (`{inputs.table_source}`), 15,625 cells; a query looks "
         "one cell up (no training), and costs the cell's recorded training time in simulated GPU-seconds.",
-        f"- **Fidelity**: results after {spec.fidelity} training epochs.",
+        (f"- **Fidelity**: results after {spec.fidelity} training epochs." if spec.fidelity == 200 else
+         f"- **Fidelity**: the methods observe the validation accuracy after {spec.fidelity} training epochs "
+         f"(a query costs {spec.fidelity}/200 of the 200-epoch training time); the tables and figures report "
+         "the **200-epoch test accuracy** of the returned cell, as NATS-Bench's black-box protocol does "
+         "(search cheaply, deploy fully). Regret and queries to best refer to the best "
+         f"{spec.fidelity}-epoch validation accuracy, what the search can see."),
         "- **Tasks**: "
         + "; ".join(f"`{d}`: {TASKS[d].description}" if d in TASKS else f"`{d}`" for d in spec.datasets)
         + ".",
         "- **Observation policies**: " + "; ".join(f"`{k}`: {v}" for k, v in observed.items()) + ".",
         f"- **Seeds**: {len(spec.seeds)} per (method, dataset, policy): {_seed_list(spec.seeds)}. "
         f"**Budget**: {spec.budget} queries (distinct cells) per run.",
-        "- **Incumbent**: the cell with the best *observed* validation accuracy so far (what the method "
-        "would return); the tables quote its test accuracy.",
+        "- **Returned cell**: what the method would return after q queries, and whose test accuracy the "
+        "glance tables, the test figures and the ranks quote. It is the **incumbent** (the cell with the "
+        "best *observed* validation accuracy) except for model-based methods (`tnas`, `tnas-nodata`, "
+        "`tnas-untrained`, `gp`, `bananas`) under `observe=seed`, which return the evaluated cell of best "
+        "posterior (ensemble) mean: with one noisy seed per query the best observed value is the luckiest "
+        "reading. The detailed tables give the incumbent too where it differs.",
+        f"- **Surrogates**: TNAS and its meta-trained ablations cycle through {spec.surrogates} independently "
+        f"meta-trained default surrogates per target (run seed s uses surrogate s % {spec.surrogates}, made "
+        "by `python -m benchmarks.meta_train`), and draw the target's image sample with the run seed: the "
+        "seeds reach every random source. Each surrogate was meta-trained without the target.",
         "- **Validation regret**: best seed-mean validation accuracy in the table minus the incumbent's "
         "seed-mean validation accuracy (looked up in the table, also under `observe=seed`), in %-points. "
         f"On log axes, regrets below {REGRET_FLOOR:g} (including 0, the best cell found) are drawn at "
@@ -257,7 +310,7 @@ def render_page(report: Report, inputs: PageInputs) -> str:
         "- **Overhead**: seconds spent inside the optimizer's ask/tell over the whole run (not simulated "
         "training time).",
         "- **Statistics**: mean \u00b1 standard error over seeds (sample std with ddof=1 / sqrt(n); "
-        "`n/a` for a single seed). Ranks: at every query, methods ranked by incumbent test accuracy per seed "
+        "`n/a` for a single seed). Ranks: at every query, methods ranked by returned test accuracy per seed "
         "index (1 = best, ties averaged), averaged over the seeds every method finished.",
         "",
         "### TNAS meta-training exclusions",
@@ -283,18 +336,29 @@ def render_page(report: Report, inputs: PageInputs) -> str:
             "",
             protocol_title(report, observe) + ".",
             "",
-            f"At a glance: incumbent test accuracy (%) after {spec.budget} queries, mean \u00b1 s.e. "
+            f"At a glance: test accuracy (%) of the returned cell after {spec.budget} queries, mean \u00b1 s.e. "
             "(best mean in bold), with the median queries to the best-validation cell and how many "
             "seeds reached it; last column: seeds finished.",
             "",
             glance_table(report, observe),
             "",
-            "In detail: incumbent test accuracy (%) after @q queries, queries to the "
-            "best-validation cell, optimizer overhead per run.",
+            "In detail: test accuracy (%) of the returned cell after @q queries (and of the incumbent where "
+            "it differs), queries to the best-validation cell, optimizer overhead per run.",
             "",
             headline_table(report, observe),
             "",
         ]
+        spread = surrogate_spread_table(report, observe)
+        if spread is not None:
+            out += [
+                "Spread across the meta-trained surrogates: for each surrogate, the median queries to the "
+                "best-validation cell over the runs that used it (how many reached it) and the mean returned "
+                "test accuracy at 10 queries and at the budget; shown for the best, the median and the worst "
+                "surrogate (#: surrogate seed).",
+                "",
+                spread,
+                "",
+            ]
         for png in inputs.figures.get(observe, []):
             out += [f"![{png.stem}]({_link(png, inputs.page_path)})", ""]
         if not inputs.figures.get(observe):

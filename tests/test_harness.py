@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks.aggregate import (
     GridSpec,
+    Report,
     RunData,
     aggregate_method,
     average_ranks,
@@ -128,6 +129,31 @@ def test_aggregate_method_gives_known_curves():
     assert float(a.overhead_s.mean) == 2.0 and math.isclose(float(a.overhead_s.se), 1 / math.sqrt(3))
     np.testing.assert_allclose(a.sim_hours.mean, [1, 2, 3, 4])
     np.testing.assert_allclose(a.hours_grid[[0, -1]], [1.0, 4.0])
+
+
+def test_the_returned_cell_and_the_spread_over_surrogates_are_aggregated():
+    from benchmarks.results_page import surrogate_spread_table
+
+    def tnas_run(seed, incumbents, recommended_tests, surrogate_seed):
+        config = {"config": {"options": {"surrogate": None, "surrogate_seed": surrogate_seed}}}
+        return dataclasses.replace(_run(seed, incumbents), config=config,
+                                   recommended_test=np.array(recommended_tests, dtype=float))  # fmt: skip
+
+    runs = [tnas_run(0, [0, 3, 3], [81.0, 81.0, 89.0], 0), tnas_run(1, [2, 2, 3], [71.0, 71.0, 91.0], 1),
+            tnas_run(2, [3, 3, 3], [91.0, 91.0, 91.0], 0), tnas_run(3, [1, 1, 1], [86.0, 86.0, 86.0], 1)]  # fmt: skip
+    a = aggregate_method("seed", "toy", "tnas", runs, VALID)
+    np.testing.assert_allclose(a.recommended.mean, [82.25, 82.25, 89.25])  # what the method returns ...
+    np.testing.assert_allclose(a.test.mean, [82.25, 84.75, 89.75])  # ... next to its incumbent
+    assert sorted(a.by_surrogate) == [0, 1]
+    assert a.by_surrogate[0][0].per_seed == (2, 1) and a.by_surrogate[1][0].per_seed == (3, None)
+    report = Report(spec=GridSpec(observes=("seed",), datasets=("toy",), methods=("tnas",), seeds=(0, 1, 2, 3),
+                                  budget=3, fidelity=200, surrogates=2),
+                    aggregates={("seed", "toy", "tnas"): a}, ranks={}, references={}, missing=(), runs={})  # fmt: skip
+    table = surrogate_spread_table(report, "seed")
+    assert "best: #0 1.5 (2/2), @3 90.00, @3 90.00" in table and "worst: #1 >3 (1/2)" in table
+    no_spread = dataclasses.replace(report, aggregates={("seed", "toy", "tnas"): aggregate_method(
+        "seed", "toy", "tnas", [_run(0, [0, 3, 3])], VALID)})  # fmt: skip
+    assert surrogate_spread_table(no_spread, "seed") is None
 
 
 def test_regret_on_the_gpu_hours_axis_is_a_step_function_on_the_common_support():
