@@ -74,6 +74,8 @@ def test_a_partial_last_line_is_dropped_and_the_query_redone(oracle, tmp_path):
     trajectory = RunDirectory(tmp_path).trajectory_path
     with open(trajectory, "a") as file:
         file.write("10,1234,|none~0|+|no")  # a row cut short by the kill
+    before = trajectory.read_text()
+    assert len(RunDirectory(tmp_path).read_trajectory()) == 9 and trajectory.read_text() == before  # readers never write
     resumed = run(make_searcher(config), oracle, config, tmp_path)
     assert _without_overhead(resumed.rows) == _without_overhead(reference.rows)
     assert trajectory.read_text().count("\n") == config.budget + 1
@@ -210,3 +212,20 @@ def test_recommending_a_cell_never_evaluated_is_an_error(oracle):
     searcher = _Scripted([Cell.from_index(i) for i in (11, 12)], lambda told: Cell.from_index(5))
     with pytest.raises(SearcherError, match="recommends cell 5"):
         run(searcher, oracle, _config(budget=2))
+
+
+def test_a_trajectory_of_an_older_format_is_read_as_is_and_rewritten_only_to_append(oracle, tmp_path):
+    small, large = _config("rs", budget=6), _config("rs", budget=9)
+    run(make_searcher(small), oracle, small, tmp_path)
+    path = RunDirectory(tmp_path).trajectory_path
+    lines = path.read_text().splitlines()
+    old = len(lines[0].split(",")) - 2  # written before the recommendation columns existed
+    path.write_text("\n".join(",".join(line.split(",")[:old]) for line in lines) + "\n")
+    before = path.read_text()
+    rows = RunDirectory(tmp_path).read_trajectory()
+    assert len(rows) == 6 and rows[0].recommended_index is None and path.read_text() == before
+    extended = run(make_searcher(large), oracle, large, tmp_path)
+    on_disk = RunDirectory(tmp_path).read_trajectory()
+    assert path.read_text().splitlines()[0].endswith("recommended_index,recommended_test")
+    assert [row.index for row in on_disk] == [row.index for row in extended.rows]
+    assert on_disk[-1].recommended_index == extended.rows[-1].incumbent_index

@@ -24,12 +24,12 @@ This is a stable schema that other tools (the benchmark harness, plots) read.
   recommends another cell (see :class:`tnas.search.protocol.Recommender`: model-based
   methods return the cell of best posterior mean when observations are noisy).
 
-Trajectories written before the optional trailing columns existed are read (and rewritten
-with the current header) as well.
+Trajectories written before the optional trailing columns existed are read as well (and
+rewritten with the current header when a run appends to them).
 
 Rows are appended one full line per write and flushed at once, so a killed run leaves at
-most a partial last line, which the reader drops. ``config.json`` and ``summary.json`` are
-written atomically.
+most a partial last line, which the reader skips and the writer cuts off before it
+appends. Readers never write. ``config.json`` and ``summary.json`` are written atomically.
 """
 
 from __future__ import annotations
@@ -169,13 +169,12 @@ class RunDirectory:
         atomic_write_json(self.summary_path, data)
 
     def read_trajectory(self) -> list[TrajectoryRow]:
-        """All complete rows of ``trajectory.csv`` (a partial last line is dropped and cut off)."""
+        """All complete rows of ``trajectory.csv`` (a partial last line is skipped); read only."""
         if not self.trajectory_path.is_file():
             return []
         text = self.trajectory_path.read_text()
         if text and not text.endswith("\n"):  # killed in the middle of a write
             text = text[: text.rfind("\n") + 1]
-            atomic_write_text(self.trajectory_path, text)
         lines = list(csv.reader(io.StringIO(text)))
         if not lines:
             return []
@@ -199,16 +198,23 @@ class RunDirectory:
                     f"{self.trajectory_path}:{number} holds query {row.query}, expected {len(rows) + 1}"
                 )
             rows.append(row)
-        if older_format:  # written before optional columns were added: rewrite in today's format
-            header = ",".join(TRAJECTORY_COLUMNS) + "\n"
-            atomic_write_text(self.trajectory_path, header + "".join(format_row(row) for row in rows))
         return rows
 
     def open_trajectory(self, existing_rows: int) -> IO[str]:
-        """Open ``trajectory.csv`` for appending (writing the header if it is new)."""
+        """Open ``trajectory.csv`` for appending after its first ``existing_rows`` rows.
+
+        A new file gets the header; an existing one is rewritten (atomically) in today's
+        format, without a partial last line or rows past ``existing_rows``, whenever it
+        differs from that, so that appended rows always follow complete ones.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
+        header = ",".join(TRAJECTORY_COLUMNS) + "\n"
         if existing_rows == 0:
-            atomic_write_text(self.trajectory_path, ",".join(TRAJECTORY_COLUMNS) + "\n")
+            atomic_write_text(self.trajectory_path, header)
+        else:
+            text = header + "".join(format_row(row) for row in self.read_trajectory()[:existing_rows])
+            if self.trajectory_path.read_text() != text:
+                atomic_write_text(self.trajectory_path, text)
         return open(self.trajectory_path, "a", newline="")
 
 
