@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--members", type=int, default=1,
                         help="meta-train an ensemble of this many independent runs into OUT/member<j> "
                         "(python -m tnas.search uses an ensemble as one GP); default: 1, a single model")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="members meta-trained at once, each in its own process on one thread (default: 1: "
+                        "one after the other, on torch's threads)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     group = parser.add_argument_group("REPTILE")
     group.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch)
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.members == 1:
             results = [meta_train(config, out, **options)]
         else:
-            results = meta_train_ensemble(config, out, args.members, **options)
+            results = meta_train_ensemble(config, out, args.members, jobs=args.jobs, **options)
     except TnasError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -16,6 +16,9 @@ starts from it; the average of a few independent runs is far steadier (see the R
 from __future__ import annotations
 
 import json
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,20 +38,43 @@ def member_name(position: int) -> str:
     return f"member{position}"
 
 
-def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, **options: Any) -> list[MetaTrainResult]:
+def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, *, jobs: int = 1,
+                        **options: Any) -> list[MetaTrainResult]:  # fmt: skip
     """Meta-train ``members`` surrogates with seeds ``config.seed + j`` into ``out``.
 
     Args:
+        jobs: members meta-trained at once, each in its own process on one thread (on a
+            small machine this is faster than one process on all threads, and a member's
+            result then does not depend on the machine's core count); 1 trains them one
+            after the other in this process, with torch's threads.
         options: passed to :func:`~tnas.meta_train.meta_train` (``data_dir``, ``device``,
-            ``progress``).
+            ``progress``, ``meta``).
 
     Raises:
         CheckpointError: ``out`` holds an ensemble of other settings or size.
     """
     out = Path(out)
     record = write_ensemble_record(out, config, members)
-    return [meta_train(replace(config, seed=seed), out / name, **options)
-            for name, seed in zip(record["members"], record["seeds"])]  # fmt: skip
+    plan = [(replace(config, seed=seed), out / name) for name, seed in zip(record["members"], record["seeds"])]
+    if jobs <= 1:
+        return [meta_train(member, directory, **options) for member, directory in plan]
+    progress = bool(options.pop("progress", False))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_one_thread) as pool:
+        futures = [pool.submit(meta_train, member, directory, **options) for member, directory in plan]
+        results = []
+        for (member, directory), future in zip(plan, futures):
+            results.append(future.result())
+            if progress:
+                print(f"  member {directory.name} (seed {member.seed}) meta-trained in {results[-1].seconds:.0f} s",
+                      file=sys.stderr, flush=True)  # fmt: skip
+    return results
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def write_ensemble_record(out: Path, config: MetaTrainConfig, members: int) -> dict[str, Any]:

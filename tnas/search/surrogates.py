@@ -16,6 +16,7 @@ dataset encoder (the ``tnas-nodata`` ablation).
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -120,8 +121,9 @@ def resolve_surrogate(
                       f"({members} member{'s' if members > 1 else ''}, once)")  # fmt: skip
             if members == 1:
                 meta_train(expected, directory, data_dir=data_dir, progress=progress)
-            else:  # finished members are kept, an interrupted one resumes
-                meta_train_ensemble(expected, directory, members, data_dir=data_dir, progress=progress)
+            else:  # finished members are kept, an interrupted one resumes; members in parallel
+                jobs = min(members, os.cpu_count() or 1)
+                meta_train_ensemble(expected, directory, members, jobs=jobs, data_dir=data_dir, progress=progress)
         origin = "default (cache)"
     else:
         directory, origin = Path(surrogate), "--surrogate"
