@@ -104,3 +104,38 @@ def test_an_ensemble_trains_its_members_with_consecutive_seeds_and_resumes(tmp_p
     (out / ENSEMBLE_FILE).write_text("{not json")
     with pytest.raises(CheckpointError, match="unreadable"):
         load_surrogate(out)
+
+
+def test_members_meta_trained_in_parallel_processes_equal_one_thread_runs(tmp_path):
+    meta = synthetic_meta()
+    config = small_config(epochs=1)
+    parallel = meta_train_ensemble(config, tmp_path / "parallel", 2, jobs=2, meta=meta)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = meta_train_ensemble(config, tmp_path / "serial", 2, meta=meta)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.metrics for r in parallel] == [r.metrics for r in serial]
+    for left, right in zip(load_surrogate(tmp_path / "parallel").kernels, load_surrogate(tmp_path / "serial").kernels):
+        for name, value in left.state_dict().items():
+            assert torch.equal(value, right.state_dict()[name]), name
+
+
+def test_a_frozen_prior_mean_ignores_the_fine_tuned_features():
+    kernels = _kernels(2)
+    features, mask = _dataset()
+    codes, prior = codes_and_prior(kernels, features, mask)
+    train_X = torch.tensor([[5.0], [600.0], [9930.0]], dtype=torch.float64)
+    train_Y = torch.tensor([[0.5], [-1.0], [1.5]], dtype=torch.float64)
+    model = TNASSurrogate(kernels, features, mask, train_X, train_Y, codes_table=codes, prior_table=prior)
+    with torch.no_grad():
+        model.mean_module.offset.fill_(0.3)
+        for parameter in model.feature_map.parameters():
+            parameter.add_(1.0)  # fine-tuning moved xi far ...
+    model.eval()
+    assert torch.allclose(model.prior_mean(), 0.3 + prior.double())  # ... the mean stays the calibrated prior
+    with torch.no_grad():
+        fast = model.posterior(all_cell_inputs()[:40].unsqueeze(-2))
+        slow = model.posterior(all_cell_inputs()[:40])
+    assert torch.allclose(fast.mean.reshape(-1), slow.mean.reshape(-1), atol=1e-6)

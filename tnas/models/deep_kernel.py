@@ -162,7 +162,8 @@ def negative_log_marginal_likelihood(gp: FeatureGP, features: Tensor, targets: T
 
 
 def predictive_moments(mean_module, covar_module, noise: Tensor, train_features: Tensor, train_targets: Tensor,
-                       features: Tensor, *, variance: bool = True) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+                       features: Tensor, *, variance: bool = True, train_mean: Tensor | None = None,
+                       test_mean: Tensor | None = None) -> tuple[Tensor, Tensor | None]:  # fmt: skip
     """Posterior mean and (marginal) variance of an exact GP, computed directly.
 
     ``m(X*) + K(X*, X) (K(X, X) + noise I)^-1 (y - m(X))`` and
@@ -171,6 +172,8 @@ def predictive_moments(mean_module, covar_module, noise: Tensor, train_features:
 
     Args:
         train_features: ``n x d``; train_targets: ``n``; features: ``N x d`` (float64).
+        train_mean, test_mean: the prior mean at the training points (``n``) and at the
+            test points (``N``), when it is not ``mean_module`` of the features.
 
     Returns:
         ``N`` means and ``N`` variances (``None`` unless ``variance``).
@@ -178,9 +181,11 @@ def predictive_moments(mean_module, covar_module, noise: Tensor, train_features:
     covariance = covar_module(train_features).to_dense()
     covariance = covariance + noise * torch.eye(len(train_targets), dtype=covariance.dtype, device=covariance.device)
     factor = _cholesky_with_jitter(covariance)
-    residual = (train_targets - mean_module(train_features)).unsqueeze(-1)
+    train_mean = mean_module(train_features) if train_mean is None else train_mean
+    test_mean = mean_module(features) if test_mean is None else test_mean
+    residual = (train_targets - train_mean).unsqueeze(-1)
     cross = covar_module(features, train_features).to_dense()
-    mean = mean_module(features) + (cross @ torch.cholesky_solve(residual, factor)).squeeze(-1)
+    mean = test_mean + (cross @ torch.cholesky_solve(residual, factor)).squeeze(-1)
     if not variance:
         return mean, None
     solved = torch.linalg.solve_triangular(factor, cross.transpose(-1, -2), upper=False)

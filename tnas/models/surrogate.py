@@ -75,6 +75,13 @@ class CalibratedMean(Mean):
         return self.offset + self.scale * self.base(x)
 
 
+class PriorValues(Mean):
+    """The identity on precomputed prior means: ``... x 1`` inputs to ``...`` values."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[..., 0]
+
+
 class TNASSurrogate(ExactGP, GPyTorchModel):
     """TNAS's meta-learned GP on one dataset, usable by any BoTorch acquisition function.
 
@@ -88,12 +95,18 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
         codes_table: optional frozen ``15625 x (L + K)`` encoder codes ``[psi(x), phi(D)]`` of
             all cells on the dataset (an ensemble's members side by side, ``15625 x M(L + K)``);
             the model then trains its own copy of xi on them.
+        prior_table: optional frozen ``15625`` prior means (the meta-trained mean on the
+            meta-trained features; an ensemble's average). The GP's mean is then
+            ``offset + scale * prior_table[x]``, whatever fine-tuning does to xi, which then
+            shapes only the kernel: a mean linear in fine-tuned features extrapolates
+            wildly away from a handful of observations (see :mod:`tnas.search.methods.tnas`).
     """
 
     _num_outputs = 1
 
     def __init__(self, kernel: DeepKernel | Sequence[DeepKernel], dataset_features: Tensor, dataset_mask: Tensor,
-                 train_X: Tensor, train_Y: Tensor, *, codes_table: Tensor | None = None) -> None:  # fmt: skip
+                 train_X: Tensor, train_Y: Tensor, *, codes_table: Tensor | None = None,
+                 prior_table: Tensor | None = None) -> None:  # fmt: skip
         self._validate_tensor_args(X=train_X, Y=train_Y)
         members = [kernel] if isinstance(kernel, DeepKernel) else list(kernel)
         if len(members) > 1 and codes_table is None:
@@ -110,11 +123,12 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
         else:  # frozen encoders: keep the shared kernel out of the module tree, so that nothing
             object.__setattr__(self, "kernel", members[0])  # done to this model (.to, .double) reaches it
             self.feature_map = feature_map
-        self.mean_module = CalibratedMean(mean)
+        self.mean_module = CalibratedMean(mean if prior_table is None else PriorValues())
         self.covar_module = covar
         self.register_buffer("dataset_features", dataset_features)
         self.register_buffer("dataset_mask", dataset_mask)
         self._codes: Tensor | None = codes_table.detach() if codes_table is not None else None
+        self._prior: Tensor | None = prior_table.detach().double().unsqueeze(-1) if prior_table is not None else None
         self._all_features: Tensor | None = None
 
     def train(self, mode: bool = True) -> TNASSurrogate:
@@ -155,9 +169,14 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
         """The model's xi of encoder codes: ``n x (L + K)`` to ``n x d`` float64."""
         return map_codes(self.feature_map, codes)
 
+    def _mean(self, indexes: Tensor, features: Tensor) -> Tensor:
+        """The GP's prior mean of cells given by index (and their features)."""
+        return self.mean_module(features if self._prior is None else self._prior[indexes])
+
     def forward(self, X: Tensor) -> MultivariateNormal:
-        features = self.cell_features(X[..., 0].round().long())
-        return MultivariateNormal(self.mean_module(features), self.covar_module(features))
+        indexes = X[..., 0].round().long()
+        features = self.cell_features(indexes)
+        return MultivariateNormal(self._mean(indexes, features), self.covar_module(features))
 
     def posterior(self, X: Tensor, output_indices=None, observation_noise=False, posterior_transform=None,
                   **kwargs):  # fmt: skip
@@ -174,10 +193,13 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
             return super().posterior(X, output_indices=output_indices, observation_noise=observation_noise,
                                      posterior_transform=posterior_transform, **kwargs)  # fmt: skip
         self.eval()
-        features = self.cell_features(X[..., 0, 0].round().long().reshape(-1))
-        train_features = self.cell_features(self.train_inputs[0][..., 0].round().long())
+        indexes = X[..., 0, 0].round().long().reshape(-1)
+        train_indexes = self.train_inputs[0][..., 0].round().long()
+        features, train_features = self.cell_features(indexes), self.cell_features(train_indexes)
         mean, variance = predictive_moments(self.mean_module, self.covar_module, self.likelihood.noise.squeeze(),
-                                            train_features, self.train_targets, features)  # fmt: skip
+                                            train_features, self.train_targets, features,
+                                            train_mean=self._mean(train_indexes, train_features),
+                                            test_mean=self._mean(indexes, features))  # fmt: skip
         batch_shape = X.shape[:-2]
         return GPyTorchPosterior(
             MultivariateNormal(mean.reshape(*batch_shape, 1), DiagLinearOperator(variance.reshape(*batch_shape, 1)))
@@ -186,7 +208,7 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
     @torch.no_grad()
     def prior_mean(self) -> Tensor:
         """The GP's (calibrated) prior mean of every cell: ``15625``."""
-        return self.mean_module(self.all_features())
+        return self._mean(torch.arange(NUM_CELLS, device=self.dataset_features.device), self.all_features())
 
 
 @torch.no_grad()

@@ -60,6 +60,7 @@ from tnas.space import NUM_CELLS, Cell
 ACQUISITIONS = ("logei", "ucb", "ts")
 INITS = ("prior", "random")
 RECOMMENDATIONS = ("auto", "posterior", "observed")
+PRIOR_MEANS = ("frozen", "features")
 QMC_SAMPLES = 512  # base samples of q-batch acquisitions (BoTorch's default)
 
 
@@ -78,6 +79,10 @@ class TNASConfig:
         finetune_lr: learning rate of the GP head (mean calibration, kernel, noise).
         finetune_feature_lr: learning rate of the feature MLP xi; 0 keeps xi as
             meta-trained and fine-tunes only the head.
+        prior_mean: ``frozen``: the GP's mean is the meta-trained prior mean (on the
+            meta-trained features), calibrated by an offset and a scale, so fine-tuning xi
+            changes only the kernel; ``features``: the meta-trained mean function applied
+            to the fine-tuned features (the mean moves with xi).
         warm_steps: 0 starts every fit from the meta-trained values (``finetune_steps``
             steps); a positive number starts each fit after the first from the previous
             fit's values and takes this many steps (cheaper per proposal).
@@ -95,11 +100,14 @@ class TNASConfig:
     finetune_steps: int = 100
     finetune_lr: float = 0.05
     finetune_feature_lr: float = 0.01
+    prior_mean: str = "features"
     warm_steps: int = 0
     ucb_beta: float = 2.0
     recommend: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.prior_mean not in PRIOR_MEANS:
+            raise ConfigError(f"unknown prior mean {self.prior_mean!r}; choose from {', '.join(PRIOR_MEANS)}")
         if self.recommend not in RECOMMENDATIONS:
             raise ConfigError(f"unknown recommendation {self.recommend!r}; choose from {', '.join(RECOMMENDATIONS)}")
         if self.acquisition not in ACQUISITIONS:
@@ -243,8 +251,9 @@ class TNASSearcher:
             std = float(values.std()) if len(values) > 1 and values.std() > 0 else 1.0
         train_X = torch.tensor(indexes, dtype=torch.float64).unsqueeze(-1)
         train_Y = torch.as_tensor((values - mean) / std, dtype=torch.float64).unsqueeze(-1)
+        prior = self._prior if self.config.prior_mean == "frozen" else None
         model = TNASSurrogate(self.kernel, self.dataset_features, self.dataset_mask, train_X, train_Y,
-                              codes_table=self._codes)  # fmt: skip
+                              codes_table=self._codes, prior_table=prior)  # fmt: skip
         steps = self.config.finetune_steps
         if self.config.warm_steps and self._warm_start is not None:
             with torch.no_grad():
