@@ -83,6 +83,9 @@ class TNASConfig:
             meta-trained features), calibrated by an offset and a scale, so fine-tuning xi
             changes only the kernel; ``features``: the meta-trained mean function applied
             to the fine-tuned features (the mean moves with xi).
+        candidate_pool: 0 scores every unevaluated cell; a positive N scores only the N
+            cells of highest prior mean (the meta-learned prior as a trust region; all
+            cells once those are evaluated).
         warm_steps: 0 starts every fit from the meta-trained values (``finetune_steps``
             steps); a positive number starts each fit after the first from the previous
             fit's values and takes this many steps (cheaper per proposal).
@@ -101,6 +104,7 @@ class TNASConfig:
     finetune_lr: float = 0.05
     finetune_feature_lr: float = 0.01
     prior_mean: str = "features"
+    candidate_pool: int = 0
     warm_steps: int = 0
     ucb_beta: float = 2.0
     recommend: str = "auto"
@@ -114,8 +118,8 @@ class TNASConfig:
             raise ConfigError(f"unknown acquisition {self.acquisition!r}; choose from {', '.join(ACQUISITIONS)}")
         if self.init not in INITS:
             raise ConfigError(f"unknown initial design {self.init!r}; choose from {', '.join(INITS)}")
-        if self.init_size < 1 or self.batch_size < 1 or self.finetune_steps < 0 or self.warm_steps < 0:
-            raise ConfigError("init_size and batch_size must be >= 1, finetune_steps and warm_steps >= 0")
+        if self.init_size < 1 or self.batch_size < 1 or min(self.finetune_steps, self.warm_steps, self.candidate_pool) < 0:
+            raise ConfigError("init_size and batch_size must be >= 1; finetune_steps, warm_steps and candidate_pool >= 0")
         if not self.finetune_lr > 0 or not self.ucb_beta > 0:
             raise ConfigError("finetune_lr and ucb_beta must be positive")
         if not self.finetune_feature_lr >= 0:
@@ -189,10 +193,10 @@ class TNASSearcher:
         self.dataset_features, self.dataset_mask = dataset_features, dataset_mask
         self._rng = rng
         self._codes, self._prior = codes_and_prior(members, dataset_features, dataset_mask)
-        if config.init == "prior":  # feature rows are official indexes
-            self._init_order = torch.argsort(self._prior, descending=True).tolist()
-        else:
-            self._init_order = rng.permutation(NUM_CELLS).tolist()
+        ranking = torch.argsort(self._prior, descending=True)  # feature rows are official indexes
+        self._init_order = ranking.tolist() if config.init == "prior" else rng.permutation(NUM_CELLS).tolist()
+        pool = torch.sort(ranking[: config.candidate_pool]).values if config.candidate_pool else None
+        self._pool = all_cell_inputs() if pool is None else pool.double().unsqueeze(-1)  # n x 1 cell inputs
         self._observed: dict[int, float] = {}
         self._noisy = False  # whether an observation was a single training seed
         self._queue: list[tuple[Cell, dict[str, float]]] = []
@@ -313,16 +317,19 @@ class TNASSearcher:
         acquisition = self._acquisition(model)
         q = 1 if self.config.acquisition == "ts" else self.config.batch_size
         observed = model.train_inputs[0]
-        candidates, values = optimize_acqf_discrete(acquisition, q=q, choices=all_cell_inputs(), X_avoid=observed,
+        unseen = ~torch.isin(self._pool[:, 0], observed[:, 0])
+        choices = self._pool if int(unseen.sum()) >= self.config.batch_size else all_cell_inputs()
+        candidates, values = optimize_acqf_discrete(acquisition, q=q, choices=choices, X_avoid=observed,
                                                     max_batch_size=NUM_CELLS)  # fmt: skip
         if self.config.acquisition == "ts" and self.config.batch_size > 1:  # more independent draws
-            candidates = [candidates]
+            candidates, values = [candidates], [values.reshape(-1)]
             for _ in range(self.config.batch_size - 1):
                 avoid = torch.cat([observed, *candidates])
-                more, _ = optimize_acqf_discrete(self._acquisition(model), q=1, choices=all_cell_inputs(),
-                                                 X_avoid=avoid, max_batch_size=NUM_CELLS)  # fmt: skip
+                more, value = optimize_acqf_discrete(self._acquisition(model), q=1, choices=choices,
+                                                     X_avoid=avoid, max_batch_size=NUM_CELLS)  # fmt: skip
                 candidates.append(more)
-            candidates = torch.cat(candidates)
+                values.append(value.reshape(-1))
+            candidates, values = torch.cat(candidates), torch.cat(values)
         with torch.no_grad():
             posterior = model.posterior(candidates.unsqueeze(-2))
         values = values.reshape(-1)
