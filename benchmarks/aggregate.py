@@ -75,6 +75,7 @@ class GridSpec:
         surrogates: independently meta-trained default surrogates per target that TNAS and
             its ablations cycle through: run seed ``s`` uses surrogate ``s % surrogates``
             (and draws the target's image sample with ``s``).
+        settings: ``(method, option, value)`` changes to a method's default options.
     """
 
     observes: tuple[str, ...]
@@ -84,6 +85,7 @@ class GridSpec:
     budget: int
     fidelity: int
     surrogates: int = 5
+    settings: tuple[tuple[str, str, Any], ...] = ()
 
     def cells(self) -> Iterable[tuple[str, str, str, int]]:
         """Every (observe, dataset, method, seed) of the grid, in run order."""

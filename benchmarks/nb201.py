@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=int, default=10, help="runs per method and dataset, seeds 0..N-1 (default: 10)"
     )
     parser.add_argument("--budget", type=int, default=100, help="queries per run (default: 100)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="METHOD:OPTION=VALUE",
+                        help="change one of a method's default options (VALUE in JSON, e.g. tnas-nodata:members=1); "
+                        "repeatable; the runs record it")
     parser.add_argument("--surrogates", type=int, default=5,
                         help="independently meta-trained default surrogates per target: TNAS's run seed s uses "
                         "surrogate s %% N (python -m benchmarks.meta_train --surrogates N makes them; default: 5)")
@@ -184,7 +188,8 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
     if args.surrogates < 1:
         raise ConfigError(f"--surrogates must be at least 1, got {args.surrogates}")
     spec = GridSpec(observes=observes, datasets=datasets, methods=methods, seeds=tuple(range(args.seeds)),
-                    budget=args.budget, fidelity=args.fidelity, surrogates=args.surrogates)  # fmt: skip
+                    budget=args.budget, fidelity=args.fidelity, surrogates=args.surrogates,
+                    settings=tuple(_setting(text, methods) for text in args.settings))  # fmt: skip
     for observe in observes:  # RunConfig checks the budget and the policy/fidelity combination
         run_config(spec, observe, datasets[0], methods[0], 0)
     return HarnessConfig(spec=spec, out=args.out, results_page=args.results_page,
@@ -196,6 +201,20 @@ SURROGATE_METHODS = ("tnas", "tnas-nodata", "tnas-prior")
 """Methods that search with a meta-trained surrogate (the grid cycles through several)."""
 
 
+def _setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
+    """``METHOD:OPTION=VALUE`` (VALUE parsed as JSON, else kept as text) for a method of the grid."""
+    method, _, assignment = text.partition(":")
+    name, _, value = assignment.partition("=")
+    if method not in methods or not name or not value:
+        raise ConfigError(f"--set {text!r}: expected METHOD:OPTION=VALUE for a method of the grid ({', '.join(methods)})")
+    if name not in default_method_options(method):
+        raise ConfigError(f"--set {text!r}: {method} has no option {name!r}")
+    try:
+        return method, name, json.loads(value)
+    except json.JSONDecodeError:
+        return method, name, value
+
+
 def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: int) -> RunConfig:
     """The configuration of one run: ``python -m tnas.search``'s defaults for ``method``.
 
@@ -204,6 +223,7 @@ def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: in
     image sample.
     """
     options = default_method_options(method)
+    options.update({name: value for owner, name, value in spec.settings if owner == method})
     if method in SURROGATE_METHODS:
         options.update(surrogate_seed=seed % spec.surrogates, sample_seed=seed)
     return RunConfig(method=method, dataset=dataset, seed=seed, budget=spec.budget, fidelity=spec.fidelity,
@@ -289,7 +309,8 @@ def reported_spec(config: HarnessConfig) -> GridSpec:
     found = [name for name in OBSERVATION_POLICIES if (config.out / name).is_dir()]
     observes = tuple(name for name in OBSERVATION_POLICIES if name in spec.observes or name in found)
     return GridSpec(observes=observes, datasets=spec.datasets, methods=spec.methods, seeds=spec.seeds,
-                    budget=spec.budget, fidelity=spec.fidelity, surrogates=spec.surrogates)  # fmt: skip
+                    budget=spec.budget, fidelity=spec.fidelity, surrogates=spec.surrogates,
+                    settings=spec.settings)  # fmt: skip
 
 
 def command_line(config: HarnessConfig, spec: GridSpec, *, report_only: bool) -> str:
@@ -301,6 +322,7 @@ def command_line(config: HarnessConfig, spec: GridSpec, *, report_only: bool) ->
         "--seeds", str(len(spec.seeds)),
         "--budget", str(spec.budget),
         *(["--surrogates", str(spec.surrogates)] if set(spec.methods) & set(SURROGATE_METHODS) else []),
+        *(part for method, name, value in spec.settings for part in ("--set", f"{method}:{name}={json.dumps(value)}")),
         "--observe", ",".join(spec.observes),
         "--fidelity", str(spec.fidelity),
         "--out", str(config.out),

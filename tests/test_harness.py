@@ -414,3 +414,19 @@ def test_tnas_run_seeds_cycle_through_the_surrogates_and_draw_the_target_sample(
     assert run_config(spec, "mean", "cifar10", "tnas-prior", 6).options["surrogate_seed"] == 1
     assert run_config(spec, "mean", "cifar10", "tnas-untrained", 6).options["surrogate_seed"] == 0  # unused
     assert run_config(spec, "mean", "cifar10", "rs", 6).options == {}
+
+
+def test_set_changes_a_methods_default_options_and_bad_settings_are_one_line_errors(data_dir, tmp_path, capsys):
+    from benchmarks.nb201 import build_parser, resolve_config, run_config
+
+    args = build_parser().parse_args(["--methods", "tnas-nodata,rs", "--set", "tnas-nodata:members=1",
+                                      "--set", "tnas-nodata:acquisition=ucb"])  # fmt: skip
+    spec = resolve_config(args).spec
+    options = run_config(spec, "mean", "cifar10", "tnas-nodata", 3).options
+    assert options["members"] == 1 and options["acquisition"] == "ucb" and options["surrogate_seed"] == 3
+    for bad, message in ((["--set", "rs:members=1"], "rs has no option 'members'"),
+                         (["--set", "gp:num_init=3"], "for a method of the grid"),
+                         (["--set", "tnas-nodata:members"], "METHOD:OPTION=VALUE")):  # fmt: skip
+        code = main(["--methods", "tnas-nodata,rs", *bad, "--out", str(tmp_path), "--data-dir", str(data_dir)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1
