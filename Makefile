@@ -28,8 +28,8 @@ lint: install
 bench: install
 	$(BIN)/python -m benchmarks.foundation
 	$(BIN)/python -m benchmarks.encoders
-	$(BIN)/python -m benchmarks.meta_train --cold --out runs/bench-meta
-	$(BIN)/python -m benchmarks.tnas_search --surrogates runs/bench-meta
+	$(BIN)/python -m benchmarks.meta_train --surrogates 5 --jobs 2
+	$(BIN)/python -m benchmarks.tnas_search
 	$(BIN)/python -m benchmarks.training
 
 # The NAS-Bench-201 comparison grid and benchmarks/RESULTS.md (hours on 2 cores; finished

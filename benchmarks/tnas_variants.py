@@ -1,0 +1,111 @@
+"""Screen TNAS settings on the tables: queries to the best cell over the meta-trained surrogates.
+
+Usage::
+
+    python -m benchmarks.tnas_variants --variant base='{}' --variant warm='{"warm_steps": 20}'
+                                       [--surrogates 5] [--members 2] [--sample-seeds 1]
+                                       [--datasets cifar10,cifar100,imagenet16-120] [--budget 100]
+
+Each variant is a name and a JSON object of TNAS settings (``TNASConfig`` fields, plus the
+surrogate options ``members`` and ``surrogate_seed``). Every variant runs, per dataset,
+once per default surrogate ``k < --surrogates`` (meta-trained without the dataset; made on
+the spot if absent, see ``python -m benchmarks.meta_train``) and per target image sample
+seed, under ``observe=mean``, through TNAS's ask/tell until the incumbent is the
+dataset's best-validation cell or the budget is spent. It prints, per variant and dataset,
+the queries to the best cell (median, max, how many runs reached it; never = budget + 1 in
+the median), the mean incumbent test accuracy after 10 queries, the per-surrogate queries
+(best, median, worst surrogate) and the mean optimizer seconds per run. This is how the
+shipped defaults were chosen; ``python -m benchmarks.nb201`` then measures them next to the
+other methods with the full protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from tnas.oracles import NB201Table, TableOracle
+from tnas.search import RunConfig, make_searcher
+from tnas.search.cli import default_method_options
+
+DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+
+
+def search_to_best(config: RunConfig, oracle: TableOracle, best: set[int]) -> dict[str, float | None]:
+    """One TNAS search until its incumbent is a best cell: queries to it and test at 10."""
+    searcher = make_searcher(config)
+    incumbent_valid, incumbent_test, test_at_10, found = -np.inf, float("nan"), None, None
+    start = time.perf_counter()
+    for query in range(1, config.budget + 1):
+        cell = searcher.ask()
+        evaluation = oracle.evaluate(cell, fidelity=200, seed=None)
+        searcher.tell(cell, evaluation)
+        if evaluation.valid > incumbent_valid:
+            incumbent_valid, incumbent_test, incumbent = evaluation.valid, evaluation.test, cell.index
+        if query == 10:
+            test_at_10 = incumbent_test
+        if incumbent in best:
+            found = query
+            break
+    return {"to_best": found, "test10": incumbent_test if test_at_10 is None else test_at_10,
+            "seconds": time.perf_counter() - start}  # fmt: skip
+
+
+def _variant(text: str) -> tuple[str, dict]:
+    name, _, settings = text.partition("=")
+    try:
+        options = json.loads(settings or "{}")
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"variant {name!r}: {error}") from None
+    if not name or not isinstance(options, dict):
+        raise argparse.ArgumentTypeError("a variant is NAME='{json object}'")
+    return name, options
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tnas_variants", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--variant", type=_variant, action="append", required=True)
+    parser.add_argument("--surrogates", type=int, default=5)
+    parser.add_argument("--sample-seeds", type=int, default=1, help="target image samples per surrogate")
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--json", default=None, help="append one JSON line per run to this file")
+    args = parser.parse_args(argv)
+    table = NB201Table.load()
+    for name, settings in args.variant:
+        for dataset in args.datasets.split(","):
+            oracle = TableOracle(table, dataset)
+            valid = oracle.valid_values(200)
+            best = set(np.flatnonzero(valid == np.nanmax(valid)).tolist())
+            per_surrogate: dict[int, list[float]] = {}
+            rows = []
+            for k in range(args.surrogates):
+                for sample in range(args.sample_seeds):
+                    options = {**default_method_options("tnas"), "surrogate_seed": k, "sample_seed": sample,
+                               **settings}  # fmt: skip
+                    config = RunConfig(method="tnas", dataset=dataset, seed=0, budget=args.budget, fidelity=200,
+                                       observe="mean", options=options)  # fmt: skip
+                    row = {"variant": name, "dataset": dataset, "surrogate": k, "sample": sample,
+                           **search_to_best(config, oracle, best)}  # fmt: skip
+                    rows.append(row)
+                    per_surrogate.setdefault(k, []).append(row["to_best"] or args.budget + 1)
+                    if args.json:
+                        with open(args.json, "a") as file:
+                            file.write(json.dumps(row) + "\n")
+            queries = [row["to_best"] or args.budget + 1 for row in rows]
+            medians = sorted(float(np.median(values)) for values in per_surrogate.values())
+            print(f"{name:<14}{dataset:<16} to best: median {np.median(queries):5.1f}, max {max(queries):4d}, "
+                  f"reached {sum(row['to_best'] is not None for row in rows)}/{len(rows)}; "
+                  f"test@10 {np.mean([row['test10'] for row in rows]):.2f}; per surrogate best/median/worst "
+                  f"{medians[0]:g}/{medians[len(medians) // 2]:g}/{medians[-1]:g}; "
+                  f"{np.mean([row['seconds'] for row in rows]):.1f} s per run", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
