@@ -165,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, future in futures.items():
                 seconds[name] = future.result()
                 print(f"  meta-trained {name} in {seconds[name]:.0f} s", file=sys.stderr, flush=True)
-        for variant, exclude, k, directory in plan:  # the ensemble record, now that its members exist
-            if args.members > 1:
-                write_ensemble_record(directory, default_surrogate_config(
-                    exclude, seed=k, members=args.members, use_dataset=VARIANTS[variant]), args.members)  # fmt: skip
+    for variant, exclude, k, directory in plan:  # the ensemble record, once all its members exist
+        complete = all((directory / member_name(j) / MODEL_FILE).is_file() for j in range(args.members))
+        if args.members > 1 and complete:
+            write_ensemble_record(directory, default_surrogate_config(
+                exclude, seed=k, members=args.members, use_dataset=VARIANTS[variant]), args.members)  # fmt: skip
 
     results: dict = {}
     for variant, exclude, k, directory in plan:

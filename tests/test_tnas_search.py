@@ -182,17 +182,20 @@ def test_a_cached_surrogate_from_older_settings_is_named_so(synthetic_surrogates
     assert "outdated_settings" not in info  # a surrogate named by --surrogate is the user's choice
 
 
-@pytest.fixture(scope="module")
-def tiny_surrogate(data_dir, tmp_path_factory):
+def _meta_train_tiny(out, data_dir, *extra: str):
     """A real (tiny) surrogate meta-trained without cifar10-valid, 1 image per class."""
     from tnas.meta_train.cli import main as meta_main
 
-    out = tmp_path_factory.mktemp("tiny") / "no-cifar10"
     assert meta_main(["--exclude", "cifar10", "--out", str(out), "--data-dir", str(data_dir), "--epochs", "1",
                       "--steps-per-epoch", "2", "--inner-steps", "1", "--batch-size", "16",
                       "--samples-per-class", "1", "--widths", "8", "--arch-hidden-dim", "8",
-                      "--dataset-hidden-dim", "8", "--no-progress"]) == 0  # fmt: skip
+                      "--dataset-hidden-dim", "8", "--no-progress", *extra]) == 0  # fmt: skip
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_surrogate(data_dir, tmp_path_factory):
+    return _meta_train_tiny(tmp_path_factory.mktemp("tiny") / "no-cifar10", data_dir)
 
 
 def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_path, capsys):
@@ -246,14 +249,7 @@ def test_cli_refuses_a_corrupt_or_contaminated_surrogate(tiny_surrogate, data_di
 @pytest.fixture(scope="module")
 def tiny_nodata_surrogate(data_dir, tmp_path_factory):
     """The tiny surrogate's settings, meta-trained without the dataset encoder."""
-    from tnas.meta_train.cli import main as meta_main
-
-    out = tmp_path_factory.mktemp("tiny-nodata") / "no-cifar10"
-    assert meta_main(["--exclude", "cifar10", "--out", str(out), "--data-dir", str(data_dir), "--epochs", "1",
-                      "--steps-per-epoch", "2", "--inner-steps", "1", "--batch-size", "16",
-                      "--samples-per-class", "1", "--widths", "8", "--arch-hidden-dim", "8",
-                      "--dataset-hidden-dim", "8", "--no-progress", "--no-dataset-encoder"]) == 0  # fmt: skip
-    return out
+    return _meta_train_tiny(tmp_path_factory.mktemp("tiny-nodata") / "no-cifar10", data_dir, "--no-dataset-encoder")
 
 
 def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, tiny_nodata_surrogate, data_dir,
