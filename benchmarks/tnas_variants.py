@@ -7,7 +7,8 @@ Usage::
                                        [--datasets cifar10,cifar100,imagenet16-120] [--budget 100]
 
 Each variant is a name and a JSON object of TNAS settings (``TNASConfig`` fields, plus the
-surrogate options ``members`` and ``surrogate_seed``). Every variant runs, per dataset,
+surrogate options ``members`` and ``surrogate_seed``, and ``method``: ``tnas`` by default,
+or ``tnas-nodata`` / ``tnas-prior`` for the ablations). Every variant runs, per dataset,
 once per default surrogate ``k < --surrogates`` (meta-trained without the dataset; made on
 the spot if absent, see ``python -m benchmarks.meta_train``) and per target image sample
 seed, under ``observe=mean``, through TNAS's ask/tell until the incumbent is the
@@ -86,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             for k in range(args.surrogates):
                 for sample in range(args.sample_seeds):
-                    options = {**default_method_options("tnas"), "surrogate_seed": k, "sample_seed": sample,
-                               **settings}  # fmt: skip
-                    config = RunConfig(method="tnas", dataset=dataset, seed=0, budget=args.budget, fidelity=200,
+                    method = settings.get("method", "tnas")
+                    options = {**default_method_options(method), "surrogate_seed": k, "sample_seed": sample,
+                               **{key: value for key, value in settings.items() if key != "method"}}  # fmt: skip
+                    config = RunConfig(method=method, dataset=dataset, seed=0, budget=args.budget, fidelity=200,
                                        observe="mean", options=options)  # fmt: skip
                     row = {"variant": name, "dataset": dataset, "surrogate": k, "sample": sample,
                            **search_to_best(config, oracle, best)}  # fmt: skip

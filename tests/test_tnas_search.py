@@ -284,3 +284,23 @@ def test_a_surrogate_without_the_dataset_encoder_never_sees_a_dataset_code(tiny_
     features = torch.randn(1, 3, 2, kernel.config.dataset.feature_dim)
     assert kernel.config.use_dataset is False
     assert kernel.dataset_codes(features).abs().sum() == 0
+
+
+def test_proposals_come_from_the_priors_top_cells_until_the_pool_is_spent(oracle):
+    searcher = _searcher(candidate_pool=8, finetune_steps=2)
+    pool = set(torch.argsort(searcher._prior, descending=True)[:8].tolist())
+    result = run(searcher, oracle, _config(budget=11))
+    indexes = [row.index for row in result.rows]
+    assert set(indexes[:8]) == pool and not set(indexes[8:]) & pool  # then the whole space
+
+
+def test_fine_tuning_happens_only_when_the_observations_grew_enough(oracle, monkeypatch):
+    steps = []
+    original = TNASSearcher._finetune
+    monkeypatch.setattr(TNASSearcher, "_finetune",
+                        lambda self, model, count: (steps.append(len(self._observed)), original(self, model, count)))
+    run(_searcher(refit_growth=0.5, finetune_steps=2), oracle, _config(budget=14))
+    assert steps == [5, 8, 12]  # 5, then at least 1.5 x 5, then 1.5 x 8
+    steps.clear()
+    run(_searcher(refit_growth=0.0, finetune_steps=2), oracle, _config(budget=9))
+    assert steps == [5, 6, 7, 8]

@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--finetune-feature-lr", type=float, default=defaults.finetune_feature_lr,
                       help="Adam learning rate of the feature MLP while fine-tuning; 0 keeps it as meta-trained "
                       f"and fine-tunes only the GP head (default: {defaults.finetune_feature_lr})")
+    tnas.add_argument("--candidate-pool", type=int, default=defaults.candidate_pool,
+                      help="score only this many cells of highest prior mean, the meta-learned prior as a trust "
+                      f"region (0: every unevaluated cell; default: {defaults.candidate_pool})")
+    tnas.add_argument("--refit-growth", type=float, default=defaults.refit_growth,
+                      help="fine-tune again once the observations have grown by this fraction; in between, "
+                      f"condition the last fit on all observations (0: before every proposal; default: "
+                      f"{defaults.refit_growth})")
     tnas.add_argument("--warm-steps", type=int, default=defaults.warm_steps,
                       help="start each fit after the first from the previous fit and take this many steps "
                       f"(0: every fit from the meta-trained values; default: {defaults.warm_steps})")
@@ -206,6 +213,8 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         "finetune_steps": args.finetune_steps,
         "finetune_feature_lr": args.finetune_feature_lr,
         "warm_steps": args.warm_steps,
+        "candidate_pool": args.candidate_pool,
+        "refit_growth": args.refit_growth,
     }
 
 

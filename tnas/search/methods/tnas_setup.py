@@ -8,7 +8,8 @@ Every variant shares the surrogate resolution (default surrogate from the cache,
   (its GP never saw a dataset code), and the same BO;
 - ``prior`` (``tnas-prior``): the cells in the order of the meta-trained prior mean, never
   updated on the target's observations (predictor-only transfer, as MetaD2A);
-- ``untrained`` (``tnas-untrained``): the same deep kernel randomly initialised, and BO.
+- ``untrained`` (``tnas-untrained``): the same deep kernel randomly initialised, and BO over
+  all cells (a random prior defines no trust region: ``candidate_pool`` is ignored).
 
 The target's image sample is drawn with ``sample_seed`` (default: the run seed), as a
 user's own sample of their dataset would be drawn.
@@ -16,7 +17,7 @@ user's own sample of their dataset would be drawn.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,7 +74,8 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
 
     chosen, config = split_options(context.config.options)
     sample_seed = context.config.seed if chosen["sample_seed"] is None else int(chosen["sample_seed"])
-    if variant == "untrained":
+    if variant == "untrained":  # no meta-learned prior: no prior trust region either
+        config = replace(config, candidate_pool=0)
         defaults = MetaTrainConfig()
         with torch.random.fork_rng():
             torch.manual_seed(context.config.seed)
