@@ -32,10 +32,18 @@ bench: install
 	$(BIN)/python -m benchmarks.tnas_search
 	$(BIN)/python -m benchmarks.training
 
-# The NAS-Bench-201 comparison grid and benchmarks/RESULTS.md (hours on 2 cores; finished
-# runs are skipped, so it can be stopped and restarted). Peers need: pip install -e ".[peers]".
+# The NAS-Bench-201 comparison: the meta-trained surrogates (5 draws per target, each an
+# ensemble of 2; the tnas-nodata ablation's single models), then the grid at 200 epochs
+# (benchmarks/RESULTS.md) and at 12 epochs (benchmarks/RESULTS-fidelity12.md), with their
+# figures. Hours on 2 cores; finished work is skipped, so it can be stopped and restarted.
+# Peers need: pip install -e ".[peers]" (see the README).
+GRID := --seeds 10 --budget 100 --set tnas-nodata:members=1
 results: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --observe mean,seed --seeds 10 --budget 100
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.meta_train --surrogates 5 --jobs 2 --variants tnas --skip-untrained
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.meta_train --surrogates 5 --members 1 --jobs 2 --variants tnas-nodata --skip-untrained
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --observe mean,seed $(GRID)
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --observe mean --fidelity 12 $(GRID) \
+		--out benchmarks/results-fidelity12 --results-page benchmarks/RESULTS-fidelity12.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
