@@ -46,7 +46,7 @@ from tnas import paths
 from tnas.datasets import get_dataset
 from tnas.encoders import ImageFeaturizer, cells_to_batch, dataset_inputs
 from tnas.meta_train import MetaTrainConfig
-from tnas.meta_train.checkpoint import MODEL_FILE
+from tnas.meta_train.checkpoint import is_finished
 from tnas.meta_train.data import NB201_SOURCES
 from tnas.meta_train.ensemble import load_surrogate, member_name, write_ensemble_record
 from tnas.meta_train.validation import prior_figures
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             config = default_surrogate_config(exclude, seed=k, members=args.members, use_dataset=VARIANTS[variant])
             for j in range(args.members):  # each member its own job, so that members parallelise
                 member_dir = directory / member_name(j) if args.members > 1 else directory
-                if not (member_dir / MODEL_FILE).is_file():
+                if not is_finished(member_dir):
                     member = replace(config, seed=config.seed + j)
                     jobs.append((str(member_dir), member_command(member, member_dir, args.data_dir)))
         threads = 1 if args.jobs > 1 else None
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds[name] = future.result()
                 print(f"  meta-trained {name} in {seconds[name]:.0f} s", file=sys.stderr, flush=True)
     for variant, exclude, k, directory in plan:  # the ensemble record, once all its members exist
-        complete = all((directory / member_name(j) / MODEL_FILE).is_file() for j in range(args.members))
+        complete = all(is_finished(directory / member_name(j)) for j in range(args.members))
         if args.members > 1 and complete:
             write_ensemble_record(directory, default_surrogate_config(
                 exclude, seed=k, members=args.members, use_dataset=VARIANTS[variant]), args.members)  # fmt: skip

@@ -139,3 +139,19 @@ def test_a_frozen_prior_mean_ignores_the_fine_tuned_features():
         fast = model.posterior(all_cell_inputs()[:40].unsqueeze(-2))
         slow = model.posterior(all_cell_inputs()[:40])
     assert torch.allclose(fast.mean.reshape(-1), slow.mean.reshape(-1), atol=1e-6)
+
+
+def test_a_killed_meta_training_is_not_finished_although_it_has_a_model(tmp_path):
+    from tnas.meta_train import checkpoint, meta_train
+    from tnas.meta_train.checkpoint import is_finished
+
+    out = tmp_path / "run"
+    meta_train(small_config(epochs=1), out, meta=synthetic_meta())
+    assert is_finished(out)
+    state = checkpoint.load(out / checkpoint.CHECKPOINT_FILE, "checkpoint")
+    state["config"]["epochs"] = 3  # as if killed after the first of three epochs
+    checkpoint.save(out / checkpoint.CHECKPOINT_FILE, state)
+    assert (out / checkpoint.MODEL_FILE).is_file() and not is_finished(out)
+    (out / checkpoint.CHECKPOINT_FILE).unlink()
+    assert is_finished(out)  # a model without a checkpoint: a copied, finished model
+    assert not is_finished(tmp_path / "nothing")

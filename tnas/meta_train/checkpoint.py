@@ -73,6 +73,25 @@ def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def is_finished(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a finished meta-training run.
+
+    ``model.pt`` is written after the first epoch already (the best epoch so far), so a
+    run killed midway has one too: it is finished only when ``checkpoint.pt`` has all its
+    epochs. A ``model.pt`` without a checkpoint (a copied model) counts as finished.
+    """
+    directory = Path(directory)
+    if not (directory / MODEL_FILE).is_file():
+        return False
+    if not (directory / CHECKPOINT_FILE).is_file():
+        return True
+    try:
+        state = load(directory / CHECKPOINT_FILE, "checkpoint")
+        return int(state["epoch"]) >= int(state["config"]["epochs"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return False
+
+
 @dataclass(frozen=True)
 class MetaTrainedModel:
     """A meta-trained deep kernel and what it was trained on.

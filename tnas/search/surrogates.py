@@ -23,8 +23,15 @@ from typing import Any
 
 from tnas import paths
 from tnas.errors import ConfigError, TnasError
-from tnas.meta_train import CheckpointError, MetaTrainConfig
-from tnas.meta_train.ensemble import Surrogate, load_surrogate, meta_train_ensemble
+from tnas.meta_train import MetaTrainConfig
+from tnas.meta_train.checkpoint import is_finished
+from tnas.meta_train.ensemble import (
+    ENSEMBLE_FILE,
+    Surrogate,
+    load_surrogate,
+    member_name,
+    meta_train_ensemble,
+)
 from tnas.meta_train.trainer import meta_train
 
 DEFAULT_MEMBERS = 2
@@ -76,13 +83,14 @@ def outdated_settings(surrogate: Surrogate, expected: MetaTrainConfig) -> list[s
     return [f"{key}={stored.get(key)}" for key in wanted if key != "seed" and stored.get(key) != wanted[key]]
 
 
-def _is_complete(directory: Path) -> bool:
-    """Whether ``directory`` holds a finished surrogate (a model, or every member's)."""
-    try:
-        load_surrogate(directory)
-    except CheckpointError:
-        return False
-    return True
+def _is_complete(directory: Path, members: int) -> bool:
+    """Whether ``directory`` holds a finished default surrogate (every member meta-trained to
+    its last epoch: a killed meta-training is resumed, not used half-way)."""
+    if members == 1:
+        return is_finished(directory)
+    return (directory / ENSEMBLE_FILE).is_file() and all(
+        is_finished(directory / member_name(j)) for j in range(members)
+    )
 
 
 def resolve_surrogate(
@@ -115,7 +123,7 @@ def resolve_surrogate(
     expected = default_surrogate_config(source, seed=seed, members=members, use_dataset=use_dataset)
     if surrogate is None:
         directory = default_surrogate_dir(source, seed=seed, members=members, use_dataset=use_dataset)
-        if not _is_complete(directory):
+        if not _is_complete(directory, members):
             if progress:
                 print(f"meta-training the default surrogate without {source or 'nothing'} in {directory} "
                       f"({members} member{'s' if members > 1 else ''}, once)")  # fmt: skip
