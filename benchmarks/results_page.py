@@ -210,12 +210,18 @@ def _tnas_exclusions(report: Report) -> list[str]:
     return lines
 
 
+#: Options that a run's seed sets (TNAS: which surrogate, which image sample), listed once
+#: in the protocol instead of once per run.
+PER_RUN_OPTIONS = ("surrogate_seed", "sample_seed")
+
+
 def _method_settings(report: Report) -> list[str]:
     settings: dict[str, set[str]] = {}
     for (_, _, method), runs in report.runs.items():
         for run in runs:
+            options = (run.config.get("config") or {}).get("options", {})
             record = {"method_settings": run.config.get("method_settings", {}),
-                      "options": (run.config.get("config") or {}).get("options", {})}  # fmt: skip
+                      "options": {k: v for k, v in options.items() if k not in PER_RUN_OPTIONS}}  # fmt: skip
             settings.setdefault(method, set()).add(json.dumps(record, sort_keys=True))
     lines = []
     for method in report.spec.methods:
@@ -301,7 +307,9 @@ def render_page(report: Report, inputs: PageInputs) -> str:
         f"- **Surrogates**: TNAS and its meta-trained ablations cycle through {spec.surrogates} independently "
         f"meta-trained default surrogates per target (run seed s uses surrogate s % {spec.surrogates}, made "
         "by `python -m benchmarks.meta_train`), and draw the target's image sample with the run seed: the "
-        "seeds reach every random source. Each surrogate was meta-trained without the target.",
+        "seeds reach every random source (the runs' options `surrogate_seed` and `sample_seed`, left out "
+        "of the settings below). Each surrogate was meta-trained without the target; it is an ensemble of "
+        "`members` meta-training runs (default 2; a `members` option below changes it).",
         "- **Validation regret**: best seed-mean validation accuracy in the table minus the incumbent's "
         "seed-mean validation accuracy (looked up in the table, also under `observe=seed`), in %-points. "
         f"On log axes, regrets below {REGRET_FLOOR:g} (including 0, the best cell found) are drawn at "

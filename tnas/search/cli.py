@@ -326,11 +326,17 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
              f"  training     {summary['sim_cost_s'] / 60:.1f} min on {trained['device']}"
              + (f", {summary['failed_queries']} failed (chance accuracy)" if summary.get("failed_queries") else "")),
             f"  overhead     {summary['overhead_s']:.3f} s in the optimizer",
-            *([f"  surrogate    {surrogate['path']} ({_members(surrogate)}meta-trained without "
-               f"{', '.join(surrogate['exclude']) or 'nothing'})"] if surrogate else []),
+            *([_surrogate_line(surrogate)] if surrogate else []),
             f"  run dir      {out}",
         ]
     )
+
+
+def _surrogate_line(surrogate: dict[str, Any]) -> str:
+    if surrogate.get("path") is None:  # tnas-untrained
+        return f"  surrogate    {surrogate.get('origin', 'none')}"
+    return (f"  surrogate    {surrogate['path']} ({_members(surrogate)}meta-trained without "
+            f"{', '.join(surrogate['exclude']) or 'nothing'})")
 
 
 def _members(surrogate: dict[str, Any]) -> str:

@@ -76,7 +76,7 @@ METHODS: dict[str, Method] = {
         Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
                lambda context: build_tnas(context), asdict(TNASConfig())),
         Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
-               lambda context: build_tnas(context, "untrained"), asdict(TNASConfig())),
+               lambda context: build_tnas(context, "untrained"), asdict(TNASConfig(candidate_pool=0))),
         Method("tnas-nodata", "TNAS ablation: a surrogate meta-trained without the dataset encoder",
                lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig())),
         Method("tnas-prior", "TNAS ablation: cells in the order of the meta-learned prior, no BO (as MetaD2A)",
