@@ -161,3 +161,17 @@ def test_beats_the_median_cell_on_a_small_budget(table, method):
         assert result.summary["best_test"] > median_test, (method, seed)
         proposals = [row.valid for row in result.rows[10:]]  # the model's picks, not the random start
         assert np.median(proposals) > median_valid, (method, seed)
+
+
+@pytest.mark.parametrize("method", MODEL_BASED)
+def test_with_noisy_observations_recommends_an_evaluated_cell_of_best_posterior_mean(table, method):
+    config = RunConfig(method=method, dataset="cifar100", seed=1, budget=14, fidelity=200, observe="seed")
+    searcher = _searcher(method, 1)
+    result = run(searcher, TableOracle(table, "cifar100"), config)
+    for position, row in enumerate(result.rows):
+        assert row.recommended_index in {r.index for r in result.rows[: position + 1]}
+    evaluated = [row.index for row in result.rows]
+    if method == "gp":  # the fitted GP's mean is largest at the recommended cell
+        with torch.no_grad():
+            means = searcher.model().posterior(all_cells_one_hot()[evaluated]).mean.reshape(-1)
+        assert evaluated[int(torch.argmax(means))] == result.rows[-1].recommended_index

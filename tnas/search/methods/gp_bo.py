@@ -152,8 +152,10 @@ class GPBO:
         if policy == "observed" or (policy == "auto" and not self._noisy) or len(self._valid) < self.config.num_init:
             return None
         indexes = list(self._valid)
-        with single_threaded(), torch.no_grad():
-            means = self.model().posterior(self._choices[indexes]).mean.reshape(-1)
+        with single_threaded():
+            model = self.model()  # fitting needs gradients: outside no_grad
+            with torch.no_grad():
+                means = model.posterior(self._choices[indexes]).mean.reshape(-1)
         return Cell.from_index(indexes[int(torch.argmax(means))])
 
     def model(self) -> SingleTaskGP:
