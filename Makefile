@@ -33,17 +33,20 @@ bench: install
 	$(BIN)/python -m benchmarks.training
 
 # The NAS-Bench-201 comparison: the meta-trained surrogates (5 draws per target, each an
-# ensemble of 2; the tnas-nodata ablation's single models), then the grid at 200 epochs
+# ensemble of 2; single models for tnas-nodata and its comparison), then the grid at 200 epochs
 # (benchmarks/RESULTS.md) and at 12 epochs (benchmarks/RESULTS-fidelity12.md), with their
-# figures. Hours on 2 cores; finished work is skipped, so it can be stopped and restarted.
+# figures, and TNAS with single kernels (benchmarks/single-kernel/RESULTS.md, the fair
+# comparison for tnas-nodata). Hours on 2 cores; finished work is skipped, so it can be stopped and restarted.
 # Peers need: pip install -e ".[peers]" (see the README).
 GRID := --seeds 10 --budget 100 --set tnas-nodata:members=1
 results: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.meta_train --surrogates 5 --jobs 2 --variants tnas --skip-untrained
-	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.meta_train --surrogates 5 --members 1 --jobs 2 --variants tnas-nodata --skip-untrained
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.meta_train --surrogates 5 --members 1 --jobs 2 --variants tnas,tnas-nodata --skip-untrained
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --observe mean,seed $(GRID)
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --observe mean --fidelity 12 $(GRID) \
 		--out benchmarks/results-fidelity12 --results-page benchmarks/RESULTS-fidelity12.md
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --methods tnas --set tnas:members=1 --observe mean \
+		--seeds 10 --budget 100 --out benchmarks/results-single --results-page benchmarks/single-kernel/RESULTS.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
