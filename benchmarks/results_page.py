@@ -132,13 +132,15 @@ def headline_table(report: Report, observe: str) -> str:
 
 
 def glance_table(report: Report, observe: str) -> str:
-    """At a glance: test accuracy after the budget (best mean per dataset in bold) and queries to best."""
+    """At a glance: test accuracy after the budget (best mean per dataset, among the methods with
+    every seed finished, in bold) and queries to best."""
     spec = report.spec
     header = ["method", *(f"{dataset} @{spec.budget}" for dataset in spec.datasets), "seeds"]
     rows = [header, ["---"] * len(header)]
+    full = len(spec.seeds)  # a method with fewer finished seeds is shown but not put in bold
     best_mean = {
         dataset: max((float(_returned(a).mean[-1]) for (o, d, _), a in report.aggregates.items()
-                      if o == observe and d == dataset), default=math.nan)
+                      if o == observe and d == dataset and len(a.seeds) == full), default=math.nan)
         for dataset in spec.datasets
     }
     for method in spec.methods:
@@ -151,7 +153,7 @@ def glance_table(report: Report, observe: str) -> str:
             seeds.add(len(aggregate.seeds))
             mean, se = _at(_returned(aggregate), aggregate.budget)
             text = format_stat(mean, se)
-            text = f"**{text}**" if mean == best_mean[dataset] else text
+            text = f"**{text}**" if mean == best_mean[dataset] and len(aggregate.seeds) == full else text
             to_best = aggregate.to_best
             row.append(f"{text} (best cell: {format_queries(to_best.median, aggregate.budget)}, "
                        f"{to_best.reached}/{to_best.n})")  # fmt: skip
@@ -347,7 +349,7 @@ def render_page(report: Report, inputs: PageInputs) -> str:
             protocol_title(report, observe) + ".",
             "",
             f"At a glance: test accuracy (%) of the returned cell after {spec.budget} queries, mean \u00b1 s.e. "
-            "(best mean in bold), with the median queries to the best-validation cell and how many "
+            "(best mean among the methods with every seed finished in bold), with the median queries to the best-validation cell and how many "
             "seeds reached it; last column: seeds finished.",
             "",
             glance_table(report, observe),
