@@ -48,7 +48,7 @@ from tnas.encoders import ImageFeaturizer, cells_to_batch, dataset_inputs
 from tnas.meta_train import MetaTrainConfig
 from tnas.meta_train.checkpoint import is_finished
 from tnas.meta_train.data import NB201_SOURCES
-from tnas.meta_train.ensemble import load_surrogate, member_name, write_ensemble_record
+from tnas.meta_train.ensemble import load_surrogate, member_dir, members_finished, write_ensemble_record
 from tnas.meta_train.validation import prior_figures
 from tnas.models import DeepKernel, FeatureGP, negative_log_marginal_likelihood, posterior_mean
 from tnas.models.surrogate import features_of_all_cells
@@ -155,10 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         for variant, exclude, k, directory in plan:
             config = default_surrogate_config(exclude, seed=k, members=args.members, use_dataset=VARIANTS[variant])
             for j in range(args.members):  # each member its own job, so that members parallelise
-                member_dir = directory / member_name(j) if args.members > 1 else directory
-                if not is_finished(member_dir):
+                directory_j = member_dir(directory, j, args.members)
+                if not is_finished(directory_j):
                     member = replace(config, seed=config.seed + j)
-                    jobs.append((str(member_dir), member_command(member, member_dir, args.data_dir)))
+                    jobs.append((str(directory_j), member_command(member, directory_j, args.data_dir)))
         threads = 1 if args.jobs > 1 else None
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = {name: pool.submit(run_meta_training, command, args.cold, threads) for name, command in jobs}
@@ -166,15 +166,14 @@ def main(argv: list[str] | None = None) -> int:
                 seconds[name] = future.result()
                 print(f"  meta-trained {name} in {seconds[name]:.0f} s", file=sys.stderr, flush=True)
     for variant, exclude, k, directory in plan:  # the ensemble record, once all its members exist
-        complete = all(is_finished(directory / member_name(j)) for j in range(args.members))
-        if args.members > 1 and complete:
+        if args.members > 1 and members_finished(directory, args.members):
             write_ensemble_record(directory, default_surrogate_config(
                 exclude, seed=k, members=args.members, use_dataset=VARIANTS[variant]), args.members)  # fmt: skip
 
     results: dict = {}
     for variant, exclude, k, directory in plan:
         figures = surrogate_figures(directory, exclude, args.data_dir)
-        member_dirs = [directory / member_name(j) for j in range(args.members)] if args.members > 1 else [directory]
+        member_dirs = [member_dir(directory, j, args.members) for j in range(args.members)]
         figures["seconds"] = [seconds.get(str(d)) for d in member_dirs]
         results.setdefault(variant, {}).setdefault(exclude, {})[k] = figures
     print(f"Default surrogates ({args.members} member(s) each), prior mean on the excluded dataset "

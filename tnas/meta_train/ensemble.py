@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from tnas.io import atomic_write_json
-from tnas.meta_train.checkpoint import MODEL_FILE, CheckpointError, MetaTrainedModel, load_model
+from tnas.meta_train.checkpoint import MODEL_FILE, CheckpointError, MetaTrainedModel, is_finished, load_model
 from tnas.meta_train.config import MetaTrainConfig
 from tnas.meta_train.trainer import MetaTrainResult, meta_train
 
@@ -36,6 +36,18 @@ ENSEMBLE_FORMAT = 1
 
 def member_name(position: int) -> str:
     return f"member{position}"
+
+
+def member_dir(out: str | Path, position: int, members: int) -> Path:
+    """Where member ``position`` of a surrogate of ``members`` lives: ``out/member<j>/``, or
+    ``out`` itself for a single model."""
+    return Path(out) / member_name(position) if members > 1 else Path(out)
+
+
+def members_finished(out: str | Path, members: int) -> bool:
+    """Whether every member of the surrogate in ``out`` is meta-trained to its last epoch
+    (see :func:`~tnas.meta_train.checkpoint.is_finished`)."""
+    return all(is_finished(member_dir(out, j, members)) for j in range(members))
 
 
 def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, *, jobs: int = 1,

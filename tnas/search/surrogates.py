@@ -24,12 +24,11 @@ from typing import Any
 from tnas import paths
 from tnas.errors import ConfigError, TnasError
 from tnas.meta_train import MetaTrainConfig
-from tnas.meta_train.checkpoint import is_finished
 from tnas.meta_train.ensemble import (
     ENSEMBLE_FILE,
     Surrogate,
     load_surrogate,
-    member_name,
+    members_finished,
     meta_train_ensemble,
 )
 from tnas.meta_train.trainer import meta_train
@@ -86,11 +85,7 @@ def outdated_settings(surrogate: Surrogate, expected: MetaTrainConfig) -> list[s
 def _is_complete(directory: Path, members: int) -> bool:
     """Whether ``directory`` holds a finished default surrogate (every member meta-trained to
     its last epoch: a killed meta-training is resumed, not used half-way)."""
-    if members == 1:
-        return is_finished(directory)
-    return (directory / ENSEMBLE_FILE).is_file() and all(
-        is_finished(directory / member_name(j)) for j in range(members)
-    )
+    return (members == 1 or (directory / ENSEMBLE_FILE).is_file()) and members_finished(directory, members)
 
 
 def resolve_surrogate(

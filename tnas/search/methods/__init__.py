@@ -22,7 +22,7 @@ from tnas.search.methods.local_search import LocalSearch, LocalSearchConfig
 from tnas.search.methods.peers import HEBOConfig, OptunaTPEConfig, build_hebo, build_optuna_tpe
 from tnas.search.methods.random_search import RandomSearch
 from tnas.search.methods.tnas import TNASConfig
-from tnas.search.methods.tnas_setup import build_tnas
+from tnas.search.methods.tnas_setup import UNTRAINED_SETTINGS, build_tnas
 from tnas.search.protocol import Searcher
 
 
@@ -76,7 +76,7 @@ METHODS: dict[str, Method] = {
         Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
                lambda context: build_tnas(context), asdict(TNASConfig())),
         Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
-               lambda context: build_tnas(context, "untrained"), asdict(TNASConfig(candidate_pool=0))),
+               lambda context: build_tnas(context, "untrained"), asdict(TNASConfig(**UNTRAINED_SETTINGS))),
         Method("tnas-nodata", "TNAS ablation: a surrogate meta-trained without the dataset encoder",
                lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig())),
         Method("tnas-prior", "TNAS ablation: cells in the order of the meta-learned prior, no BO (as MetaD2A)",

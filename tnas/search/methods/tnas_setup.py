@@ -60,6 +60,11 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], TNASConfig]:
     return chosen, TNASConfig(**options)
 
 
+UNTRAINED_SETTINGS: dict[str, Any] = {"candidate_pool": 0}
+"""What ``tnas-untrained`` searches with on top of TNAS's settings: a random prior defines no
+trust region, so every unevaluated cell is scored."""
+
+
 def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     """TNAS (or an ablation, a key of :data:`TNAS_VARIANTS`) on the run's dataset."""
     import torch
@@ -75,7 +80,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     chosen, config = split_options(context.config.options)
     sample_seed = context.config.seed if chosen["sample_seed"] is None else int(chosen["sample_seed"])
     if variant == "untrained":  # no meta-learned prior: no prior trust region either
-        config = replace(config, candidate_pool=0)
+        config = replace(config, **UNTRAINED_SETTINGS)
         defaults = MetaTrainConfig()
         with torch.random.fork_rng():
             torch.manual_seed(context.config.seed)
