@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from benchmarks.aggregate import best_cells
 from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher
 from tnas.search.cli import default_method_options
@@ -81,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, settings in args.variant:
         for dataset in args.datasets.split(","):
             oracle = TableOracle(table, dataset)
-            valid = oracle.valid_values(200)
-            best = set(np.flatnonzero(valid == np.nanmax(valid)).tolist())
+            best = set(best_cells(oracle.valid_values(200)).tolist())
             per_surrogate: dict[int, list[float]] = {}
             rows = []
             for k in range(args.surrogates):
