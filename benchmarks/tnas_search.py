@@ -11,7 +11,7 @@ settings), through the same runner, and reads the optimizer time of every propos
 the trajectory (``overhead_s``, the time spent in the searcher's ``ask``, ``tell`` and
 ``recommend``). It prints the median and 90th percentile, over the runs, of the proposals
 made with about 10, 50 and 100 observations (within 2): conditioning on the observations, fine-tuning the
-GP, and scoring every candidate cell with the acquisition function. Search quality is
+GP, and scoring the candidate cells with the acquisition function. Search quality is
 measured by ``python -m benchmarks.nb201``, not here.
 
 The surrogate is the default one for the dataset (``$TNAS_CACHE_DIR/surrogates``, made on
