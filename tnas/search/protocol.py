@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from tnas.oracles import Evaluation
@@ -12,24 +13,34 @@ from tnas.space import Cell
 class Searcher(Protocol):
     """A search method, driven by :func:`tnas.search.run`.
 
-    The runner calls ``ask()`` for the next cell to evaluate and ``tell()`` with its
-    evaluation, strictly alternating. A searcher draws randomness only from the generator
-    it was built with, so that the same seed and the same answers give the same proposals
-    (that is what makes runs resumable by replay). A searcher should not propose a cell it
-    was already told about; if it does, the runner answers from its cache without
-    counting a query.
+    The runner calls ``ask(pending)`` for the next cell to evaluate and ``tell()`` with its
+    evaluation. With one worker they strictly alternate and ``pending`` is empty. With
+    several workers (``--workers N``) the runner asks whenever a worker is free, passing the
+    cells whose evaluations are still running, in the order they were submitted, and tells
+    evaluations in the order they finish, which need not be the order they were asked.
+
+    A searcher must never propose a pending cell (the runner stops the run with a
+    :class:`~tnas.errors.SearcherError` if it does), and should not propose a cell it was
+    already told about; if it does, the runner answers from its cache without counting a
+    query. How each method uses the pending cells beyond avoiding them (kriging believer,
+    random cells while a neighbourhood is being evaluated...) is documented with the method.
+
+    A searcher draws randomness only from the generator it was built with, so that the same
+    seed and the same answers in the same order give the same proposals (that is what makes
+    runs resumable by replay).
 
     A searcher may also say which cell it would *return* now (:class:`Recommender`); one
     that does not returns its incumbent, the cell with the best observed validation
     accuracy.
     """
 
-    def ask(self) -> Cell:
-        """The next cell to evaluate."""
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
+        """The next cell to evaluate, neither evaluated nor among ``pending`` (cells being evaluated)."""
         ...
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
-        """Record the evaluation of ``cell`` (the cell last returned by :meth:`ask`)."""
+        """Record the evaluation of ``cell``, a cell returned by :meth:`ask` (or, for a cached
+        repeat, one told before)."""
         ...
 
 
@@ -48,3 +59,8 @@ class Recommender(Protocol):
     def recommend(self) -> Cell | None:
         """The evaluated cell the method would return now; ``None`` means its incumbent."""
         ...
+
+
+def pending_indexes(pending: Sequence[Cell]) -> frozenset[int]:
+    """The official indexes of the cells being evaluated (what ``ask`` must not propose)."""
+    return frozenset(cell.index for cell in pending)

@@ -29,6 +29,10 @@ Defaults and where they come from:
 - One proposal per refit (NASLib's ``k = 10`` proposes ten cells per fit; one query per fit
   is the paper's sequential setting and the more sample-efficient one).
 
+Evaluations pending (several workers): pending cells are left out of the random initial
+design and of the candidates; each free worker draws its own Thompson sample, so parallel
+proposals differ without further coordination (the ITS batch mode of the paper).
+
 Path encoding: a path is an input-to-output route through the cell DAG (edges 0->1, 0->2,
 1->2, 0->3, 1->3, 2->3), written as the sequence of its operations; the encoding has one
 binary feature per possible operation sequence of length 1 to 3 (as in BANANAS, two routes
@@ -54,6 +58,7 @@ from torch import Tensor
 from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
 from tnas.search.methods.threads import single_threaded
+from tnas.search.protocol import pending_indexes
 from tnas.space import EDGES, OPERATIONS, Cell, neighbours, sample_unseen
 
 INPUT_NODE = 0
@@ -226,11 +231,12 @@ class Bananas:
         self._trained: tuple[int, Layers, float, float] | None = None  # (observations, layers, shift, scale)
         self.last_info: dict[str, float] = {}
 
-    def ask(self) -> Cell:
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
+        busy = pending_indexes(pending)
         if len(self._valid) < self.config.num_init:
             self.last_info = {}
-            return sample_unseen(self._rng, self._valid.keys())
-        candidates = self.candidates()
+            return sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())
+        candidates = self.candidates(busy)
         mean, std = self.predict(candidates)
         draws = mean + std * self._rng.standard_normal(len(candidates))  # independent Thompson sampling
         best = int(np.argmax(draws))
@@ -252,18 +258,18 @@ class Bananas:
         mean, _ = self.predict(cells)
         return cells[int(np.argmax(mean))]
 
-    def candidates(self) -> list[Cell]:
-        """Distinct unevaluated cells near the best evaluated ones (see the module docstring)."""
+    def candidates(self, busy: frozenset[int] = frozenset()) -> list[Cell]:
+        """Distinct unevaluated, not pending cells near the best evaluated ones (see the module docstring)."""
         pool: dict[int, Cell] = {}
         for index in sorted(self._valid, key=lambda i: (-self._valid[i], i)):
             for cell in self._ball(Cell.from_index(index)):
-                if cell.index not in self._valid:
+                if cell.index not in self._valid and cell.index not in busy:
                     pool.setdefault(cell.index, cell)
             if len(pool) >= self.config.num_candidates:
                 break
         cells = list(pool.values())
         if not cells:  # every cell near an evaluated one was evaluated: fall back to random
-            return [sample_unseen(self._rng, self._valid.keys())]
+            return [sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())]
         if len(cells) > self.config.num_candidates:
             keep = np.sort(self._rng.choice(len(cells), size=self.config.num_candidates, replace=False))
             cells = [cells[int(i)] for i in keep]

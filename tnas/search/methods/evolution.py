@@ -9,17 +9,25 @@ with the best observed validation accuracy on one edge, evaluates the child and 
 it to the population, removing the oldest member. A child that was already evaluated is
 mutated again (a repeat would be a wasted query on a table); when all 24 neighbours of
 the parent were evaluated, a random unevaluated cell is taken instead.
+
+With several workers this is the asynchronous evolution Real et al. ran (hundreds of
+workers): a free worker takes a tournament from the population as it is at that moment
+(the evaluations that finished), and its child joins the population when its evaluation
+finishes. Until ``population_size`` evaluations have finished, free workers take random
+cells. Pending cells are never proposed (a child that is pending is mutated again).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
+from tnas.search.protocol import pending_indexes
 from tnas.space import Cell, mutate, neighbours, sample_unseen
 
 
@@ -48,19 +56,20 @@ class RegularizedEvolution:
         self._population: deque[tuple[Cell, float]] = deque(maxlen=config.population_size)
         self._seen: set[int] = set()
 
-    def ask(self) -> Cell:
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
+        excluded: Collection[int] = self._seen | pending_indexes(pending) if pending else self._seen
         if len(self._seen) < self.config.population_size:
-            return sample_unseen(self._rng, self._seen)
+            return sample_unseen(self._rng, excluded)
         picks = self._rng.choice(len(self._population), size=self.config.sample_size, replace=False)
         parent = max((self._population[int(i)] for i in picks), key=lambda member: member[1])[0]
-        return self._unseen_child(parent)
+        return self._unseen_child(parent, excluded)
 
-    def _unseen_child(self, parent: Cell) -> Cell:
-        if all(n.index in self._seen for n in neighbours(parent)):
-            return sample_unseen(self._rng, self._seen)
+    def _unseen_child(self, parent: Cell, excluded: Collection[int]) -> Cell:
+        if all(n.index in excluded for n in neighbours(parent)):
+            return sample_unseen(self._rng, excluded)
         while True:
             child = mutate(parent, self._rng)
-            if child.index not in self._seen:
+            if child.index not in excluded:
                 return child
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:

@@ -18,6 +18,12 @@ Recommendation: with noisy observations (one training seed per query) the search
 the evaluated cell of best posterior mean instead of the luckiest reading (``recommend``);
 the fit it needs is the one the next proposal uses.
 
+Evaluations pending (several workers): ``pending="believer"`` (the default) scores the
+candidates with LogEI on the GP conditioned on the pending cells at its posterior mean;
+``pending="x_pending"`` uses qLogNEI with BoTorch's ``X_pending`` (see
+:mod:`tnas.search.methods.pending`). Pending cells are never candidates, and the random
+initial design leaves them out.
+
 Determinism: the only randomness is BoTorch's restarts after a failed fit, which draw new
 starting hyperparameters from torch's global generator; the fit runs inside
 ``torch.random.fork_rng`` seeded from the searcher's generator, so the same seed and the
@@ -35,22 +41,27 @@ small batches are faster and bound the memory).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from botorch.acquisition import LogExpectedImprovement
+from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
 from botorch.exceptions.errors import ModelFittingError
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf_discrete
+from botorch.sampling import SobolQMCNormalSampler
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
+from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
 from tnas.search.methods.threads import single_threaded
+from tnas.search.protocol import pending_indexes
 from tnas.space import NUM_CELLS, NUM_EDGES, NUM_OPS, Cell, official_index_order, sample_unseen
 
 ONE_HOT_DIM = NUM_EDGES * NUM_OPS  # 30
@@ -92,14 +103,19 @@ class GPBOConfig:
         warm_start: start each hyperparameter fit from the previous fit's values.
         recommend: ``auto`` (the evaluated cell of best posterior mean when observations
             are noisy, else the best observed), ``posterior`` or ``observed``.
+        pending: how evaluations still running shape a proposal, ``believer`` or
+            ``x_pending`` (see :mod:`tnas.search.methods.pending`).
     """
 
     num_init: int = 10
     fit_maxiter: int = 500
     warm_start: bool = False
     recommend: str = "auto"
+    pending: str = "believer"
 
     def __post_init__(self) -> None:
+        if self.pending not in PENDING_STRATEGIES:
+            raise ConfigError(f"pending must be one of {', '.join(PENDING_STRATEGIES)}, got {self.pending!r}")
         if self.recommend not in ("auto", "posterior", "observed"):
             raise ConfigError(f"recommend must be auto, posterior or observed, got {self.recommend!r}")
         if self.num_init < 2:
@@ -121,25 +137,39 @@ class GPBO:
         self._noisy = False
         self.last_info: dict[str, float] = {}
 
-    def ask(self) -> Cell:
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
+        busy = pending_indexes(pending)
         if len(self._valid) < self.config.num_init:
             self.last_info = {}
-            return sample_unseen(self._rng, self._valid.keys())
+            return sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())
         free = torch.ones(NUM_CELLS, dtype=torch.bool)
         free[list(self._valid)] = False
+        free[list(busy)] = False
+        pending_x = self._choices[[cell.index for cell in pending]] if pending else None
         with single_threaded():
             model = self.model()
-            acquisition = LogExpectedImprovement(model, best_f=max(self._valid.values()))
-            candidate, value = optimize_acqf_discrete(acquisition, q=1, choices=self._choices[free],
-                                                      max_batch_size=ACQUISITION_BATCH)  # fmt: skip
-            with torch.no_grad():
-                posterior = model.posterior(candidate)
+            believe = pending_x is not None and self.config.pending == "believer"
+            with kriging_believer(model, pending_x) if believe else nullcontext(model):
+                acquisition = self._acquisition(model, pending_x if not believe else None)
+                candidate, value = optimize_acqf_discrete(acquisition, q=1, choices=self._choices[free],
+                                                          max_batch_size=ACQUISITION_BATCH)  # fmt: skip
+                with torch.no_grad():
+                    posterior = model.posterior(candidate)
         self.last_info = {
             "acquisition": float(value.reshape(-1)[0]),  # log EI
             "pred_mean": float(posterior.mean.squeeze()),
             "pred_std": float(posterior.variance.clamp_min(0).sqrt().squeeze()),
         }
         return cell_of_one_hot(candidate[0])
+
+    def _acquisition(self, model: SingleTaskGP, pending_x: Tensor | None) -> AcquisitionFunction:
+        """LogEI; with ``pending_x`` (``p x 30``), qLogNEI integrating over the pending cells."""
+        if pending_x is None:
+            return LogExpectedImprovement(model, best_f=max(self._valid.values()))
+        sampler = SobolQMCNormalSampler(torch.Size([512]), seed=int(self._rng.integers(2**31)))
+        baseline = self._choices[list(self._valid)]
+        return qLogNoisyExpectedImprovement(model, X_baseline=baseline, X_pending=pending_x, sampler=sampler,
+                                            prune_baseline=False)  # fmt: skip
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         self._valid[cell.index] = evaluation.valid

@@ -6,16 +6,23 @@ random cells, take the best as the current cell, evaluate its whole neighbourhoo
 24 cells one edge away, in random order), and move to the best neighbour if it beats the
 current cell. At a local optimum, restart from one random unevaluated cell.
 Default ``num_init = 10``.
+
+With several workers, the cells of a random batch and of a neighbourhood are handed out to
+free workers as they ask; a free worker that finds every cell of the current step pending
+(the step cannot be decided before they finish) evaluates a random unevaluated cell
+instead of idling, and the climb uses it like any other observation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
+from tnas.search.protocol import pending_indexes
 from tnas.space import Cell, neighbours, sample_unseen
 
 
@@ -40,23 +47,32 @@ class LocalSearch:
         self._current: Cell | None = None  # None while a batch of random cells is pending
         self._batch: list[Cell] = []  # random cells of the current (re)start
         self._queue: list[Cell] = []  # neighbours of the current cell still to evaluate
-        self._pending_random = config.num_init  # random cells still to evaluate
+        self._random_to_draw = config.num_init  # random cells of the current (re)start still to propose
 
-    def ask(self) -> Cell:
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
+        busy = pending_indexes(pending)
+        excluded = self._valid.keys() | busy if busy else self._valid.keys()
         while True:
-            if self._pending_random > 0:
-                return sample_unseen(self._rng, self._valid.keys())
+            if self._random_to_draw > 0:
+                self._random_to_draw -= 1
+                cell = sample_unseen(self._rng, excluded)
+                self._batch.append(cell)
+                return cell
             while self._queue:
                 cell = self._queue.pop()
-                if cell.index not in self._valid:
+                if cell.index not in excluded:
                     return cell
+            if self._waiting():  # the step's cells are still being evaluated
+                return sample_unseen(self._rng, excluded)
             self._advance()
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         self._valid[cell.index] = evaluation.valid
-        if self._pending_random > 0:
-            self._pending_random -= 1
-            self._batch.append(cell)
+
+    def _waiting(self) -> bool:
+        """Whether the current step (random batch or neighbourhood) has cells not yet told."""
+        step = self._batch if self._current is None else neighbours(self._current)
+        return any(cell.index not in self._valid for cell in step)
 
     def _advance(self) -> None:
         """Pick the next current cell once its neighbourhood (or a random batch) is done."""
@@ -69,7 +85,7 @@ class LocalSearch:
             else:  # local optimum: restart from one random cell
                 self._current = None
                 self._batch = []
-                self._pending_random = 1
+                self._random_to_draw = 1
                 return
         order = neighbours(self._current)
         self._queue = [order[int(i)] for i in self._rng.permutation(len(order))]

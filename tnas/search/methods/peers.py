@@ -18,7 +18,8 @@ neighbourhoods) is given to the peer; it sees the cells as a plain categorical s
   warping, the MACE acquisition (UCB, EI and PI as a multi-objective problem) optimised by
   NSGA-II (population 100, 100 generations), after ``1 + #parameters = 7`` scrambled Sobol
   points (HEBO's ``rand_sample`` default). HEBO minimises, so it is told the negated
-  validation accuracy. One suggestion per query (``suggest(n_suggestions=1)``).
+  validation accuracy. One suggestion per query (``suggest(n_suggestions=1)``) when nothing
+  is pending.
 
 Repeats: peers that may propose a repeat are answered from the runner's cache without
 counting a new query. The runner then calls :meth:`tell` with the cached evaluation, and
@@ -27,6 +28,14 @@ with that value, HEBO one more row), so the peer learns the value and moves on; 
 summary counts these as ``repeats_answered_from_cache``. TPE samples each proposal from
 its Parzen estimators without excluding evaluated cells, so it does repeat, more often as
 its model sharpens; HEBO drops evaluated points from NSGA-II's result and rarely does.
+
+Evaluations pending (several workers): TPE asks with its trials of the pending cells
+still running, and the sampler's ``constant_liar`` (Optuna's own support for parallel
+optimisation; no effect when nothing is running) lets the running trials count as bad
+ones, so parallel asks spread out. A proposal of a pending cell is told to Optuna as a
+failed trial and asked again (after 100 such proposals a random free cell is taken). HEBO
+is asked for ``1 + #pending`` suggestions at once (its batch ``suggest``, which spreads a
+batch over the MACE Pareto front) and the first that is not pending is taken.
 
 Determinism: TPE draws only from the sampler's own seeded generator. HEBO draws from
 numpy's and torch's global generators (GP initialisation and training, NSGA-II, the final
@@ -49,7 +58,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,7 +68,8 @@ import torch
 from tnas.errors import ConfigError, SearcherError
 from tnas.oracles import Evaluation
 from tnas.search.methods.threads import single_threaded
-from tnas.space import NUM_EDGES, OPERATIONS, Cell
+from tnas.search.protocol import pending_indexes
+from tnas.space import NUM_EDGES, OPERATIONS, Cell, sample_unseen
 
 EDGE_NAMES: tuple[str, ...] = tuple(f"edge{edge}" for edge in range(NUM_EDGES))
 """The peers' parameter names, one per edge in arch-string order."""
@@ -86,11 +96,13 @@ class OptunaTPEConfig:
         n_startup_trials: random trials before TPE takes over.
         n_ei_candidates: candidates drawn from the good-trials estimator per proposal.
         multivariate: model the six edges jointly (Optuna >= 5.0's single-objective default).
+        constant_liar: count running trials as bad ones when asking (parallel search).
     """
 
     n_startup_trials: int = 10
     n_ei_candidates: int = 24
     multivariate: bool = True
+    constant_liar: bool = True
 
 
 @contextlib.contextmanager
@@ -120,30 +132,41 @@ class OptunaTPE:
         self._optuna = optuna
         self._distributions = {name: optuna.distributions.CategoricalDistribution(OPERATIONS)
                                for name in EDGE_NAMES}  # fmt: skip
-        sampler = optuna.samplers.TPESampler(seed=seed, **asdict(config))
+        with warnings.catch_warnings():  # constant_liar is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(seed=seed, **asdict(config))
         with _quiet_logger("optuna"):
             self.study = optuna.create_study(direction="maximize", sampler=sampler)
-        self._pending: tuple[Cell, Any] | None = None  # the cell last asked and its running trial
+        self._running: dict[int, Any] = {}  # official index -> the running trial asked for it
+        self._told: set[int] = set()
+        self._fallback = np.random.default_rng(seed)  # only after 100 proposals of pending cells
 
-    def ask(self) -> Cell:
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
+        busy = pending_indexes(pending)
         with _quiet_logger("optuna"):
-            trial = self.study.ask(self._distributions)
-        cell = _cell(trial.params)
-        self._pending = (cell, trial)
+            for _ in range(100):
+                trial = self.study.ask(self._distributions)
+                cell = _cell(trial.params)
+                if cell.index not in busy:
+                    self._running[cell.index] = trial
+                    return cell
+                self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+        cell = sample_unseen(self._fallback, self._told | busy)
+        self._running[cell.index] = None
         return cell
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         """Complete the trial of ``cell`` with its validation accuracy (also for a cached repeat)."""
+        self._told.add(cell.index)
         with _quiet_logger("optuna"):
-            if self._pending is None:  # told without an ask: record it as a finished trial
+            if self._running and cell.index not in self._running:
+                raise SearcherError(f"optuna-tpe was told about cell {cell.index}, which it did not propose")
+            trial = self._running.pop(cell.index, None)
+            if trial is None:  # told without an ask, or a fallback cell: record it as a finished trial
                 self.study.add_trial(self._optuna.trial.create_trial(
                     params=_params(cell), distributions=self._distributions, value=evaluation.valid))  # fmt: skip
-                return
-            asked, trial = self._pending
-            if asked != cell:
-                raise SearcherError(f"optuna-tpe proposed cell {asked.index} but was told about {cell.index}")
-            self.study.tell(trial, evaluation.valid)
-            self._pending = None
+            else:
+                self.study.tell(trial, evaluation.valid)
 
 
 def build_optuna_tpe(context: Any, config: OptunaTPEConfig = OptunaTPEConfig()) -> OptunaTPE:
@@ -205,13 +228,18 @@ class HEBOSearcher:
                               es=config.es, scramble_seed=self.scramble_seed)  # fmt: skip
         self._columns = list(space.para_names)
 
-    def ask(self) -> Cell:
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
+        busy = pending_indexes(pending)
         seed = int(self._rng.integers(2**32))  # numpy's global generator takes 32-bit seeds
         with seeded_global_rngs(seed), single_threaded(), warnings.catch_warnings():
             # HEBO's own code builds a tensor from a list of arrays on every suggestion
             warnings.filterwarnings("ignore", "Creating a tensor from a list of numpy.ndarrays", UserWarning)
-            suggestion = self.optimizer.suggest(n_suggestions=1)
-        return _cell(suggestion.iloc[0])
+            suggestions = self.optimizer.suggest(n_suggestions=1 + len(busy))
+        for position in range(len(suggestions)):
+            cell = _cell(suggestions.iloc[position])
+            if cell.index not in busy:
+                return cell
+        return sample_unseen(self._rng, busy)  # HEBO suggested only pending cells
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         """Add ``cell`` with ``-valid`` to HEBO's data (also for a cached repeat)."""

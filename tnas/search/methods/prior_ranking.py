@@ -10,15 +10,18 @@ the feedback loop adds over the meta-learned prior alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
 from tnas.oracles import Evaluation
+from tnas.search.protocol import pending_indexes
 from tnas.space import NUM_CELLS, Cell
 
 
 class PriorRanking:
-    """Ask/tell search that proposes the cells by decreasing prior mean.
+    """Ask/tell search that proposes the cells by decreasing prior mean (skipping pending ones).
 
     Args:
         prior: ``15625`` prior means, indexed by official cell index (any monotone scale).
@@ -33,10 +36,14 @@ class PriorRanking:
         self._told: set[int] = set()
         self.last_info: dict[str, float] = {}
 
-    def ask(self) -> Cell:
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
         while self._order[self._next] in self._told:
             self._next += 1
-        index = self._order[self._next]
+        busy = pending_indexes(pending)
+        position = self._next
+        while self._order[position] in self._told or self._order[position] in busy:
+            position += 1
+        index = self._order[position]
         self.last_info = {"prior_mean": float(self._prior[index])}
         return Cell.from_index(index)
 

@@ -6,24 +6,35 @@ Search", UAI 2019; the NAS-Bench-201 paper (Dong & Yang, ICLR 2020) reports it a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from tnas.oracles import Evaluation
+from tnas.search.protocol import pending_indexes
 from tnas.space import Cell, permuted_cells
 
 
 class RandomSearch:
-    """Proposes the cells of one uniformly random permutation of the space, in order."""
+    """Proposes the cells of one uniformly random permutation of the space, in order.
+
+    With evaluations pending it proposes the first cell of the permutation that is neither
+    evaluated nor pending: parallel random search is random search.
+    """
 
     def __init__(self, rng: np.random.Generator) -> None:
         self._order = permuted_cells(rng)
         self._next = 0
         self._seen: set[int] = set()
 
-    def ask(self) -> Cell:
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
         while self._order[self._next].index in self._seen:
             self._next += 1
-        return self._order[self._next]
+        busy = pending_indexes(pending)
+        position = self._next
+        while self._order[position].index in self._seen or self._order[position].index in busy:
+            position += 1
+        return self._order[position]
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         self._seen.add(cell.index)

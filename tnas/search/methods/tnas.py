@@ -38,6 +38,15 @@ draws; the README's *Why an ensemble* and *TNAS settings* give the figures):
   marginal likelihood of the head fully (L-BFGS-B, tried) drove the kernel's output scale
   to 1e-11 after 14 cifar10 observations, a recalibrated prior mean with no uncertainty.
 
+Evaluations pending (several workers): the proposal comes from the GP fitted to the
+finished evaluations, conditioned on the pending cells at its posterior mean (``pending=
+"believer"``, kriging believer: the analytic LogEI stays the fast path) or through
+BoTorch's ``X_pending`` (``"x_pending"``: qLogNEI / qUCB); see
+:mod:`tnas.search.methods.pending`. While fewer than ``init_size`` evaluations have
+finished, free workers take the next cells of the initial design's order (the prior's
+ranking), so a wide search starts on the prior's best cells. Pending cells are never
+proposed.
+
 Initial design: the ``init_size`` cells with the highest prior mean (``init="prior"``) or
 random cells (``init="random"``). Observations are centred on their mean and divided by
 the meta-training sources' typical deviation before they reach the GP (see
@@ -48,6 +57,7 @@ returns the evaluated cell of best posterior mean (``recommend``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +79,8 @@ from tnas.errors import ConfigError
 from tnas.models.deep_kernel import DeepKernel, map_codes
 from tnas.models.surrogate import TNASSurrogate, all_cell_inputs, encoder_codes_of_all_cells
 from tnas.oracles import Evaluation
+from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
+from tnas.search.protocol import pending_indexes
 from tnas.space import NUM_CELLS, Cell
 
 ACQUISITIONS = ("logei", "ucb", "ts")
@@ -112,6 +124,8 @@ class TNASConfig:
             ``posterior`` (the evaluated cell of best posterior mean, once the initial
             design is done) or ``auto`` (``posterior`` when each observation is one
             training run of several, i.e. noisy; ``observed`` otherwise).
+        pending: how evaluations still running shape a proposal: ``believer`` (kriging
+            believer) or ``x_pending`` (BoTorch's ``X_pending``).
     """
 
     acquisition: str = "logei"
@@ -127,8 +141,11 @@ class TNASConfig:
     warm_steps: int = 0
     ucb_beta: float = 2.0
     recommend: str = "auto"
+    pending: str = "believer"
 
     def __post_init__(self) -> None:
+        if self.pending not in PENDING_STRATEGIES:
+            raise ConfigError(f"unknown pending strategy {self.pending!r}; choose from {', '.join(PENDING_STRATEGIES)}")
         if not self.refit_growth >= 0:
             raise ConfigError(f"refit_growth must be >= 0, got {self.refit_growth}")
         if self.prior_mean not in PRIOR_MEANS:
@@ -227,11 +244,12 @@ class TNASSearcher:
         self.last_info: dict[str, float] = {}
 
     # ------------------------------------------------------------------ ask / tell
-    def ask(self) -> Cell:
-        while self._queue and self._queue[0][0].index in self._observed:
+    def ask(self, pending: Sequence[Cell] = ()) -> Cell:
+        busy = pending_indexes(pending)
+        while self._queue and (self._queue[0][0].index in self._observed or self._queue[0][0].index in busy):
             self._queue.pop(0)
         if not self._queue:
-            self._queue = self._initial() if len(self._observed) < self.config.init_size else self._acquire()
+            self._queue = self._initial(busy) if len(self._observed) < self.config.init_size else self._acquire(pending)
         cell, info = self._queue.pop(0)
         self.last_info = info
         return cell
@@ -253,9 +271,10 @@ class TNASSearcher:
         return Cell.from_index(int(inputs[int(torch.argmax(means)), 0].round()))
 
     # ------------------------------------------------------------------ internals
-    def _initial(self) -> list[tuple[Cell, dict[str, float]]]:
-        wanted = self.config.init_size - len(self._observed)
-        picks = [index for index in self._init_order if index not in self._observed][:wanted]
+    def _initial(self, busy: frozenset[int]) -> list[tuple[Cell, dict[str, float]]]:
+        """The next cells of the initial design's order; with cells pending, at least one more."""
+        wanted = max(1, self.config.init_size - len(self._observed) - len(busy))
+        picks = [index for index in self._init_order if index not in self._observed and index not in busy][:wanted]
         return [(Cell.from_index(index), {"prior_mean": float(self._prior[index])}) for index in picks]
 
     def surrogate(self) -> tuple[TNASSurrogate, float, float]:
@@ -325,17 +344,20 @@ class TNASSearcher:
                 break  # keep the head as it is; the search goes on
             optimizer.step()
 
-    def _acquisition(self, model: TNASSurrogate) -> AcquisitionFunction:
+    def _acquisition(self, model: TNASSurrogate, best_f: Tensor, observed: Tensor,
+                     pending_X: Tensor | None = None) -> AcquisitionFunction:  # fmt: skip
+        """The acquisition on ``model``; with ``pending_X`` a Monte-Carlo one over the pending cells."""
         q = self.config.batch_size
         if self.config.acquisition == "logei":
-            if q == 1:
-                return LogExpectedImprovement(model, best_f=model.train_targets.max())
-            return qLogNoisyExpectedImprovement(model, X_baseline=model.train_inputs[0], prune_baseline=False,
-                                                sampler=self._qmc_sampler())  # fmt: skip
+            if q == 1 and pending_X is None:
+                return LogExpectedImprovement(model, best_f=best_f)
+            return qLogNoisyExpectedImprovement(model, X_baseline=observed, prune_baseline=False,
+                                                sampler=self._qmc_sampler(), X_pending=pending_X)  # fmt: skip
         if self.config.acquisition == "ucb":
-            if q == 1:
+            if q == 1 and pending_X is None:
                 return UpperConfidenceBound(model, beta=self.config.ucb_beta)
-            return qUpperConfidenceBound(model, beta=self.config.ucb_beta, sampler=self._qmc_sampler())
+            return qUpperConfidenceBound(model, beta=self.config.ucb_beta, sampler=self._qmc_sampler(),
+                                         X_pending=pending_X)  # fmt: skip
         draws = torch.as_tensor(self._rng.standard_normal(NUM_CELLS), dtype=torch.float64)
         return IndependentThompsonSampling(model, draws)
 
@@ -343,26 +365,31 @@ class TNASSearcher:
         """Quasi-MC base samples of a q-batch acquisition, seeded from the run's generator."""
         return SobolQMCNormalSampler(torch.Size([QMC_SAMPLES]), seed=int(self._rng.integers(2**31)))
 
-    def _acquire(self) -> list[tuple[Cell, dict[str, float]]]:
+    def _acquire(self, pending: Sequence[Cell] = ()) -> list[tuple[Cell, dict[str, float]]]:
         model, mean, std = self.surrogate()
-        acquisition = self._acquisition(model)
-        q = 1 if self.config.acquisition == "ts" else self.config.batch_size
         observed = model.train_inputs[0]
-        unseen = ~torch.isin(self._pool[:, 0], observed[:, 0])
-        choices = self._pool if int(unseen.sum()) >= self.config.batch_size else all_cell_inputs()
-        candidates, values = optimize_acqf_discrete(acquisition, q=q, choices=choices, X_avoid=observed,
-                                                    max_batch_size=NUM_CELLS)  # fmt: skip
-        if self.config.acquisition == "ts" and self.config.batch_size > 1:  # more independent draws
-            candidates, values = [candidates], [values.reshape(-1)]
-            for _ in range(self.config.batch_size - 1):
-                avoid = torch.cat([observed, *candidates])
-                more, value = optimize_acqf_discrete(self._acquisition(model), q=1, choices=choices,
-                                                     X_avoid=avoid, max_batch_size=NUM_CELLS)  # fmt: skip
-                candidates.append(more)
-                values.append(value.reshape(-1))
-            candidates, values = torch.cat(candidates), torch.cat(values)
-        with torch.no_grad():
-            posterior = model.posterior(candidates.unsqueeze(-2))
+        best_f = model.train_targets.max()
+        pending_X = torch.tensor([[float(cell.index)] for cell in pending], dtype=torch.float64) if pending else None
+        believe = pending_X is not None and self.config.pending == "believer"
+        avoid = observed if pending_X is None else torch.cat([observed, pending_X])
+        with kriging_believer(model, pending_X) if believe else nullcontext(model):
+            acquisition = self._acquisition(model, best_f, observed, None if believe else pending_X)
+            q = 1 if self.config.acquisition == "ts" else self.config.batch_size
+            unseen = ~torch.isin(self._pool[:, 0], avoid[:, 0])
+            choices = self._pool if int(unseen.sum()) >= self.config.batch_size else all_cell_inputs()
+            candidates, values = optimize_acqf_discrete(acquisition, q=q, choices=choices, X_avoid=avoid,
+                                                        max_batch_size=NUM_CELLS)  # fmt: skip
+            if self.config.acquisition == "ts" and self.config.batch_size > 1:  # more independent draws
+                candidates, values = [candidates], [values.reshape(-1)]
+                for _ in range(self.config.batch_size - 1):
+                    more, value = optimize_acqf_discrete(self._acquisition(model, best_f, observed), q=1,
+                                                         choices=choices, X_avoid=torch.cat([avoid, *candidates]),
+                                                         max_batch_size=NUM_CELLS)  # fmt: skip
+                    candidates.append(more)
+                    values.append(value.reshape(-1))
+                candidates, values = torch.cat(candidates), torch.cat(values)
+            with torch.no_grad():
+                posterior = model.posterior(candidates.unsqueeze(-2))
         values = values.reshape(-1)
         proposals = []
         for position, candidate in enumerate(candidates):
