@@ -209,7 +209,7 @@ def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_p
     assert config["surrogate"]["exclude"] == ["cifar10-valid"]
     assert config["config"]["options"]["acquisition"] == "logei"
     header = (out / "trajectory.csv").read_text().splitlines()[0]
-    assert header.endswith("acquisition,pred_mean,pred_std,failure,recommended_index,recommended_test")
+    assert header.endswith("acquisition,pred_mean,pred_std,failure,recommended_index,recommended_test,start_s,end_s,worker")
     assert main(args) == 0  # resumes the finished run
 
 

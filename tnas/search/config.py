@@ -14,6 +14,19 @@ ORACLES: dict[str, str] = {
     "train": "really train each proposed cell on the dataset's images (any dataset of the registry)",
 }
 
+BACKENDS: dict[str, str] = {
+    "simulated": "N virtual workers on a clock advanced by each query's recorded training time "
+                 "(the default for table oracles: a parallel search on a table costs seconds)",
+    "local": "N worker processes on this machine, one device each (the default for real training)",
+    "ray": "N Ray actors scheduled by Ray on your cluster (pip install 'tnas[ray]')",
+}  # fmt: skip
+
+
+def default_backend(oracle: str) -> str:
+    """``simulated`` for the table oracle, ``local`` for real training."""
+    return "simulated" if oracle == "table" else "local"
+
+
 OBSERVATION_POLICIES: dict[str, str] = {
     "mean": "the mean validation accuracy over the training seeds",
     "seed": "one training seed's validation accuracy, drawn per query (noisy, realistic)",
@@ -39,6 +52,10 @@ class RunConfig:
         oracle: what answers queries, a key of :data:`ORACLES`.
         oracle_options: the oracle's settings that decide its answers (training protocol,
             network size, training seeds); part of the run's identity.
+        workers: evaluations running at once; part of the run's identity (with the
+            simulated backend it decides the trajectory).
+        backend: what runs the evaluations, a key of :data:`BACKENDS`; ``None`` is
+            :func:`default_backend` of the oracle.
     """
 
     method: str
@@ -51,8 +68,14 @@ class RunConfig:
     options: dict[str, Any] = field(default_factory=dict)
     oracle: str = "table"
     oracle_options: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1
+    backend: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"workers must be a positive integer, got {self.workers!r}")
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.budget, int) or not 0 < self.budget <= NUM_CELLS:
@@ -77,8 +100,18 @@ class RunConfig:
         if self.max_sim_hours is not None and not self.max_sim_hours > 0:
             raise ConfigError(f"max_sim_hours must be positive, got {self.max_sim_hours!r}")
 
+    @property
+    def resolved_backend(self) -> str:
+        """The backend that runs the evaluations (the oracle's default when none was chosen)."""
+        return self.backend or default_backend(self.oracle)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain-dict form; a one-worker run on its default backend leaves ``workers`` and
+        ``backend`` out, so that its identity is that of runs made before they existed."""
+        values = asdict(self)
+        if self.workers == 1 and self.backend is None:
+            del values["workers"], values["backend"]
+        return values
 
     def same_run_as(self, other: RunConfig) -> bool:
         """Whether ``other`` continues this run (equal except for the budget limits)."""

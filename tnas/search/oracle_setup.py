@@ -65,6 +65,29 @@ def table_task_name(dataset: str) -> str:
                           "use --oracle train to train the cells") from None
 
 
+@dataclass(frozen=True)
+class OracleSpec:
+    """How a worker process or Ray actor builds the run's oracle (picklable).
+
+    Attributes:
+        config: the run's configuration.
+        data_dir: the data directory (tables, offline samples).
+        results_cache: the trainings cache folder (shared by all workers on one machine).
+        retry_failed: train again cells whose stored training failed.
+    """
+
+    config: RunConfig
+    data_dir: Path | None = None
+    results_cache: Path | None = None
+    retry_failed: bool = False
+
+    def build(self, device: str | None) -> Oracle:
+        """The oracle, on ``device`` (real training)."""
+        oracle, _ = build_oracle(self.config, data_dir=self.data_dir, device=device,
+                                 results_cache=self.results_cache, retry_failed=self.retry_failed)  # fmt: skip
+        return oracle
+
+
 def build_oracle(
     config: RunConfig,
     *,

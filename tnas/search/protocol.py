@@ -24,6 +24,8 @@ class Searcher(Protocol):
     already told about; if it does, the runner answers from its cache without counting a
     query. How each method uses the pending cells beyond avoiding them (kriging believer,
     random cells while a neighbourhood is being evaluated...) is documented with the method.
+    The runner calls ``ask()`` without an argument when nothing is pending, so a searcher
+    written for one worker (``def ask(self)``) keeps working there.
 
     A searcher draws randomness only from the generator it was built with, so that the same
     seed and the same answers in the same order give the same proposals (that is what makes

@@ -1,9 +1,9 @@
-"""The run directory: ``config.json``, ``trajectory.csv`` and ``summary.json``.
+"""The run directory: ``config.json``, ``journal.jsonl``, ``trajectory.csv`` and ``summary.json``.
 
 This is a stable schema that other tools (the benchmark harness, plots) read.
 
-``trajectory.csv`` has one row per query, in order, with the columns of
-:data:`TRAJECTORY_COLUMNS`:
+``trajectory.csv`` has one row per query, in the order the evaluations finished (with one
+worker: the order they were asked), with the columns of :data:`TRAJECTORY_COLUMNS`:
 
 - ``query``: 1-based query number; ``index``, ``arch``: the cell evaluated;
 - ``valid``: observed validation accuracy (%); ``test``: its test accuracy (%);
@@ -22,7 +22,13 @@ This is a stable schema that other tools (the benchmark harness, plots) read.
 - ``recommended_index``, ``recommended_test``: the evaluated cell the method would return
   after this query and its test accuracy (%). It is the incumbent unless the method
   recommends another cell (see :class:`tnas.search.protocol.Recommender`: model-based
-  methods return the cell of best posterior mean when observations are noisy).
+  methods return the cell of best posterior mean when observations are noisy);
+- ``start_s``, ``end_s``: when the evaluation started and finished, in seconds on the run's
+  clock: simulated (each query's recorded training time; the ``simulated`` backend) or
+  real wall-clock since the run started (``local``, ``ray``); ``worker``: the worker
+  (0-based) that ran it. A failed worker's query has a ``failure`` and chance accuracy.
+
+``journal.jsonl`` (:mod:`tnas.search.journal`) records every submitted evaluation.
 
 Trajectories written before the optional trailing columns existed are read as well (and
 rewritten with the current header when a run appends to them).
@@ -46,6 +52,7 @@ from tnas.io import atomic_write_json, atomic_write_text
 from tnas.oracles import Evaluation
 
 CONFIG_FILE = "config.json"
+JOURNAL_FILE = "journal.jsonl"
 TRAJECTORY_FILE = "trajectory.csv"
 SUMMARY_FILE = "summary.json"
 
@@ -73,6 +80,9 @@ class TrajectoryRow:
     failure: str | None = None
     recommended_index: int | None = None
     recommended_test: float | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    worker: int | None = None
 
     def evaluation(self, fidelity: int) -> Evaluation:
         """The evaluation this row recorded."""
@@ -88,10 +98,10 @@ class TrajectoryRow:
 
 
 TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(TrajectoryRow))
-_INT_FIELDS = {"query", "index", "incumbent_index", "recommended_index"}
+_INT_FIELDS = {"query", "index", "incumbent_index", "recommended_index", "worker"}
 _TEXT_FIELDS = {"arch", "failure"}
 _OPTIONAL_FIELDS = {"seed", "acquisition", "pred_mean", "pred_std", "failure", "recommended_index",
-                    "recommended_test"}  # fmt: skip
+                    "recommended_test", "start_s", "end_s", "worker"}  # fmt: skip
 _REQUIRED_COLUMNS = tuple(name for name in TRAJECTORY_COLUMNS if name not in _OPTIONAL_FIELDS or name == "seed")
 
 
@@ -133,6 +143,10 @@ class RunDirectory:
     @property
     def config_path(self) -> Path:
         return self.path / CONFIG_FILE
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path / JOURNAL_FILE
 
     @property
     def trajectory_path(self) -> Path:
