@@ -76,6 +76,7 @@ class GridSpec:
             its ablations cycle through: run seed ``s`` uses surrogate ``s % surrogates``
             (and draws the target's image sample with ``s``).
         settings: ``(method, option, value)`` changes to a method's default options.
+        workers: evaluations running at once in every run (simulated backend when > 1).
     """
 
     observes: tuple[str, ...]
@@ -86,6 +87,7 @@ class GridSpec:
     fidelity: int
     surrogates: int = 5
     settings: tuple[tuple[str, str, Any], ...] = ()
+    workers: int = 1
 
     def cells(self) -> Iterable[tuple[str, str, str, int]]:
         """Every (observe, dataset, method, seed) of the grid, in run order."""

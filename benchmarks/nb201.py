@@ -15,7 +15,7 @@ import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
 from tnas.search.methods import METHODS, get_method
+from tnas.search.methods.tnas import TNASConfig
 from tnas.search.rundir import RunDirectory
 from tnas.search.runner import run
 
@@ -139,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder holding nb201/nb201_merged.csv (default: $TNAS_DATA_DIR, then "
                         "../shared/data)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1,
+                        help="evaluations running at once in every run, on the simulated backend (default: 1); "
+                        "use another --out per worker count")
     parser.add_argument("--report-only", action="store_true",
                         help="start no run: aggregate the run directories, plot, write the page")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -189,7 +193,8 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
         raise ConfigError(f"--surrogates must be at least 1, got {args.surrogates}")
     spec = GridSpec(observes=observes, datasets=datasets, methods=methods, seeds=tuple(range(args.seeds)),
                     budget=args.budget, fidelity=args.fidelity, surrogates=args.surrogates,
-                    settings=tuple(_setting(text, methods) for text in args.settings))  # fmt: skip
+                    settings=tuple(_setting(text, methods) for text in args.settings),
+                    workers=args.workers)  # fmt: skip
     for observe in observes:  # RunConfig checks the budget and the policy/fidelity combination
         run_config(spec, observe, datasets[0], methods[0], 0)
     return HarnessConfig(spec=spec, out=args.out, results_page=args.results_page,
@@ -207,7 +212,8 @@ def _setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
     name, _, value = assignment.partition("=")
     if method not in methods or not name or not value:
         raise ConfigError(f"--set {text!r}: expected METHOD:OPTION=VALUE for a method of the grid ({', '.join(methods)})")
-    if name not in default_method_options(method):
+    known = set(default_method_options(method)) | (set(asdict(TNASConfig())) if method.startswith("tnas") else set())
+    if name not in known:
         raise ConfigError(f"--set {text!r}: {method} has no option {name!r}")
     try:
         return method, name, json.loads(value)
@@ -227,7 +233,7 @@ def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: in
     if method in SURROGATE_METHODS:
         options.update(surrogate_seed=seed % spec.surrogates, sample_seed=seed)
     return RunConfig(method=method, dataset=dataset, seed=seed, budget=spec.budget, fidelity=spec.fidelity,
-                     observe=observe, options=options)  # fmt: skip
+                     observe=observe, options=options, workers=spec.workers)  # fmt: skip
 
 
 def is_finished(path: Path, config: RunConfig) -> bool:
@@ -310,7 +316,7 @@ def reported_spec(config: HarnessConfig) -> GridSpec:
     observes = tuple(name for name in OBSERVATION_POLICIES if name in spec.observes or name in found)
     return GridSpec(observes=observes, datasets=spec.datasets, methods=spec.methods, seeds=spec.seeds,
                     budget=spec.budget, fidelity=spec.fidelity, surrogates=spec.surrogates,
-                    settings=spec.settings)  # fmt: skip
+                    settings=spec.settings, workers=spec.workers)  # fmt: skip
 
 
 def command_line(config: HarnessConfig, spec: GridSpec, *, report_only: bool) -> str:
@@ -323,6 +329,7 @@ def command_line(config: HarnessConfig, spec: GridSpec, *, report_only: bool) ->
         "--budget", str(spec.budget),
         *(["--surrogates", str(spec.surrogates)] if set(spec.methods) & set(SURROGATE_METHODS) else []),
         *(part for method, name, value in spec.settings for part in ("--set", f"{method}:{name}={json.dumps(value)}")),
+        *(["--workers", str(spec.workers)] if spec.workers > 1 else []),
         "--observe", ",".join(spec.observes),
         "--fidelity", str(spec.fidelity),
         "--out", str(config.out),

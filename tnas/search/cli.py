@@ -12,10 +12,13 @@ from tnas.cli_common import OneLineErrorParser, help_listing
 from tnas.datasets import ALIASES, DATASETS
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
-from tnas.search.config import OBSERVATION_POLICIES, ORACLES, RunConfig
+from tnas.search.backends import BackendOptions
+from tnas.search.config import BACKENDS, OBSERVATION_POLICIES, ORACLES, RunConfig
 from tnas.search.methods import METHODS, get_method, make_searcher
+from tnas.search.methods.pending import PENDING_STRATEGIES
 from tnas.search.methods.tnas import ACQUISITIONS, INITS, RECOMMENDATIONS, TNASConfig
 from tnas.search.oracle_setup import (
+    OracleSpec,
     TrainOracleOptions,
     build_oracle,
     default_oracle,
@@ -36,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     oracles = help_listing(ORACLES)
     methods = help_listing({name: method.summary for name, method in METHODS.items()})
     policies = help_listing(OBSERVATION_POLICIES)
+    backends = help_listing(BACKENDS)
     parser = OneLineErrorParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -50,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"datasets to train on (--oracle train, the default for them):\n{trainable}\n\n"
             f"oracles (--oracle):\n{oracles}\n\nmethods:\n{methods}\n\n"
             f"observation policies (--observe):\n{policies}\n\n"
+            f"backends (--backend, with --workers N):\n{backends}\n\n"
             "outputs (in --out): config.json, trajectory.csv (one row per query), summary.json.\n"
             "Re-running the same command resumes an interrupted run without repeating a query;\n"
             "with --oracle train every finished training is also kept in the trainings cache\n"
@@ -59,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
             f"  {PROG} --dataset cifar10 --method rs --observe seed --out runs/c10-rs\n"
             f"  {PROG} --dataset svhn --method tnas --data-root ~/data/svhn --budget 30 --epochs 50\n"
             f"  {PROG} --dataset mnist --method tnas --budget 10 --epochs 2 --train-subset 3000 \\\n"
-            "      --channels 8 --cells-per-stage 1 --device cpu"
+            "      --channels 8 --cells-per-stage 1 --device cpu\n"
+            f"  {PROG} --dataset imagenet16-120 --method tnas --workers 16   # simulated, seconds\n"
+            f"  {PROG} --dataset svhn --method tnas --data-root ~/data/svhn --workers 4 \\\n"
+            "      --devices cuda:0,cuda:1,cuda:2,cuda:3\n"
+            f"  {PROG} --dataset svhn --method tnas --data-root /shared/svhn --workers 8 --backend ray \\\n"
+            "      --ray-address auto --gpus-per-trial 1"
         ),
     )
     parser.add_argument("--dataset", required=True, help="task to search (see below)")
@@ -91,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--oracle", choices=tuple(ORACLES), default=None,
                         help="what answers queries (default: table where one exists, else train)")
     _add_training_arguments(parser.add_argument_group("real training (--oracle train)"))
+    _add_parallel_arguments(parser.add_argument_group("parallel search (--workers N)"))
     tnas = parser.add_argument_group("TNAS (--method tnas and its ablations tnas-nodata, tnas-prior, tnas-untrained)")
     defaults = TNASConfig()
     tnas.add_argument("--surrogate", type=Path, default=None,
@@ -133,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--warm-steps", type=int, default=defaults.warm_steps,
                       help="start each fit after the first from the previous fit and take this many steps "
                       f"(0: every fit from the meta-trained values; default: {defaults.warm_steps})")
+    tnas.add_argument("--pending", choices=PENDING_STRATEGIES, default=defaults.pending,
+                      help="with evaluations running: condition the GP on them at its posterior mean (believer, "
+                      f"kriging believer) or integrate over them (x_pending, BoTorch's X_pending; default: "
+                      f"{defaults.pending})")
     tnas.add_argument("--allow-target-in-meta-train", action="store_true",
                       help="accept a surrogate whose meta-training saw the target dataset")  # fmt: skip
     return parser
@@ -164,6 +179,36 @@ def _add_training_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--results-cache", type=Path, default=None,
                        help="trainings cache folder (default: $TNAS_CACHE_DIR/trainings)")
     group.add_argument("--retry-failed", action="store_true", help="train again cells whose training failed")
+
+
+def _add_parallel_arguments(group: argparse._ArgumentGroup) -> None:
+    defaults = BackendOptions()
+    group.add_argument("--workers", type=int, default=1,
+                       help="evaluations running at once (default: 1, a sequential search)")
+    group.add_argument("--backend", choices=tuple(BACKENDS), default=None,
+                       help="what runs them (default: simulated for table oracles, local for real training)")
+    group.add_argument("--devices", default=None,
+                       help="local backend: comma-separated devices, worker i takes device i mod n "
+                       "(e.g. cuda:0,cuda:1; default: --device for every worker)")
+    group.add_argument("--threads-per-worker", type=int, default=None,
+                       help="torch threads of each worker (default: the cores split between local workers; 1 on Ray)")
+    group.add_argument("--ray-address", default=None,
+                       help="Ray cluster to join: auto or HOST:PORT (default: start Ray on this machine for the run)")
+    group.add_argument("--gpus-per-trial", type=float, default=defaults.gpus_per_trial,
+                       help="Ray: GPUs reserved for each training (default: 0, train on the CPU)")
+    group.add_argument("--max-retries", type=int, default=defaults.max_retries,
+                       help="times an evaluation whose worker died is tried again before it is recorded as a "
+                       f"failed query (default: {defaults.max_retries})")
+
+
+def backend_options(args: argparse.Namespace, device: str | None) -> BackendOptions:
+    """The backend settings of the command line (they do not change a run's answers)."""
+    devices = tuple(part.strip() for part in args.devices.split(",") if part.strip()) if args.devices else None
+    for one in devices or ():
+        resolve_device(one)
+    return BackendOptions(devices=devices, device=device, threads=args.threads_per_worker,
+                          ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
+                          max_retries=args.max_retries)  # fmt: skip
 
 
 def _train_seeds(text: str) -> tuple[int, ...]:
@@ -215,6 +260,8 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         "warm_steps": args.warm_steps,
         "candidate_pool": args.candidate_pool,
         "refit_growth": args.refit_growth,
+        # recorded only when chosen, so that runs made before the option existed keep their identity
+        **({"pending": args.pending} if args.pending != TNASConfig().pending else {}),
     }
 
 
@@ -286,14 +333,19 @@ def main(argv: list[str] | None = None) -> int:
             options=method_options(args, method.name),
             oracle=oracle,
             oracle_options=oracle_options,
+            workers=args.workers,
+            backend=args.backend,
         )
+        options = backend_options(args, device)
         default_out = Path("runs", dataset, *(("train",) if oracle == "train" else ()), method.name)
         out = args.out or default_out / f"seed{args.seed}"
         prepared = build_run(config, data_dir=args.data_dir, progress=not args.no_progress, device=device,
                              results_cache=args.results_cache, retry_failed=args.retry_failed)  # fmt: skip
         run_info = prepared.run_info
+        spec = OracleSpec(config, data_dir=args.data_dir, results_cache=args.results_cache,
+                          retry_failed=args.retry_failed)  # fmt: skip
         result = run(prepared.searcher, prepared.oracle, config, out, run_info=run_info,
-                     progress=not args.no_progress)  # fmt: skip
+                     progress=not args.no_progress, worker_spec=spec, backend_options=options)  # fmt: skip
     except TnasError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -325,11 +377,18 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
             (f"  simulated    {summary['sim_gpu_hours']:.1f} GPU-hours of training" if not trained else
              f"  training     {summary['sim_cost_s'] / 60:.1f} min on {trained['device']}"
              + (f", {summary['failed_queries']} failed (chance accuracy)" if summary.get("failed_queries") else "")),
+            *([_workers_line(summary)] if summary.get("workers", 1) > 1 else []),
             f"  overhead     {summary['overhead_s']:.3f} s in the optimizer",
             *([_surrogate_line(surrogate)] if surrogate else []),
             f"  run dir      {out}",
         ]
     )
+
+
+def _workers_line(summary: dict[str, Any]) -> str:
+    clock = "simulated" if summary["backend"] == "simulated" else "real"
+    return (f"  workers      {summary['workers']} ({summary['backend']}): {summary['wall_clock_s'] / 3600:.2f} h "
+            f"wall-clock ({clock}), {100 * summary['worker_utilisation']:.0f}% utilisation")
 
 
 def _surrogate_line(surrogate: dict[str, Any]) -> str:
