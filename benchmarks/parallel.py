@@ -217,7 +217,8 @@ def write_page(cells: Sequence[ParallelCell], missing: Sequence[str], page: Path
         "*Submissions to best*: how many cells were proposed up to it (from `journal.jsonl`). Medians count "
         "runs that never reached the best as infinite (`never`). Regret: best seed-mean validation minus "
         "the incumbent's, mean ± s.e. over seeds at that simulated time (— : some run had not finished a "
-        "query yet). The optimizer's own time does not advance the simulated clock (it is in each run's "
+        "query yet; a run that has spent its 100 queries keeps its last incumbent, so with 16 workers the "
+        "later columns are the end of the budget). The optimizer's own time does not advance the simulated clock (it is in each run's "
         "`overhead_s`).",
         "",
         *table_lines(cells),

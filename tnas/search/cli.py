@@ -387,8 +387,10 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
 
 def _workers_line(summary: dict[str, Any]) -> str:
     clock = "simulated" if summary["backend"] == "simulated" else "real"
-    return (f"  workers      {summary['workers']} ({summary['backend']}): {summary['wall_clock_s'] / 3600:.2f} h "
-            f"wall-clock ({clock}), {100 * summary['worker_utilisation']:.0f}% utilisation")
+    seconds = summary["wall_clock_s"]
+    wall = f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+    return (f"  workers      {summary['workers']} ({summary['backend']}): {wall} wall-clock ({clock}), "
+            f"{100 * summary['worker_utilisation']:.0f}% utilisation")
 
 
 def _surrogate_line(surrogate: dict[str, Any]) -> str:
