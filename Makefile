@@ -47,6 +47,10 @@ results: install
 		--out benchmarks/results-fidelity12 --results-page benchmarks/RESULTS-fidelity12.md
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --methods tnas --set tnas:members=1 --observe mean \
 		--seeds 10 --budget 100 --out benchmarks/results-single --results-page benchmarks/single-kernel/RESULTS.md
+	for workers in 4 16; do OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --methods tnas,re,rs --observe mean \
+		--seeds 10 --budget 100 --workers $$workers --out benchmarks/results-w$$workers \
+		--results-page benchmarks/results-w$$workers/RESULTS.md || exit 1; done
+	$(BIN)/python -m benchmarks.parallel report
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

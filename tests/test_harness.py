@@ -430,3 +430,23 @@ def test_set_changes_a_methods_default_options_and_bad_settings_are_one_line_err
         code = main(["--methods", "tnas-nodata,rs", *bad, "--out", str(tmp_path), "--data-dir", str(data_dir)])
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_the_grid_runs_with_simulated_workers_and_the_parallel_page_reads_it(data_dir, tmp_path, capsys):
+    from benchmarks import parallel
+
+    one, four = tmp_path / "w1", tmp_path / "w4"
+    assert main(_grid(one, tmp_path / "w1.md", data_dir, "--budget", "30", methods="rs,re")) == 0
+    assert main(_grid(four, tmp_path / "w4.md", data_dir, "--budget", "30", "--workers", "4", methods="rs,re")) == 0
+    summary = json.loads((run_path(four, "mean", "cifar10", "re", 1) / "summary.json").read_text())
+    assert summary["workers"] == 4 and summary["backend"] == "simulated" and summary["config"]["workers"] == 4
+    sequential = json.loads((run_path(one, "mean", "cifar10", "re", 1) / "summary.json").read_text())
+    assert summary["wall_clock_s"] < sequential["wall_clock_s"] / 2  # four at once
+    page = tmp_path / "parallel.md"
+    argv = ["report", "--runs", f"1={one}", f"4={four}", "--seeds", "2", "--results-page", str(page),
+            "--data-dir", str(data_dir)]  # fmt: skip
+    assert parallel.main(argv) == 0
+    text = page.read_text()
+    assert "| cifar10 | re | 4 | " in text and "| cifar10 | rs | 1 | " in text
+    assert (tmp_path / "figures" / "parallel-regret-wallclock.png").is_file()
+    assert "runs missing" in capsys.readouterr().out
