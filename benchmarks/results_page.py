@@ -375,7 +375,13 @@ def render_page(report: Report, inputs: PageInputs) -> str:
             out += [f"![{png.stem}]({_link(png, inputs.page_path)})", ""]
         if not inputs.figures.get(observe):
             out += ["No figure: no finished run.", ""]
+    parallel = Path("benchmarks/RESULTS-parallel.md")
     out += [
+        "## Parallel search",
+        "",
+        f"TNAS, RE and RS with 1, 4 and 16 workers against simulated wall-clock: [{parallel.name}]"
+        f"({_link(parallel, inputs.page_path)}) (`python -m benchmarks.parallel report`).",
+        "",
         "## Reference: the NAS-Bench-201 paper",
         "",
         "Test accuracy (%) of the architecture found by the paper's fixed-budget searches (Dong & Yang, "
