@@ -30,6 +30,7 @@ from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
 from tnas.search.methods import METHODS, get_method
+from tnas.search.methods.gp_bo import GPBOConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.rundir import RunDirectory
 from tnas.search.runner import run
@@ -212,7 +213,8 @@ def _setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
     name, _, value = assignment.partition("=")
     if method not in methods or not name or not value:
         raise ConfigError(f"--set {text!r}: expected METHOD:OPTION=VALUE for a method of the grid ({', '.join(methods)})")
-    known = set(default_method_options(method)) | (set(asdict(TNASConfig())) if method.startswith("tnas") else set())
+    configurable = {"gp": GPBOConfig, **dict.fromkeys(("tnas", "tnas-nodata", "tnas-untrained"), TNASConfig)}
+    known = set(default_method_options(method)) | (set(asdict(configurable[method]())) if method in configurable else set())
     if name not in known:
         raise ConfigError(f"--set {text!r}: {method} has no option {name!r}")
     try:

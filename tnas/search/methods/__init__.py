@@ -84,13 +84,21 @@ METHODS: dict[str, Method] = {
         Method("bananas", "BANANAS: path encoding, MLP ensemble, ITS on mutations (White et al. 2021)",
                lambda context: Bananas(context.rng), asdict(BananasConfig())),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
-               lambda context: GPBO(context.rng), asdict(GPBOConfig())),
+               lambda context: GPBO(context.rng, gp_config(context.config.options)), asdict(GPBOConfig())),
         Method("optuna-tpe", "peer: Optuna's TPESampler, ask/tell on 6 categorical edges (Akiba et al. 2019)",
                lambda context: build_optuna_tpe(context), asdict(OptunaTPEConfig())),
         Method("hebo", "peer: HEBO (warped GP, MACE, NSGA-II), ask/tell on 6 edges (Cowen-Rivers et al. 2022)",
                lambda context: build_hebo(context), asdict(HEBOConfig())),
     )
 }  # fmt: skip
+
+
+def gp_config(options: dict[str, Any]) -> GPBOConfig:
+    """GP-BO's settings from a run's options (empty: the defaults)."""
+    try:
+        return GPBOConfig(**options)
+    except TypeError as error:
+        raise ConfigError(f"unknown GP-BO option: {error}") from None
 
 
 def get_method(name: str) -> Method:
