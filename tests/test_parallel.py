@@ -56,6 +56,11 @@ class PendingChecker:
         self.searcher.tell(cell, evaluation)
 
 
+def _needs_library(method):
+    if method == "optuna-tpe":
+        pytest.importorskip("optuna")  # the peers extra
+
+
 def _config(method="re", budget=40, **changes):
     options = UNTRAINED if method == "tnas-untrained" else {}
     base = RunConfig(method=method, dataset="cifar100", seed=3, budget=budget, fidelity=200, observe="mean",
@@ -75,6 +80,7 @@ def oracle(table):
 
 @pytest.mark.parametrize("method", PENDING_METHODS)
 def test_several_workers_respect_the_budget_and_never_evaluate_a_cell_twice(oracle, method):
+    _needs_library(method)
     budget = 14 if method in ("gp", "tnas-untrained") else 24
     config = _config(method, budget=budget, workers=6)
     counting = CountingOracle(oracle)
@@ -88,6 +94,7 @@ def test_several_workers_respect_the_budget_and_never_evaluate_a_cell_twice(orac
 @pytest.mark.parametrize("method", PENDING_METHODS)
 def test_pending_cells_are_never_proposed(oracle, table, method):
     """Ask with many cells pending, including the ones the searcher would propose next."""
+    _needs_library(method)
     config = _config(method)
     searcher = make_searcher(config)
     for _ in range(12):  # some observations first (past the random initial designs)
