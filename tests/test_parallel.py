@@ -267,3 +267,19 @@ def test_a_worker_failing_every_time_is_recorded_as_a_failed_query(oracle, tmp_p
                  backend_options=BackendOptions(threads=1, max_retries=1))  # fmt: skip
     assert len(result.rows) == 3 and all("GPU fell off the bus" in row.failure for row in result.rows)
     assert result.summary["failed_queries"] == 3
+
+
+def test_a_run_from_before_the_journal_resumes_twice(oracle, tmp_path):
+    """Extended once (the journal is written then, from the trajectory), killed, resumed."""
+    config = _config("re", budget=10)
+    run(make_searcher(config), oracle, config, tmp_path)
+    directory = RunDirectory(tmp_path)
+    directory.journal_path.unlink()
+    directory.summary_path.unlink()
+    longer = _config("re", budget=30)
+    with pytest.raises(KeyboardInterrupt):
+        run(make_searcher(longer), CountingOracle(oracle, fail_after=8), longer, tmp_path)
+    resumed = run(make_searcher(longer), oracle, longer, tmp_path)
+    reference = run(make_searcher(longer), oracle, longer)
+    assert _stable(resumed.rows) == _stable(reference.rows)
+    assert len(read_journal(directory.journal_path)) == 30

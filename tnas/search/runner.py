@@ -129,6 +129,9 @@ def run(
         if summary is not None and summary.get("config") == config.to_dict():
             return RunResult(config, tuple(recorded), summary, replayed=len(recorded))
     journal = _usable_journal(read_journal(directory.journal_path), len(recorded)) if directory else []
+    if recorded and not journal:  # a run directory from before the journal: one worker, in order
+        journal = [Submission(query, row.index, row.seed, 1, query - 1, 0, row.sim_cost_s - row.cost_s)
+                   for query, row in enumerate(recorded, start=1)]  # fmt: skip
     backend = make_backend(config, oracle, worker_spec, backend_options)
     search = _Search(searcher, oracle, config, backend, directory, recorded, journal, backend_options, progress)
     try:
@@ -200,9 +203,6 @@ class _Search:
         """Bring the searcher and the backend to where an interrupted run stopped."""
         if not recorded and not journal:
             return
-        if not journal:  # a run directory from before the journal: one worker, in order
-            journal = [Submission(query, row.index, row.seed, 1, query - 1, 0, row.sim_cost_s - row.cost_s)
-                       for query, row in enumerate(recorded, start=1)]  # fmt: skip
         latest = {submission.ticket: submission for submission in journal}
         first: dict[int, Submission] = {}
         for submission in journal:
