@@ -283,3 +283,29 @@ def test_a_run_from_before_the_journal_resumes_twice(oracle, tmp_path):
     reference = run(make_searcher(longer), oracle, longer)
     assert _stable(resumed.rows) == _stable(reference.rows)
     assert len(read_journal(directory.journal_path)) == 30
+
+
+def test_a_killed_driver_of_local_trainings_resumes_without_training_a_cell_twice(tmp_path, data_dir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "tnas.search", "--dataset", "mnist", "--method", "rs", "--budget", "6",
+               "--epochs", "1", "--train-subset", "2000", "--channels", "4", "--cells-per-stage", "1",
+               "--device", "cpu", "--workers", "2", "--threads-per-worker", "1", "--results-cache",
+               str(tmp_path / "cache"), "--out", str(tmp_path / "run"), "--no-progress", "--data-dir", str(data_dir)]  # fmt: skip
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    directory = RunDirectory(tmp_path / "run")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(directory.read_trajectory()) < 2:
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=60)
+    before = directory.read_trajectory()
+    assert 2 <= len(before) < 6
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = directory.read_trajectory()
+    assert rows[: len(before)] == before and len(rows) == 6 == len({row.index for row in rows})
+    assert len(list((tmp_path / "cache").rglob("cell*-seed*.json"))) == 6  # every training is in the cache

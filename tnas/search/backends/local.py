@@ -7,7 +7,8 @@ takes device ``i mod len``) and with ``threads`` torch threads (by default the m
 cores split between the workers). A worker process that dies (killed, out of host memory)
 breaks only its own executor: the job comes back as a worker failure, which the runner
 retries a bounded number of times, and the worker is started again. Closing the backend
-(end of the run, an error, Ctrl-C) terminates the worker processes.
+(end of the run, an error, Ctrl-C) terminates the worker processes, and a worker whose run
+process was killed (``kill -9``) ends itself within a second.
 
 With one worker and no ``--devices`` the evaluations run in this process, as before
 parallel search existed (progress bars of each training included).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -32,11 +34,19 @@ _WORKER: dict[str, Any] = {}  # inside a worker process only: its oracle
 
 
 def _start_worker(spec: Any, device: str | None, threads: int) -> None:
-    """Initializer of a worker process: set its threads and build its oracle once."""
+    """Initializer of a worker process: set its threads, build its oracle once, and end the
+    process if the run's process dies (``kill -9`` leaves no training running on its own)."""
     import torch
 
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     _WORKER["oracle"] = spec.build(device)
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _evaluate(job: Job) -> Evaluation:
