@@ -81,7 +81,7 @@ def oracle(table):
 @pytest.mark.parametrize("method", PENDING_METHODS)
 def test_several_workers_respect_the_budget_and_never_evaluate_a_cell_twice(oracle, method):
     _needs_library(method)
-    budget = 14 if method in ("gp", "tnas-untrained") else 24
+    budget = 10 if method in ("gp", "tnas-untrained") else 24
     config = _config(method, budget=budget, workers=6)
     counting = CountingOracle(oracle)
     searcher = PendingChecker(make_searcher(config))
