@@ -235,20 +235,21 @@ def write_page(cells: Sequence[ParallelCell], missing: Sequence[str], page: Path
 
 # ---------------------------------------------------------------------- overhead
 def measure_overhead(dataset: str, observations: int, pending: int, proposals: int, data_dir: Path | None,
-                     strategy: str) -> list[float]:  # fmt: skip
-    """Seconds per TNAS proposal with ``pending`` cells pending after ``observations`` observations.
+                     strategy: str, method: str = "tnas") -> list[float]:  # fmt: skip
+    """Seconds per proposal of ``method`` (``tnas`` or ``gp``) with ``pending`` cells pending
+    after ``observations`` observations.
 
-    The observations are the cells a sequential TNAS search on ``dataset`` evaluated (seed 0,
-    the default surrogate); then each proposal is followed by the observation of the oldest
-    pending cell, as a worker finishing would, so refits happen at their usual rate.
+    The observations are the cells a sequential search of the method on ``dataset`` evaluated
+    (seed 0; TNAS: the default surrogate); then each proposal is followed by the observation
+    of the oldest pending cell, as a worker finishing would, so refits happen at their usual rate.
     """
     from tnas.search import RunConfig, make_searcher
     from tnas.search.cli import default_method_options
 
     table = NB201Table.load(data_dir)
     oracle = TableOracle(table, dataset)
-    options = {**default_method_options("tnas"), "pending": strategy}
-    config = RunConfig(method="tnas", dataset=dataset, seed=0, budget=observations + pending + proposals,
+    options = {**default_method_options(method), "pending": strategy}
+    config = RunConfig(method=method, dataset=dataset, seed=0, budget=observations + pending + proposals,
                        fidelity=200, observe="mean", options=options)  # fmt: skip
     searcher = make_searcher(config, data_dir=data_dir)
     for _ in range(observations):
@@ -279,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--seeds", type=int, default=10)
     report.add_argument("--results-page", type=Path, default=DEFAULT_PAGE)
     report.add_argument("--data-dir", type=Path, default=None)
-    overhead = commands.add_parser("overhead", help="seconds per TNAS proposal with cells pending")
+    overhead = commands.add_parser("overhead", help="seconds per TNAS (or GP-BO) proposal with cells pending")
+    overhead.add_argument("--method", default="tnas", choices=("tnas", "gp"))
     overhead.add_argument("--dataset", default="cifar10")
     overhead.add_argument("--observations", type=int, default=100)
     overhead.add_argument("--pending", type=int, default=16)
@@ -294,8 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "overhead":
             seconds = measure_overhead(args.dataset, args.observations, args.pending, args.proposals,
-                                       args.data_dir, args.strategy)  # fmt: skip
-            print(f"TNAS ({args.strategy}) on {args.dataset}, {args.observations} observations, {args.pending} "
+                                       args.data_dir, args.strategy, args.method)  # fmt: skip
+            print(f"{args.method} ({args.strategy}) on {args.dataset}, {args.observations} observations, {args.pending} "
                   f"pending, {len(seconds)} proposals: median {statistics.median(seconds):.3f} s, mean "
                   f"{statistics.mean(seconds):.3f} s, max {max(seconds):.3f} s")  # fmt: skip
             return 0
