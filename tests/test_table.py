@@ -142,3 +142,72 @@ def test_a_table_without_12_epoch_columns_searches_at_200_epochs_and_explains_12
         oracle.evaluate(Cell.from_index(9930), fidelity=12, seed=None)
     with pytest.raises(TableError, match="--fidelity 200"):
         oracle.valid_values(12)
+
+
+def _head(table_path, rows=20) -> list[str]:
+    return Path(table_path).read_text().splitlines(keepends=True)[: rows + 1]
+
+
+def _damaged(tmp_path, content: bytes | str) -> Path:
+    path = tmp_path / "nb201" / "nb201_merged.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncated", "fields where the header has"),
+        ("binary", "not UTF-8 text"),
+        ("latin1", "not UTF-8 text"),
+        ("nul", "fields where the header has"),
+        ("empty", "is empty"),
+        ("duplicated column", "more than once"),
+        ("duplicated cell", "appears twice"),
+        ("infinite value", "leave it empty"),
+        ("text value", "not a number"),
+    ],
+)
+def test_a_damaged_table_gives_a_one_line_error(table_path, tmp_path, damage, message):
+    lines = _head(table_path)
+    header, rows = lines[0], lines[1:]
+    first = rows[0].rstrip("\n").split(",")
+    content: bytes | str = {
+        "truncated": "".join(lines)[: -len(rows[-1]) // 2],
+        "binary": os.urandom(4096),
+        "latin1": header + "".join(rows[:3]) + "caf\xe9,\n".encode("latin-1").decode("latin-1"),
+        "nul": header + rows[0] + "\0\0\0\n",
+        "empty": "",
+        "duplicated column": header.rstrip("\n") + "," + header.split(",")[0] + "\n" + "".join(rows),
+        "duplicated cell": header + rows[0] + rows[0],
+        "infinite value": header + ",".join([*first[:-1], "inf"]) + "\n",
+        "text value": header + ",".join([*first[:-1], "n/a"]) + "\n",
+    }[damage]
+    if damage == "latin1":
+        content = content.encode("latin-1")
+    path = _damaged(tmp_path, content)
+    with pytest.raises(TableError, match=message) as error:
+        NB201Table.from_csv(path, use_cache=False)
+    assert "\n" not in str(error.value)
+
+
+def test_the_search_cli_exits_2_with_one_line_on_a_damaged_table(table_path, tmp_path, capsys):
+    from tnas.search.cli import main
+
+    _damaged(tmp_path, "".join(_head(table_path))[:-40])
+    assert main(["--dataset", "cifar10", "--method", "rs", "--budget", "3", "--data-dir", str(tmp_path),
+                 "--out", str(tmp_path / "run"), "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fields where the header has" in err
+
+
+def test_a_damaged_table_cache_is_recomputed(table_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("TNAS_CACHE_DIR", str(tmp_path / "cache"))
+    path = _damaged(tmp_path, "".join(_head(table_path, rows=50)))
+    NB201Table.from_csv(path)
+    (cache,) = (tmp_path / "cache").glob("nb201-table-*.npz")
+    for damage in (cache.read_bytes()[:100], b"", os.urandom(500)):
+        cache.write_bytes(damage)
+        assert len(NB201Table.from_csv(path)) == 50  # parsed again, cache rewritten
+        assert cache.stat().st_size > 1000

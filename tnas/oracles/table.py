@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ class NB201Table:
             try:
                 with np.load(cache_file, allow_pickle=False) as stored:
                     return cls({name: stored[name] for name in stored.files}, path)
-            except (OSError, ValueError, KeyError, TableError):
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, TableError):
                 cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt below
         columns = _parse_csv(path)
         if cache_file is not None:
@@ -210,42 +211,70 @@ def _cache_file(source: Path) -> Path:
 
 
 def _parse_csv(path: Path) -> dict[str, np.ndarray]:
-    """Parse and validate a table CSV into index-aligned float64 columns."""
+    """Parse and validate a table CSV into index-aligned float64 columns.
+
+    Raises:
+        TableError: the file is empty, binary or not UTF-8, has missing or duplicated
+            columns, a row of another width (a truncated file), a bad or duplicated cell,
+            or a value that is not a finite number (empty and ``nan`` mean "not measured").
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            return _parse_rows(path, csv.reader(file))
+    except UnicodeDecodeError as error:
+        raise TableError(f"table {path} is not UTF-8 text (binary or wrongly encoded: {error.reason} at byte "
+                         f"{error.start}); restore it, or convert the official file again") from None  # fmt: skip
+    except csv.Error as error:
+        raise TableError(f"table {path} is not a CSV file ({error}); restore it, or convert the official "
+                         "file again") from None  # fmt: skip
+
+
+def _parse_rows(path: Path, reader: Iterator[list[str]]) -> dict[str, np.ndarray]:
+    """The rows of a table CSV (see :func:`_parse_csv`) as index-aligned columns and ``present``."""
     columns = {name: np.full(NUM_CELLS, np.nan) for name in TABLE_COLUMNS}
     present = np.zeros(NUM_CELLS, dtype=bool)
     order = official_index_order()
-    with open(path, newline="") as file:
-        reader = csv.reader(file)
-        header = next(reader, None)
-        if header is None:
-            raise TableError(f"table {path} is empty")
-        required = [name for name in (*KEY_COLUMNS, *TABLE_COLUMNS) if name not in LOW_FIDELITY_COLUMNS]
-        missing = [name for name in required if name not in header]
-        if missing:
-            raise TableError(f"table {path} lacks column(s) {', '.join(missing)}")
-        position = {name: header.index(name) for name in header}
-        numeric = [(name, position[name]) for name in TABLE_COLUMNS if name in position]
-        for line, row in enumerate(reader, start=2):
+    header = next(reader, None)
+    if header is None:
+        raise TableError(f"table {path} is empty")
+    required = [name for name in (*KEY_COLUMNS, *TABLE_COLUMNS) if name not in LOW_FIDELITY_COLUMNS]
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise TableError(f"table {path} lacks column(s) {', '.join(missing)}")
+    doubled = sorted({name for name in header if header.count(name) > 1})
+    if doubled:
+        raise TableError(f"table {path} has column(s) {', '.join(doubled)} more than once")
+    position = {name: header.index(name) for name in header}
+    numeric = [(name, position[name]) for name in TABLE_COLUMNS if name in position]
+    for line, row in enumerate(reader, start=2):
+        if len(row) != len(header):
+            raise TableError(f"{path}:{line}: {len(row)} fields where the header has {len(header)} "
+                             "(a truncated or damaged file?)")  # fmt: skip
+        try:
+            index = int(row[position["index"]])
+            cell = Cell.from_index(index)
+        except (ValueError, IndexError) as error:
+            raise TableError(f"{path}:{line}: bad index ({error})") from None
+        arch_str = row[position["arch_str"]]
+        if arch_str != cell.arch_str or cell.code != order[index]:
+            raise TableError(
+                f"{path}:{line}: index {index} names {arch_str!r}, but the official "
+                f"NAS-Bench-201 index {index} is {cell.arch_str!r}"
+            )
+        if present[index]:
+            raise TableError(f"{path}:{line}: index {index} appears twice")
+        present[index] = True
+        for name, column in numeric:
+            text = row[column]
+            if text in ("", "nan", "NaN"):
+                continue
             try:
-                index = int(row[position["index"]])
-                cell = Cell.from_index(index)
-            except (ValueError, IndexError) as error:
-                raise TableError(f"{path}:{line}: bad index ({error})") from None
-            arch_str = row[position["arch_str"]]
-            if arch_str != cell.arch_str or cell.code != order[index]:
-                raise TableError(
-                    f"{path}:{line}: index {index} names {arch_str!r}, but the official "
-                    f"NAS-Bench-201 index {index} is {cell.arch_str!r}"
-                )
-            if present[index]:
-                raise TableError(f"{path}:{line}: index {index} appears twice")
-            present[index] = True
-            try:
-                for name, column in numeric:
-                    text = row[column]
-                    columns[name][index] = float(text) if text not in ("", "nan", "NaN") else np.nan
-            except (ValueError, IndexError) as error:
-                raise TableError(f"{path}:{line}: bad value ({error})") from None
+                value = float(text)
+            except ValueError:
+                raise TableError(f"{path}:{line}: {name} is {text!r}, not a number") from None
+            if not math.isfinite(value):
+                raise TableError(f"{path}:{line}: {name} is {text!r}; leave it empty if it was not measured")
+            columns[name][index] = value
     if not present.any():
         raise TableError(f"table {path} holds no rows")
     columns["present"] = present
