@@ -230,3 +230,27 @@ def test_a_trajectory_of_an_older_format_is_read_as_is_and_rewritten_only_to_app
     assert path.read_text().splitlines()[0].endswith("recommended_index,recommended_test,start_s,end_s,worker")
     assert [row.index for row in on_disk] == [row.index for row in extended.rows]
     assert on_disk[-1].recommended_index == extended.rows[-1].incumbent_index
+
+
+@pytest.mark.parametrize("damage", ["binary config", "binary trajectory", "nan in trajectory", "truncated config"])
+def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage):
+    import os
+
+    config = _config("rs", budget=5)
+    run(make_searcher(config), oracle, config, tmp_path)
+    directory = RunDirectory(tmp_path)
+    directory.summary_path.unlink()
+    if damage == "binary config":
+        directory.config_path.write_bytes(os.urandom(300))
+    elif damage == "truncated config":
+        directory.config_path.write_text(directory.config_path.read_text()[:50])
+    elif damage == "binary trajectory":
+        directory.trajectory_path.write_bytes(b"\xff\xfe" + os.urandom(300) + b"\n")
+    else:
+        lines = directory.trajectory_path.read_text().splitlines(keepends=True)
+        fields = lines[2].split(",")
+        fields[3] = "nan"  # valid
+        directory.trajectory_path.write_text("".join([*lines[:2], ",".join(fields), *lines[3:]]))
+    with pytest.raises(RunDirectoryError) as error:
+        run(make_searcher(config), oracle, config, tmp_path)
+    assert "\n" not in str(error.value)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
@@ -160,8 +161,8 @@ class RunDirectory:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RunDirectoryError(
                 f"{path} is unreadable ({error}); move {self.path} away to start the run anew"
             ) from None
@@ -186,7 +187,11 @@ class RunDirectory:
         """All complete rows of ``trajectory.csv`` (a partial last line is skipped); read only."""
         if not self.trajectory_path.is_file():
             return []
-        text = self.trajectory_path.read_text()
+        try:
+            text = self.trajectory_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise RunDirectoryError(f"{self.trajectory_path} is unreadable ({error}); move {self.path} away to "
+                                    "start the run anew") from None  # fmt: skip
         if text and not text.endswith("\n"):  # killed in the middle of a write
             text = text[: text.rfind("\n") + 1]
         lines = list(csv.reader(io.StringIO(text)))
@@ -202,6 +207,8 @@ class RunDirectory:
         for number, values in enumerate(lines[1:], start=2):
             try:
                 row = _parse_row(values, columns)
+                if not all(math.isfinite(value) for value in (row.valid, row.test, row.cost_s, row.sim_cost_s)):
+                    raise ValueError("a NaN or infinite accuracy or cost")
             except (ValueError, TypeError) as error:
                 raise RunDirectoryError(
                     f"{self.trajectory_path}:{number} is corrupt ({error}); move {self.path} "
