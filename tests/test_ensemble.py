@@ -101,9 +101,10 @@ def test_an_ensemble_trains_its_members_with_consecutive_seeds_and_resumes(tmp_p
     (out / "member1" / "model.pt").unlink()
     with pytest.raises(CheckpointError, match="lacks its member member1"):
         load_surrogate(out)
-    (out / ENSEMBLE_FILE).write_text("{not json")
-    with pytest.raises(CheckpointError, match="unreadable"):
-        load_surrogate(out)
+    for damage in (b"{not json", b"\xff\xfe\x00binary", b""):
+        (out / ENSEMBLE_FILE).write_bytes(damage)
+        with pytest.raises(CheckpointError, match="unreadable"):
+            load_surrogate(out)
 
 
 def test_members_meta_trained_in_parallel_processes_equal_one_thread_runs(tmp_path):

@@ -100,3 +100,21 @@ def test_cuda_without_a_gpu_is_a_clear_error():
         pytest.skip("a GPU is present")
     with pytest.raises(FeaturizerError, match="CUDA is not available"):
         load_network("cuda")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "nan"])
+def test_a_damaged_feature_cache_entry_is_computed_again(featurizer, damage):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(3, 20, 24, 3), dtype=np.uint8)
+    first = featurizer.features(images)
+    (entry,) = featurizer.cache_dir.glob(f"{featurizer.cache_key(images)}.npy")
+    good = entry.read_bytes()
+    if damage == "nan":
+        poisoned = first.copy()
+        poisoned[0, 0] = np.nan
+        np.save(entry, poisoned, allow_pickle=False)
+    else:
+        entry.write_bytes({"truncated": good[: len(good) // 2], "empty": b"", "garbage": bytes(range(256))}[damage])
+    again = featurizer.features(images)
+    assert np.allclose(again, first, atol=1e-5) and np.isfinite(again).all()
+    assert np.isfinite(np.load(entry)).all()  # rewritten

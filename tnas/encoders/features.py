@@ -145,10 +145,10 @@ class ImageFeaturizer:
         if cache_file is not None and cache_file.is_file():
             try:
                 cached = np.load(cache_file, allow_pickle=False)
-                if cached.shape == (len(images), FEATURE_DIM):
+                if cached.shape == (len(images), FEATURE_DIM) and np.isfinite(cached).all():
                     return cached
-            except (OSError, ValueError):
-                pass  # rebuilt below
+            except (OSError, ValueError, EOFError):
+                pass  # a damaged entry is computed again below (and rewritten)
         features = self._run(images, head=False, progress=progress)
         if cache_file is not None:
             buffer = io.BytesIO()

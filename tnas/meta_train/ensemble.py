@@ -106,8 +106,8 @@ def write_ensemble_record(out: Path, config: MetaTrainConfig, members: int) -> d
 
 def _read_record(directory: Path) -> dict[str, Any]:
     try:
-        record = json.loads((directory / ENSEMBLE_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        record = json.loads((directory / ENSEMBLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{directory / ENSEMBLE_FILE} is unreadable ({error}); delete the directory and meta-train again") from None
     if not isinstance(record, dict) or record.get("format") != ENSEMBLE_FORMAT or not record.get("members"):
         raise CheckpointError(f"{directory / ENSEMBLE_FILE} is not a tnas ensemble of format {ENSEMBLE_FORMAT}")
