@@ -123,3 +123,45 @@ def test_dataset_inputs_shapes_and_shared_parent_features(data_dir):
     all_imagenet = featurizer.features(imagenet.images)  # computed once for the parent, now cached
     np.testing.assert_allclose(task_features[:, 0].numpy(), all_imagenet[task.parent_rows], atol=1e-6)
     assert (featurizer.cache_dir / f"{featurizer.cache_key(imagenet.images)}.npy").is_file()
+
+
+_SAMPLE_FILES = {
+    "mnist": ["images/mnist_test/t10k-images-idx3-ubyte.gz", "images/mnist_test/t10k-labels-idx1-ubyte.gz"],
+    "cifar10": ["images/cifar10_subset/cifar10_jpeg_300train_100test_per_class.npz"],
+    "fashion-mnist": ["images/fashion_mnist_sample/fashion_mnist_train1000pc_test10k.npz"],
+    "cifar100": ["images/cifar100_sample/cifar100_train_100_per_class.npz"],
+    "imagenet16-120": ["images/imagenet_sample/imagenet_1per_class_16_32.npz"],
+}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+@pytest.mark.parametrize("name", sorted(_SAMPLE_FILES))
+def test_a_damaged_sample_file_gives_a_one_line_error(data_dir, tmp_path, name, damage):
+    import os
+    import shutil
+
+    from tnas.datasets import get_dataset
+    from tnas.errors import TnasError
+
+    for relative in _SAMPLE_FILES[name]:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_dir / relative, tmp_path / relative)
+    target = tmp_path / _SAMPLE_FILES[name][0]
+    good = target.read_bytes()
+    target.write_bytes({"truncated": good[: len(good) // 2], "empty": b"", "garbage": os.urandom(2000)}[damage])
+    with pytest.raises(TnasError) as error:
+        get_dataset(name, data_dir=tmp_path)
+    assert str(target) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_npz_sample_lacking_an_array_is_a_clear_error(tmp_path):
+    import numpy as np
+
+    from tnas.datasets import get_dataset
+    from tnas.errors import DataFileError
+
+    path = tmp_path / "images/cifar100_sample/cifar100_train_100_per_class.npz"
+    path.parent.mkdir(parents=True)
+    np.savez(path, x=np.zeros((2, 32, 32, 3), dtype=np.uint8))
+    with pytest.raises(DataFileError, match="lacks the array 'y'"):
+        get_dataset("cifar100", data_dir=tmp_path)

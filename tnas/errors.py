@@ -24,6 +24,10 @@ class DataNotFoundError(TnasError, FileNotFoundError):
     """A data file was not found in any of the places it is looked for."""
 
 
+class DataFileError(TnasError, ValueError):
+    """A data file exists but is damaged: truncated, empty, of another format, lacking content."""
+
+
 class TableError(TnasError, ValueError):
     """A benchmark table is malformed, or cannot answer the query asked of it."""
 

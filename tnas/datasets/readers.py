@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from tnas.datasets.base import DatasetNotFoundError
+from tnas.errors import DataFileError
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -27,11 +29,42 @@ def first_existing(candidates: Sequence[Path], what: str, hint: str) -> Path:
     raise DatasetNotFoundError(f"{what} not found (looked for {looked}). {hint}")
 
 
+class _Arrays(dict):
+    """The arrays of an ``.npz`` file; a missing one is a :class:`DataFileError`."""
+
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        super().__init__(arrays)
+        self.path = path
+
+    def __missing__(self, key: str) -> np.ndarray:
+        raise DataFileError(f"{self.path} lacks the array {key!r} (holds {', '.join(sorted(self)) or 'none'}); "
+                            "restore the file from its source (see SOURCES.md)")  # fmt: skip
+
+
+def read_npz(path: Path, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays ``names`` (default: all) of an ``.npz`` file, read at once.
+
+    Raises:
+        DataFileError: the file is truncated, empty or not an ``.npz`` archive, or (on
+            access) lacks an array.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            wanted = data.files if names is None else [name for name in names if name in data.files]
+            return _Arrays(path, {name: data[name] for name in wanted})
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataFileError(f"{path} is damaged or not a NumPy .npz archive ({error}); restore it from its "
+                            "source (see SOURCES.md)") from None  # fmt: skip
+
+
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (MNIST format), gzipped or not."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as file:
-        data = file.read()
+    try:
+        with opener(path, "rb") as file:
+            data = file.read()
+    except (OSError, EOFError) as error:
+        raise DataFileError(f"{path} is damaged ({error}); download it again") from None
     magic = int.from_bytes(data[:4], "big")
     if magic >> 8 != 0x08:  # unsigned byte data
         raise DatasetNotFoundError(f"{path} is not an IDX file of unsigned bytes (magic {magic:#x})")

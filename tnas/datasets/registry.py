@@ -31,6 +31,7 @@ from tnas.datasets.readers import (
     read_cifar_names,
     read_idx_dataset,
     read_image_folder,
+    read_npz,
     read_sklearn_digits,
     read_svhn_mat,
 )
@@ -81,25 +82,25 @@ def _split(split: str | None, available: tuple[str, ...], name: str) -> str:
 # ------------------------------------------------------------------ samples in the data dir
 def _cifar10_sample(sources: Sources, split: str | None) -> ImageDataset:
     path = sources.data_file("images/cifar10_subset/cifar10_jpeg_300train_100test_per_class.npz")
-    with np.load(path, allow_pickle=False) as data:
-        suffix = _split(split, SPLITS, "cifar10 sample")
-        return ImageDataset("cifar10", data[f"x_{suffix}"], data[f"y_{suffix}"].astype(np.int64),
-                            tuple(map(str, data["classes"])), str(path))  # fmt: skip
+    data = read_npz(path)
+    suffix = _split(split, SPLITS, "cifar10 sample")
+    return ImageDataset("cifar10", data[f"x_{suffix}"], data[f"y_{suffix}"].astype(np.int64),
+                        tuple(map(str, data["classes"])), str(path))  # fmt: skip
 
 
 def _cifar100_sample(sources: Sources, split: str | None) -> ImageDataset:
     path = sources.data_file("images/cifar100_sample/cifar100_train_100_per_class.npz")
     _split(split, ("train",), "the cifar100 sample")
-    with np.load(path, allow_pickle=False) as data:
-        return ImageDataset("cifar100", data["x"], data["y"].astype(np.int64), tuple(map(str, data["classes"])), str(path))
+    data = read_npz(path)
+    return ImageDataset("cifar100", data["x"], data["y"].astype(np.int64), tuple(map(str, data["classes"])), str(path))
 
 
 def _fashion_sample(sources: Sources, split: str | None) -> ImageDataset:
     path = sources.data_file("images/fashion_mnist_sample/fashion_mnist_train1000pc_test10k.npz")
-    with np.load(path, allow_pickle=False) as data:
-        suffix = _split(split, SPLITS, "fashion-mnist sample")
-        return ImageDataset("fashion-mnist", data[f"x_{suffix}"], data[f"y_{suffix}"].astype(np.int64),
-                            tuple(map(str, data["classes"])), str(path))  # fmt: skip
+    data = read_npz(path)
+    suffix = _split(split, SPLITS, "fashion-mnist sample")
+    return ImageDataset("fashion-mnist", data[f"x_{suffix}"], data[f"y_{suffix}"].astype(np.int64),
+                        tuple(map(str, data["classes"])), str(path))  # fmt: skip
 
 
 def _mnist_sample(sources: Sources, split: str | None) -> ImageDataset:
@@ -119,10 +120,10 @@ def load_imagenet_sample(sources: Sources, size: int = 32) -> ImageDataset:
     """The ImageNet sample: one image per class, classes in ``map_clsloc`` order (label 1 first)."""
     relative = _IMAGENET_FILE if size in (16, 32) else "images/imagenet_sample/imagenet_1per_class_64.npz"
     path = sources.data_file(relative)
-    with np.load(path, allow_pickle=False) as data:
-        order = np.argsort(data["clsloc_label_1based"])
-        images = data[f"images{size}"][order]
-        names = tuple(f"{wnid} {name}" for wnid, name in zip(data["wnid"][order], data["clsloc_name"][order]))
+    data = read_npz(path)
+    order = np.argsort(data["clsloc_label_1based"])
+    images = data[f"images{size}"][order]
+    names = tuple(f"{wnid} {name}" for wnid, name in zip(data["wnid"][order], data["clsloc_name"][order]))
     return ImageDataset(f"imagenet-sample-{size}px", images, np.arange(len(images), dtype=np.int64), names, str(path))
 
 
@@ -141,8 +142,8 @@ def _imagenet16_120(sources: Sources, split: str | None) -> ImageDataset:
 
 def metad2a_task_classes(sources: Sources) -> np.ndarray:
     """MetaD2A's task list: ``5000 x 20`` ImageNet labels (1-based ``map_clsloc`` order)."""
-    with np.load(sources.data_file(_META_TRAIN_FILE), allow_pickle=False) as data:
-        return data["task_classes"].astype(np.int64)
+    data = read_npz(sources.data_file(_META_TRAIN_FILE), ("task_classes",))
+    return data["task_classes"].astype(np.int64)
 
 
 def metad2a_task(sources: Sources, task: int, imagenet: ImageDataset | None = None) -> ImageDataset:
