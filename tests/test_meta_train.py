@@ -264,3 +264,31 @@ def test_end_to_end_on_the_real_data(data_dir, tmp_path, capsys):
     assert 50 < stats["mean"] < 90 and stats["std"] > 1
     assert main(args) == 0  # finished: the same command returns at once
     assert "meta-trained 1 epochs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing array", "nan accuracy"])
+def test_damaged_metad2a_records_give_a_one_line_error_before_any_work(data_dir, tmp_path, damage):
+    import os
+
+    import numpy as np
+
+    from tnas.errors import DataFileError
+    from tnas.meta_train.data import METAD2A_FILE, build_meta_dataset
+
+    target = tmp_path / METAD2A_FILE
+    target.parent.mkdir(parents=True)
+    good = (data_dir / METAD2A_FILE).read_bytes()
+    if damage in ("truncated", "garbage"):
+        target.write_bytes(good[: len(good) // 3] if damage == "truncated" else os.urandom(3000))
+    else:
+        with np.load(data_dir / METAD2A_FILE, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        if damage == "missing array":
+            del arrays["acc"]
+        else:
+            arrays["acc"] = arrays["acc"].astype(np.float64)
+            arrays["acc"][3] = np.nan
+        np.savez(target, **arrays)
+    with pytest.raises(DataFileError) as error:
+        build_meta_dataset((), seed=0, samples_per_class=2, data_dir=tmp_path)
+    assert str(target) in str(error.value) and "\n" not in str(error.value)

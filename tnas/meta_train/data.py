@@ -29,8 +29,9 @@ import torch
 from torch import Tensor
 
 from tnas.datasets import Sources, get_dataset, load_imagenet_sample
+from tnas.datasets.readers import read_npz
 from tnas.encoders import ImageFeaturizer, dataset_inputs
-from tnas.errors import ConfigError
+from tnas.errors import ConfigError, DataFileError
 from tnas.oracles import NB201Table
 from tnas.paths import find_data_file
 from tnas.space import NUM_CELLS, Cell
@@ -165,13 +166,17 @@ def build_meta_dataset(
     sources = Sources(Path(data_dir) if data_dir else None, None)
     rng = np.random.default_rng([seed, 2023])
 
+    records_file = find_data_file(METAD2A_FILE, data_dir)
+    records = read_npz(records_file)  # read first: a damaged file fails before any featurising
+    task_idx, acc = records["task_idx"].astype(np.int64), records["acc"].astype(np.float64)
+    arch = records["arch_str"]
+    split = records["predictor_split_perm"]
+    task_classes = records["task_classes"].astype(np.int64)
+    if not np.isfinite(acc).all():
+        raise DataFileError(f"{records_file} holds NaN or infinite accuracies; restore it from its source "
+                            "(see SOURCES.md)")  # fmt: skip
     imagenet = load_imagenet_sample(sources, 32)
     imagenet_features = torch.from_numpy(featurizer.features(imagenet.images, progress=progress))
-    with np.load(find_data_file(METAD2A_FILE, data_dir), allow_pickle=False) as records:
-        task_idx, acc = records["task_idx"].astype(np.int64), records["acc"].astype(np.float64)
-        arch = records["arch_str"]
-        split = records["predictor_split_perm"]
-        task_classes = records["task_classes"].astype(np.int64)
     used_tasks, slots = np.unique(task_idx, return_inverse=True)
     task_rows = torch.from_numpy(task_classes[used_tasks] - 1)
     cells = np.array([Cell.from_arch_str(str(a)).index for a in arch], dtype=np.int64)
