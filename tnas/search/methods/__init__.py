@@ -21,6 +21,7 @@ from tnas.search.methods.gp_bo import GPBO, GPBOConfig
 from tnas.search.methods.local_search import LocalSearch, LocalSearchConfig
 from tnas.search.methods.peers import HEBOConfig, OptunaTPEConfig, build_hebo, build_optuna_tpe
 from tnas.search.methods.random_search import RandomSearch
+from tnas.search.methods.reinforce import Reinforce, ReinforceConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.methods.tnas_setup import UNTRAINED_SETTINGS, build_tnas
 from tnas.search.protocol import Searcher
@@ -89,6 +90,8 @@ METHODS: dict[str, Method] = {
                lambda context: build_optuna_tpe(context), asdict(OptunaTPEConfig())),
         Method("hebo", "peer: HEBO (warped GP, MACE, NSGA-II), ask/tell on 6 edges (Cowen-Rivers et al. 2022)",
                lambda context: build_hebo(context), asdict(HEBOConfig())),
+        Method("reinforce", "REINFORCE: softmax policy per edge, EMA baseline, Adam 0.001 (NAS-Bench-201 paper)",
+               lambda context: Reinforce(context.rng), asdict(ReinforceConfig())),
     )
 }  # fmt: skip
 
