@@ -162,8 +162,3 @@ class LocalBackend:
     def _restart(self, worker: int) -> None:
         self._stop(worker)
         self._slot(worker)
-
-    def worker_pid(self, worker: int) -> int | None:
-        """The process id of ``worker`` (``None``: not started, or evaluations run in this process)."""
-        slot = self._slots.get(worker)
-        return slot.pid if slot else None

@@ -35,11 +35,6 @@ class EvaluationWorker:
     def evaluate(self, job: Job) -> Any:
         return self.oracle.evaluate(job.cell, fidelity=job.fidelity, seed=job.seed)
 
-    def pid(self) -> int:
-        import os
-
-        return os.getpid()
-
 
 def import_ray() -> Any:
     try:
@@ -115,10 +110,6 @@ class RayBackend:
 
     def resume_clock(self, seconds: float) -> None:
         self._origin = time.monotonic() - seconds
-
-    def worker_pid(self, worker: int) -> int:
-        """The process id of ``worker``'s actor (for tests and diagnostics)."""
-        return int(self._ray.get(self._actors[worker].pid.remote()))
 
     def close(self) -> None:
         for actor in self._actors:
