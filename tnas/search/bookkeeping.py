@@ -30,7 +30,7 @@ class Trajectory:
 
     def __init__(self, directory: RunDirectory | None, recorded: list[TrajectoryRow]) -> None:
         self.rows: list[TrajectoryRow] = []
-        self.history: dict[int, Evaluation] = {}
+        self.history: dict[int, Evaluation] = {}  # index -> evaluation, filled as the searcher is told
         self._file = directory.open_trajectory(len(recorded)) if directory is not None else None
         self.overhead_s = 0.0  # cumulative seconds in the searcher, up to the last row
         self.unbooked_overhead_s = 0.0  # seconds in the searcher since the last row
@@ -44,16 +44,14 @@ class Trajectory:
     def failed(self) -> int:
         return sum(row.failure is not None for row in self.rows)
 
-    def add_replayed(self, row: TrajectoryRow, fidelity: int) -> None:
+    def add_replayed(self, row: TrajectoryRow) -> None:
         """Add back a row of the interrupted run (already in ``trajectory.csv``)."""
         self.rows.append(row)
-        self.history[row.index] = row.evaluation(fidelity)
         self.overhead_s, self.unbooked_overhead_s, self.sim_cost_s = row.overhead_s, 0.0, row.sim_cost_s
 
     def add(self, cell: Cell, evaluation: Evaluation, *, proposal: dict[str, float | None],
             recommended: Cell | None, start_s: float, end_s: float, worker: int) -> TrajectoryRow:  # fmt: skip
-        """Record a finished query and append it to ``trajectory.csv``."""
-        self.history[cell.index] = evaluation
+        """Record a finished query (already in :attr:`history`) and append it to ``trajectory.csv``."""
         self.sim_cost_s += evaluation.cost_s
         self.overhead_s += self.unbooked_overhead_s
         self.unbooked_overhead_s = 0.0

@@ -241,7 +241,7 @@ class _Search:
                                     f"{row.index}) was never submitted according to the journal")  # fmt: skip
         entry = self.pending.pop(ticket)
         self._tell(entry.cell, row.evaluation(self.config.fidelity))
-        self.trajectory.add_replayed(row, self.config.fidelity)
+        self.trajectory.add_replayed(row)
 
     def trajectory_directory(self) -> str:
         return str(self.journal.path.parent) if self.journal else "the run"
