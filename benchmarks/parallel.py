@@ -21,8 +21,6 @@ fixed wall-clock times.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import statistics
 import sys
@@ -37,6 +35,8 @@ from benchmarks.aggregate import best_cells, mean_and_se, regret_curves, step_va
 from tnas.cli_common import OneLineErrorParser
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import NB201Table, TableOracle
+from tnas.search.journal import read_journal
+from tnas.search.rundir import RunDirectory
 
 PROG = "python -m benchmarks.parallel"
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -58,22 +58,18 @@ class ParallelRun:
 
 def load_parallel_run(path: Path) -> ParallelRun | None:
     """A finished run directory, or ``None`` while it is unfinished."""
-    if not (path / "summary.json").is_file():
+    directory = RunDirectory(path)
+    if directory.read_summary() is None:
         return None
-    with open(path / "trajectory.csv") as file:
-        rows = list(csv.DictReader(file))
-    ends = [float(row["end_s"]) if row.get("end_s") else float(row["sim_cost_s"]) for row in rows]
-    journal = path / "journal.jsonl"
-    if journal.is_file():
-        submitted: dict[int, int] = {}
-        for line in journal.read_text().splitlines():
-            entry = json.loads(line)
-            submitted.setdefault(entry["index"], entry["ticket"])
-    else:  # one worker, before the journal existed: submissions are the queries
-        submitted = {int(row["index"]): int(row["query"]) for row in rows}
+    rows = directory.read_trajectory()
+    ends = [row.end_s if row.end_s is not None else row.sim_cost_s for row in rows]
+    submitted: dict[int, int] = {}
+    for submission in read_journal(directory.journal_path):
+        submitted.setdefault(submission.index, submission.ticket)
+    if not submitted:  # one worker, before the journal existed: submissions are the queries
+        submitted = {row.index: row.query for row in rows}
     return ParallelRun(seed=int(path.name.removeprefix("seed")), end_h=np.array(ends) / 3600.0,
-                       incumbent=np.array([int(row["incumbent_index"]) for row in rows]),
-                       submitted=submitted)  # fmt: skip
+                       incumbent=np.array([row.incumbent_index for row in rows]), submitted=submitted)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -104,13 +100,13 @@ def summarize_cell(dataset: str, method: str, workers: int, runs: Sequence[Paral
             queries.append(int(hits[0]) + 1)
             submissions.append(min(one.submitted[int(i)] for i in best if int(i) in one.submitted))
     grid = np.geomspace(0.05, 400.0, 120)
-    curves = np.array([step_values_at(grid, one.end_h, regret_curves(one.incumbent, valid_mean)) for one in runs])
+    regrets = [regret_curves(one.incumbent, valid_mean) for one in runs]  # per query, once per run
+    curves = np.array([step_values_at(grid, one.end_h, regret) for one, regret in zip(runs, regrets)])
+    at_hours = np.array([step_values_at(np.array(HOURS), one.end_h, regret) for one, regret in zip(runs, regrets)])
     regret_at = {}
-    for hour in HOURS:
-        values = np.array([step_values_at(np.array([hour]), one.end_h, regret_curves(one.incumbent, valid_mean))[0]
-                           for one in runs])  # fmt: skip
-        values = values[~np.isnan(values)]
-        stat = mean_and_se(values) if values.size == len(runs) else None
+    for position, hour in enumerate(HOURS):
+        values = at_hours[:, position]
+        stat = mean_and_se(values) if not np.isnan(values).any() else None
         regret_at[hour] = (float(stat.mean), float(stat.se)) if stat else (math.nan, math.nan)
     complete = ~np.isnan(curves).any(axis=0)  # every seed has finished a query by then
     mean_curve = np.full(grid.shape, np.nan)
