@@ -13,7 +13,6 @@ seeds, validation and test accuracy) in their caches.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -49,10 +48,8 @@ def one_run(backend: str, workers: int, args: argparse.Namespace, scratch: Path)
                  run_info=prepared.run_info, worker_spec=spec,
                  backend_options=BackendOptions(device="cpu", threads=1))  # fmt: skip
     seconds = time.perf_counter() - start
-    trainings = {}
-    for path in sorted(cache.rglob("cell*-seed*.json")):
-        record = json.loads(path.read_text())
-        trainings[path.name] = (record["status"], record["valid"], record["test"])
+    trainings = {(record.index, record.seed): (record.status, record.valid, record.test)
+                 for record in prepared.oracle.cache.records()}  # fmt: skip
     assert len(result.rows) == args.budget
     return seconds, trainings
 
