@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import CountingOracle, kill_driver_after
 from tnas.errors import SearcherError
 from tnas.oracles import TableOracle
 from tnas.search import RunConfig, RunDirectory, make_searcher, run
@@ -20,23 +21,6 @@ GOLDEN = Path(__file__).parent / "golden"
 FAST_METHODS = ("rs", "re", "ls", "bananas")
 PENDING_METHODS = (*FAST_METHODS, "reinforce", "gp", "optuna-tpe", "tnas-untrained")
 UNTRAINED = {"finetune_steps": 5}  # tnas-untrained, kept quick
-
-
-class CountingOracle:
-    """Wraps an oracle; counts evaluations per cell and can simulate a kill after ``fail_after``."""
-
-    def __init__(self, oracle, fail_after=None):
-        self.oracle, self.fail_after, self.calls = oracle, fail_after, []
-        self.name = oracle.name
-
-    def seeds(self, cell, *, fidelity):
-        return self.oracle.seeds(cell, fidelity=fidelity)
-
-    def evaluate(self, cell, *, fidelity, seed):
-        if self.fail_after is not None and len(self.calls) >= self.fail_after:
-            raise KeyboardInterrupt
-        self.calls.append(cell.index)
-        return self.oracle.evaluate(cell, fidelity=fidelity, seed=seed)
 
 
 class PendingChecker:
@@ -86,7 +70,7 @@ def test_several_workers_respect_the_budget_and_never_evaluate_a_cell_twice(orac
     counting = CountingOracle(oracle)
     searcher = PendingChecker(make_searcher(config))
     result = run(searcher, counting, config)
-    assert len(result.rows) == budget == len(counting.calls) == len(set(counting.calls))
+    assert len(result.rows) == budget == counting.calls == len(set(counting.evaluated))
     assert max(searcher.pending_sizes) == 5  # the others' evaluations were pending at each ask
     assert {row.worker for row in result.rows} == set(range(6))
 
@@ -172,7 +156,7 @@ def test_a_killed_simulated_run_resumes_to_the_uninterrupted_trajectory(oracle, 
     resumed = run(make_searcher(config), resumed_oracle, config, tmp_path / "resumed")
     assert _stable(directory.read_trajectory()) == _stable(reference.rows) == _stable(resumed.rows)
     finished_before = {row.index for row in resumed.rows[: resumed.replayed]}
-    assert not finished_before & set(resumed_oracle.calls)  # finished evaluations are not repeated
+    assert not finished_before & set(resumed_oracle.evaluated)  # finished evaluations are not repeated
 
 
 def test_a_damaged_last_journal_line_is_cut_and_the_run_resumes(oracle, tmp_path):
@@ -286,23 +270,15 @@ def test_a_run_from_before_the_journal_resumes_twice(oracle, tmp_path):
 
 
 def test_a_killed_driver_of_local_trainings_resumes_without_training_a_cell_twice(tmp_path, data_dir):
-    import signal
     import subprocess
     import sys
-    import time
 
     command = [sys.executable, "-m", "tnas.search", "--dataset", "mnist", "--method", "rs", "--budget", "6",
                "--epochs", "1", "--train-subset", "2000", "--channels", "4", "--cells-per-stage", "1",
                "--device", "cpu", "--workers", "2", "--threads-per-worker", "1", "--results-cache",
                str(tmp_path / "cache"), "--out", str(tmp_path / "run"), "--no-progress", "--data-dir", str(data_dir)]  # fmt: skip
-    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     directory = RunDirectory(tmp_path / "run")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(directory.read_trajectory()) < 2:
-        time.sleep(0.05)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(timeout=60)
-    before = directory.read_trajectory()
+    before = kill_driver_after(command, directory.path, rows=2)
     assert 2 <= len(before) < 6
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stderr

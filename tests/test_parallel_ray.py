@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import kill_driver_after
 from tnas.search import RunDirectory
 
 ray = pytest.importorskip("ray")  # installed by the test command (pip install -e ".[dev,ray]")
@@ -100,14 +101,8 @@ def test_ray_workers_train_cells_and_survive_a_worker_killed_mid_training(cluste
 def test_a_killed_ray_driver_resumes_without_evaluating_a_cell_twice(cluster, tmp_path, data_dir):
     address, env = cluster
     command = _command(address, tmp_path, data_dir)
-    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     directory = RunDirectory(tmp_path / "run")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(directory.read_trajectory()) < 2:
-        time.sleep(0.05)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(timeout=60)
-    before = directory.read_trajectory()
+    before = kill_driver_after(command, directory.path, rows=2, env=env)
     assert 2 <= len(before) < BUDGET
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert resumed.returncode == 0, resumed.stderr

@@ -6,27 +6,11 @@ import pytest
 
 from tnas.errors import RunDirectoryError, SearcherError
 from tnas.oracles import TableOracle
+from tests.fakes import CountingOracle
 from tnas.search import RunConfig, RunDirectory, make_searcher, run
-
-BASELINES = ("ls", "re", "rs")
 from tnas.space import Cell
 
-
-class CountingOracle:
-    """Wraps an oracle; counts queries and can simulate a kill after ``fail_after`` of them."""
-
-    def __init__(self, oracle, fail_after=None):
-        self.oracle, self.fail_after, self.calls = oracle, fail_after, 0
-        self.name = oracle.name
-
-    def seeds(self, cell, *, fidelity):
-        return self.oracle.seeds(cell, fidelity=fidelity)
-
-    def evaluate(self, cell, *, fidelity, seed):
-        if self.fail_after is not None and self.calls >= self.fail_after:
-            raise KeyboardInterrupt
-        self.calls += 1
-        return self.oracle.evaluate(cell, fidelity=fidelity, seed=seed)
+BASELINES = ("ls", "re", "rs")
 
 
 def _config(method="re", budget=40, **changes):
