@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
+from tests.fakes import CountingOracle
 from tnas.errors import RunDirectoryError, SearcherError
 from tnas.oracles import TableOracle
-from tests.fakes import CountingOracle
 from tnas.search import RunConfig, RunDirectory, make_searcher, run
 from tnas.space import Cell
 
