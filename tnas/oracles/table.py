@@ -9,21 +9,18 @@ about 4 MB in memory, against ~28 GB for the official API.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import math
-import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from tnas import paths
+from tnas.cell_csv import cached_columns, read_cell_csv
 from tnas.errors import SeedNotAvailableError, TableError
-from tnas.io import atomic_write
 from tnas.oracles.base import FIDELITIES, Evaluation
 from tnas.oracles.tasks import TableTask, get_task
-from tnas.space import NUM_CELLS, Cell, official_index_order
+from tnas.space import NUM_CELLS, Cell
 
 TABLE_FILE = "nb201/nb201_merged.csv"
 KEY_COLUMNS: tuple[str, ...] = ("index", "arch_str", "ops")
@@ -85,20 +82,13 @@ class NB201Table:
     def from_csv(cls, path: str | Path, *, use_cache: bool = True) -> NB201Table:
         """Load a table in ``nb201_merged.csv`` format, through the binary cache."""
         path = Path(path).resolve()
-        cache_file = _cache_file(path) if use_cache else None
-        if cache_file is not None and cache_file.is_file():
-            try:
-                with np.load(cache_file, allow_pickle=False) as stored:
-                    return cls({name: stored[name] for name in stored.files}, path)
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, TableError):
-                cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt below
-        columns = _parse_csv(path)
-        if cache_file is not None:
-            try:
-                atomic_write(cache_file, lambda file: np.savez(file, **columns))
-            except OSError:
-                pass  # an unwritable cache directory only costs speed
-        return cls(columns, path)
+        columns = cached_columns(path, "nb201-table", _CACHE_FORMAT, _parse_csv, use_cache=use_cache)
+        try:
+            return cls(columns, path)
+        except TableError:
+            if not use_cache:
+                raise
+            return cls(_parse_csv(path), path)  # a cached copy of another layout: parse the file
 
     # ------------------------------------------------------------------ access
     def column(self, name: str) -> np.ndarray:
@@ -203,79 +193,12 @@ class TableOracle:
         return self.table.column(self.task.test)
 
 
-def _cache_file(source: Path) -> Path:
-    stat = source.stat()
-    key = f"{_CACHE_FORMAT}|{source}|{stat.st_size}|{stat.st_mtime_ns}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return paths.cache_dir() / f"nb201-table-{digest}.npz"
-
-
 def _parse_csv(path: Path) -> dict[str, np.ndarray]:
-    """Parse and validate a table CSV into index-aligned float64 columns.
+    """Parse and validate a table CSV into index-aligned float64 columns and ``present``.
 
     Raises:
-        TableError: the file is empty, binary or not UTF-8, has missing or duplicated
-            columns, a row of another width (a truncated file), a bad or duplicated cell,
-            or a value that is not a finite number (empty and ``nan`` mean "not measured").
+        TableError: the file is damaged (see :func:`tnas.cell_csv.read_cell_csv`).
     """
-    try:
-        with open(path, newline="", encoding="utf-8") as file:
-            return _parse_rows(path, csv.reader(file))
-    except UnicodeDecodeError as error:
-        raise TableError(f"table {path} is not UTF-8 text (binary or wrongly encoded: {error.reason} at byte "
-                         f"{error.start}); restore it, or convert the official file again") from None  # fmt: skip
-    except csv.Error as error:
-        raise TableError(f"table {path} is not a CSV file ({error}); restore it, or convert the official "
-                         "file again") from None  # fmt: skip
-
-
-def _parse_rows(path: Path, reader: Iterator[list[str]]) -> dict[str, np.ndarray]:
-    """The rows of a table CSV (see :func:`_parse_csv`) as index-aligned columns and ``present``."""
-    columns = {name: np.full(NUM_CELLS, np.nan) for name in TABLE_COLUMNS}
-    present = np.zeros(NUM_CELLS, dtype=bool)
-    order = official_index_order()
-    header = next(reader, None)
-    if header is None:
-        raise TableError(f"table {path} is empty")
     required = [name for name in (*KEY_COLUMNS, *TABLE_COLUMNS) if name not in LOW_FIDELITY_COLUMNS]
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise TableError(f"table {path} lacks column(s) {', '.join(missing)}")
-    doubled = sorted({name for name in header if header.count(name) > 1})
-    if doubled:
-        raise TableError(f"table {path} has column(s) {', '.join(doubled)} more than once")
-    position = {name: header.index(name) for name in header}
-    numeric = [(name, position[name]) for name in TABLE_COLUMNS if name in position]
-    for line, row in enumerate(reader, start=2):
-        if len(row) != len(header):
-            raise TableError(f"{path}:{line}: {len(row)} fields where the header has {len(header)} "
-                             "(a truncated or damaged file?)")  # fmt: skip
-        try:
-            index = int(row[position["index"]])
-            cell = Cell.from_index(index)
-        except (ValueError, IndexError) as error:
-            raise TableError(f"{path}:{line}: bad index ({error})") from None
-        arch_str = row[position["arch_str"]]
-        if arch_str != cell.arch_str or cell.code != order[index]:
-            raise TableError(
-                f"{path}:{line}: index {index} names {arch_str!r}, but the official "
-                f"NAS-Bench-201 index {index} is {cell.arch_str!r}"
-            )
-        if present[index]:
-            raise TableError(f"{path}:{line}: index {index} appears twice")
-        present[index] = True
-        for name, column in numeric:
-            text = row[column]
-            if text in ("", "nan", "NaN"):
-                continue
-            try:
-                value = float(text)
-            except ValueError:
-                raise TableError(f"{path}:{line}: {name} is {text!r}, not a number") from None
-            if not math.isfinite(value):
-                raise TableError(f"{path}:{line}: {name} is {text!r}; leave it empty if it was not measured")
-            columns[name][index] = value
-    if not present.any():
-        raise TableError(f"table {path} holds no rows")
-    columns["present"] = present
-    return columns
+    return read_cell_csv(path, numeric=TABLE_COLUMNS, required=required, what="table",
+                         hint="restore it, or convert the official file again")
