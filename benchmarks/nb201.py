@@ -305,7 +305,7 @@ def run_grid(config: HarnessConfig, table: NB201Table) -> GridOutcome:
                 else:
                     prepared = build_run(run_cfg, table, data_dir=config.data_dir, progress=config.progress)
                     run(prepared.searcher, prepared.oracle, run_cfg, path, run_info=prepared.run_info,
-                        progress=config.progress)  # fmt: skip
+                        progress=config.progress, space=prepared.space)  # fmt: skip
                     ran += 1
             bar.update(1)
     return GridOutcome(ran=ran, skipped=skipped, busy=busy)

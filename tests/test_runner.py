@@ -203,7 +203,7 @@ def test_a_trajectory_of_an_older_format_is_read_as_is_and_rewritten_only_to_app
     run(make_searcher(small), oracle, small, tmp_path)
     path = RunDirectory(tmp_path).trajectory_path
     lines = path.read_text().splitlines()
-    old = len(lines[0].split(",")) - 5  # written before the recommendation and clock columns existed
+    old = len(lines[0].split(",")) - 7  # written before the recommendation, clock and constraint columns existed
     path.write_text("\n".join(",".join(line.split(",")[:old]) for line in lines) + "\n")
     RunDirectory(tmp_path).journal_path.unlink()  # and before the journal
     before = path.read_text()
@@ -211,7 +211,7 @@ def test_a_trajectory_of_an_older_format_is_read_as_is_and_rewritten_only_to_app
     assert len(rows) == 6 and rows[0].recommended_index is None and path.read_text() == before
     extended = run(make_searcher(large), oracle, large, tmp_path)
     on_disk = RunDirectory(tmp_path).read_trajectory()
-    assert path.read_text().splitlines()[0].endswith("recommended_index,recommended_test,start_s,end_s,worker")
+    assert path.read_text().splitlines()[0].endswith("recommended_test,start_s,end_s,worker,latency_ms,flops_m")
     assert [row.index for row in on_disk] == [row.index for row in extended.rows]
     assert on_disk[-1].recommended_index == extended.rows[-1].incumbent_index
 

@@ -209,7 +209,7 @@ def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_p
     assert config["surrogate"]["exclude"] == ["cifar10-valid"]
     assert config["config"]["options"]["acquisition"] == "logei"
     header = (out / "trajectory.csv").read_text().splitlines()[0]
-    assert header.endswith("acquisition,pred_mean,pred_std,failure,recommended_index,recommended_test,start_s,end_s,worker")
+    assert header.endswith("failure,recommended_index,recommended_test,start_s,end_s,worker,latency_ms,flops_m")
     assert main(args) == 0  # resumes the finished run
 
 
@@ -275,6 +275,20 @@ def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, tin
     assert main([*common, "--method", "tnas-nodata", "--surrogate", str(tiny_surrogate),
                  "--out", str(tmp_path / "wrong")]) == 2  # fmt: skip
     assert "meta-trained without the dataset encoder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["tnas", "tnas-prior"])
+def test_tnas_and_its_prior_ranking_propose_only_feasible_cells(tiny_surrogate, data_dir, tmp_path, method):
+    out = tmp_path / method
+    assert main(["--dataset", "cifar10", "--method", method, "--surrogate", str(tiny_surrogate), "--budget", "12",
+                 "--finetune-steps", "2", "--candidate-pool", "20", "--max-latency-ms", "2.5", "--latency-device",
+                 "eyeriss", "--max-params", "0.3", "--data-dir", str(data_dir), "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    rows = RunDirectory(out).read_trajectory()
+    assert len(rows) == 12 and all(row.latency_ms <= 2.5 and row.params_mb <= 0.3 for row in rows)
+    if method == "tnas-prior":  # the prior's ranking of the feasible cells, from the top
+        priors = [row.acquisition for row in rows]
+        assert priors == sorted(priors, reverse=True)
 
 
 def test_a_surrogate_without_the_dataset_encoder_never_sees_a_dataset_code(tiny_nodata_surrogate):

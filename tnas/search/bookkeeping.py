@@ -14,7 +14,7 @@ from tnas.errors import ConfigError, RunDirectoryError, SearcherError
 from tnas.oracles import Evaluation
 from tnas.search.config import RunConfig
 from tnas.search.rundir import RunDirectory, TrajectoryRow, append_row
-from tnas.space import Cell
+from tnas.space import FULL_SPACE, Cell, SearchSpace
 from tnas.versions import package_versions
 
 RUN_FORMAT = 1
@@ -26,10 +26,13 @@ class Trajectory:
     Args:
         directory: where ``trajectory.csv`` is appended (``None``: in memory only).
         recorded: rows of an interrupted run that the replay will add back first.
+        space: the run's search space; its constrained quantities (latency, FLOPs) go in each row.
     """
 
-    def __init__(self, directory: RunDirectory | None, recorded: list[TrajectoryRow]) -> None:
+    def __init__(self, directory: RunDirectory | None, recorded: list[TrajectoryRow],
+                 space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
         self.rows: list[TrajectoryRow] = []
+        self.space = space
         self.history: dict[int, Evaluation] = {}  # index -> evaluation, filled as the searcher is told
         self._file = directory.open_trajectory(len(recorded)) if directory is not None else None
         self.overhead_s = 0.0  # cumulative seconds in the searcher, up to the last row
@@ -60,6 +63,7 @@ class Trajectory:
             incumbent = (cell.index, evaluation.valid, evaluation.test)
         else:
             incumbent = (last.incumbent_index, last.incumbent_valid, last.incumbent_test)
+        quantities = self.space.quantities_of(cell)
         row = TrajectoryRow(
             query=len(self.rows) + 1, index=cell.index, arch=cell.arch_str, valid=evaluation.valid,
             test=evaluation.test, seed=evaluation.seed, cost_s=evaluation.cost_s, params_mb=evaluation.params_mb,
@@ -69,7 +73,8 @@ class Trajectory:
             pred_std=proposal.get("pred_std"),
             recommended_index=incumbent[0] if recommended is None else recommended.index,
             recommended_test=incumbent[2] if recommended is None else self.history[recommended.index].test,
-            start_s=start_s, end_s=end_s, worker=worker,
+            start_s=start_s, end_s=end_s, worker=worker, latency_ms=quantities.get("latency_ms"),
+            flops_m=quantities.get("flops_m"),
         )  # fmt: skip
         self.rows.append(row)
         if self._file is not None:
@@ -136,8 +141,13 @@ def clock_figures(config: RunConfig, rows: list[TrajectoryRow]) -> dict[str, flo
     return {"wall_clock_s": wall, "worker_utilisation": utilisation}
 
 
-def summarize(config: RunConfig, rows: list[TrajectoryRow], *, repeats: int = 0) -> dict[str, Any]:
-    """The content of ``summary.json`` for a finished trajectory."""
+def summarize(config: RunConfig, rows: list[TrajectoryRow], *, repeats: int = 0,
+              space: SearchSpace = FULL_SPACE) -> dict[str, Any]:  # fmt: skip
+    """The content of ``summary.json`` for a finished trajectory.
+
+    A constrained run adds ``constraints``, ``feasible_cells`` and the returned cell's
+    constrained quantities (``recommended_latency_ms`` and the like).
+    """
     if not rows:
         raise SearcherError("the run made no query")
     last = rows[-1]
@@ -168,9 +178,18 @@ def summarize(config: RunConfig, rows: list[TrajectoryRow], *, repeats: int = 0)
         "workers": config.workers,
         "backend": config.resolved_backend,
         **clock_figures(config, rows),
+        **_constraint_figures(config, space, Cell.from_index(recommended)),
         "config": config.to_dict(),
         "versions": package_versions(),
     }
+
+
+def _constraint_figures(config: RunConfig, space: SearchSpace, recommended: Cell) -> dict[str, Any]:
+    """What a constrained run's summary says about the constraints and the returned cell."""
+    if not config.constraints:
+        return {} if space.is_full else {"search_space_cells": len(space)}
+    quantities = {f"recommended_{name}": value for name, value in space.quantities_of(recommended).items()}
+    return {"constraints": dict(config.constraints), "feasible_cells": len(space), **quantities}
 
 
 def failed_evaluation(chance: float, fidelity: int, seed: int | None, seconds: float, reason: str) -> Evaluation:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tnas.cli_common import OneLineErrorParser, help_listing
+from tnas.constraints import Constraints
 from tnas.datasets import ALIASES, DATASETS
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
@@ -23,11 +24,13 @@ from tnas.search.oracle_setup import (
     build_oracle,
     default_oracle,
     resolve_device,
+    search_space,
     table_task_name,
 )
 from tnas.search.protocol import Searcher
 from tnas.search.runner import RunResult, run
 from tnas.search.surrogates import DEFAULT_MEMBERS
+from tnas.space import FULL_SPACE, SearchSpace
 
 PROG = "python -m tnas.search"
 
@@ -103,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what answers queries (default: table where one exists, else train)")
     _add_training_arguments(parser.add_argument_group("real training (--oracle train)"))
     _add_parallel_arguments(parser.add_argument_group("parallel search (--workers N)"))
+    _add_constraint_arguments(parser.add_argument_group(
+        "hardware and size constraints (known: every method proposes only cells that meet them)"))
     tnas = parser.add_argument_group("TNAS (--method tnas and its ablations tnas-nodata, tnas-prior, tnas-untrained)")
     defaults = TNASConfig()
     tnas.add_argument("--surrogate", type=Path, default=None,
@@ -202,6 +207,31 @@ def _add_parallel_arguments(group: argparse._ArgumentGroup) -> None:
                        f"failed query (default: {defaults.max_retries})")
 
 
+def _add_constraint_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--max-latency-ms", type=float, default=None,
+                       help="latency limit in milliseconds on --latency-device (measured per cell)")
+    group.add_argument("--latency-device", default=None,
+                       help="device of the latency table: the shipped HELP measurements hold 1080ti_1/_32/_256, "
+                       "2080ti_*, titan_rtx_*, titanx_*, titanxp_* (GPU, batch size), gold_6226, gold_6240, "
+                       "silver_4114, silver_4210r (CPUs), pixel2, pixel3, samsung_a50, samsung_s7, essential_ph_1 "
+                       "(phones), raspi4, eyeriss, fpga")
+    group.add_argument("--latency-table", type=Path, default=None,
+                       help="your own latency CSV (columns index and/or arch_str, then <device>_ms; cells without a "
+                       "value are infeasible); default: DATA_DIR/hardware/nb201_latency_help.csv")
+    group.add_argument("--max-params", type=float, default=None, metavar="MB",
+                       help="limit on the parameters, in millions (the table's params_MB)")
+    group.add_argument("--max-flops", type=float, default=None, metavar="MFLOPS",
+                       help="limit on the forward FLOPs of one image, in millions (computed from the cell)")
+
+
+def constraint_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's constraints from the command line (``{}``: none)."""
+    table = str(args.latency_table.expanduser().resolve()) if args.latency_table else None
+    return Constraints(max_latency_ms=args.max_latency_ms, latency_device=args.latency_device,
+                       latency_table=table, max_params_mb=args.max_params,
+                       max_flops_m=args.max_flops).to_dict()  # fmt: skip
+
+
 def backend_options(args: argparse.Namespace, device: str | None) -> BackendOptions:
     """The backend settings of the command line (they do not change a run's answers)."""
     devices = tuple(part.strip() for part in args.devices.split(",") if part.strip()) if args.devices else None
@@ -282,11 +312,13 @@ class PreparedRun:
         run_info: what ``config.json`` records besides the configuration: the method's
             settings, the oracle (kind and table file) and what the method added (TNAS: its
             surrogate).
+        space: the cells the run may evaluate (its feasible cells when constrained).
     """
 
     searcher: Searcher
     oracle: Oracle
     run_info: dict[str, Any]
+    space: SearchSpace = FULL_SPACE
 
 
 def build_run(config: RunConfig, table: NB201Table | None = None, *, data_dir: Path | None = None,
@@ -308,10 +340,13 @@ def build_run(config: RunConfig, table: NB201Table | None = None, *, data_dir: P
                                        results_cache=results_cache, progress=progress,
                                        retry_failed=retry_failed)  # fmt: skip
     run_info: dict[str, Any] = {"method_settings": method.settings, "oracle": oracle_info}
+    space = search_space(config, oracle, data_dir)
+    if not space.is_full:
+        run_info["search_space"] = {"cells": len(space), "restricted_by": space.description}
     data_root = config.oracle_options.get("data_root")
     searcher = make_searcher(config, data_dir=data_dir, data_root=Path(data_root) if data_root else None,
-                             progress=progress, run_info=run_info)  # fmt: skip
-    return PreparedRun(searcher=searcher, oracle=oracle, run_info=run_info)
+                             progress=progress, run_info=run_info, space=space)  # fmt: skip
+    return PreparedRun(searcher=searcher, oracle=oracle, run_info=run_info, space=space)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             oracle_options=oracle_options,
             workers=args.workers,
             backend=args.backend,
+            constraints=constraint_settings(args),
         )
         options = backend_options(args, device)
         default_out = Path("runs", dataset, *(("train",) if oracle == "train" else ()), method.name)
@@ -346,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = OracleSpec(config, data_dir=args.data_dir, results_cache=args.results_cache,
                           retry_failed=args.retry_failed)  # fmt: skip
         result = run(prepared.searcher, prepared.oracle, config, out, run_info=run_info,
-                     progress=not args.no_progress, worker_spec=spec, backend_options=options)  # fmt: skip
+                     progress=not args.no_progress, worker_spec=spec, backend_options=options,
+                     space=prepared.space)  # fmt: skip
     except TnasError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -379,6 +416,7 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
              f"  training     {summary['sim_cost_s'] / 60:.1f} min on {trained['device']}"
              + (f", {summary['failed_queries']} failed (chance accuracy)" if summary.get("failed_queries") else "")),
             *([_workers_line(summary)] if summary.get("workers", 1) > 1 else []),
+            *([_constraints_line(summary)] if summary.get("constraints") else []),
             f"  overhead     {summary['overhead_s']:.3f} s in the optimizer",
             *([_surrogate_line(surrogate)] if surrogate else []),
             f"  run dir      {out}",
@@ -392,6 +430,14 @@ def _workers_line(summary: dict[str, Any]) -> str:
     wall = f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
     return (f"  workers      {summary['workers']} ({summary['backend']}): {wall} wall-clock ({clock}), "
             f"{100 * summary['worker_utilisation']:.0f}% utilisation")
+
+
+def _constraints_line(summary: dict[str, Any]) -> str:
+    limits = Constraints.from_dict(summary["constraints"])
+    returned = [f"{summary[key]:.3g} {unit}" for key, unit in (("recommended_latency_ms", "ms"),
+                ("recommended_params_mb", "M params"), ("recommended_flops_m", "MFLOPs")) if key in summary]  # fmt: skip
+    return (f"  constraints  {limits.describe()}: {summary['feasible_cells']:,} feasible cells; returned cell "
+            f"{', '.join(returned)}")
 
 
 def _surrogate_line(surrogate: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from tnas.constraints import Constraints
 from tnas.errors import ConfigError
 from tnas.oracles import FIDELITIES
 from tnas.space import NUM_CELLS
@@ -56,6 +57,9 @@ class RunConfig:
             simulated backend it decides the trajectory).
         backend: what runs the evaluations, a key of :data:`BACKENDS`; ``None`` is
             :func:`default_backend` of the oracle.
+        constraints: known limits on the proposed cells (:class:`~tnas.constraints.Constraints`
+            as a dict: ``max_latency_ms`` with ``latency_device``, ``max_params_mb``,
+            ``max_flops_m``); empty for an unconstrained run. Part of the run's identity.
     """
 
     method: str
@@ -70,8 +74,12 @@ class RunConfig:
     oracle_options: dict[str, Any] = field(default_factory=dict)
     workers: int = 1
     backend: str | None = None
+    constraints: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.constraints, dict):
+            raise ConfigError(f"constraints must be a dict of limits, got {self.constraints!r}")
+        Constraints.from_dict(self.constraints)  # validates
         if not isinstance(self.workers, int) or self.workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {self.workers!r}")
         if self.backend is not None and self.backend not in BACKENDS:
@@ -101,16 +109,24 @@ class RunConfig:
             raise ConfigError(f"max_sim_hours must be positive, got {self.max_sim_hours!r}")
 
     @property
+    def limits(self) -> Constraints:
+        """The run's constraints (inactive when it has none)."""
+        return Constraints.from_dict(self.constraints)
+
+    @property
     def resolved_backend(self) -> str:
         """The backend that runs the evaluations (the oracle's default when none was chosen)."""
         return self.backend or default_backend(self.oracle)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form; a one-worker run on its default backend leaves ``workers`` and
-        ``backend`` out, so that its identity is that of runs made before they existed."""
+        ``backend`` out, and an unconstrained run ``constraints``, so that its identity is
+        that of runs made before they existed."""
         values = asdict(self)
         if self.workers == 1 and self.backend is None:
             del values["workers"], values["backend"]
+        if not self.constraints:
+            del values["constraints"]
         return values
 
     def same_run_as(self, other: RunConfig) -> bool:

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from tnas import paths
+from tnas.constraints import TASK_GEOMETRY, NetworkGeometry, constrained_space
 from tnas.errors import ConfigError
 from tnas.oracles import TASKS, NB201Table, Oracle, TableOracle, get_task
 from tnas.search.config import RunConfig
+from tnas.space import FULL_SPACE, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,41 @@ def _training_oracle(config: RunConfig, data_dir: Path | None, device: str | Non
     info = {"kind": "train", "device": device, "trainings_cache": str(oracle.cache.folder),
             "splits": splits.sizes(), "source": splits.source}  # fmt: skip
     return oracle, info
+
+
+def search_space(config: RunConfig, oracle: Oracle, data_dir: Path | None = None) -> SearchSpace:
+    """The cells the run may propose: those its oracle can answer that meet its constraints.
+
+    A table oracle answers the cells its table holds (all 15,625 for NAS-Bench-201); its
+    parameters are the table's own column. The real-training oracle answers every cell, and
+    parameters and FLOPs are those of the network it trains.
+
+    Raises:
+        ConfigError: no cell meets the constraints, or the budget exceeds the feasible cells.
+        TableError: a damaged latency table.
+    """
+    limits = config.limits
+    if isinstance(oracle, TableOracle):
+        present, params = oracle.table.present, oracle.table.column(oracle.task.params)
+        geometry = TASK_GEOMETRY[oracle.task.name]
+        held = f"the {int(present.sum())} cells of {oracle.table.source}"
+    else:
+        network = oracle.network  # type: ignore[attr-defined]  # the training oracle
+        image_shape = oracle.splits.image_shape  # type: ignore[attr-defined]
+        geometry = NetworkGeometry(resolution=image_shape[0], num_classes=network.num_classes,
+                                   in_channels=network.in_channels, channels=network.channels,
+                                   cells_per_stage=network.cells_per_stage)  # fmt: skip
+        present, params, held = None, None, ""
+    if limits.active:
+        space = constrained_space(limits, geometry, params_mb=params, present=present, data_dir=data_dir)
+    elif present is not None and not present.all():
+        space = SearchSpace(present, description=held)
+    else:
+        space = FULL_SPACE
+    if config.budget > len(space):
+        raise ConfigError(f"--budget {config.budget} exceeds the {len(space)} cells of the search space "
+                          f"({space.description}); lower the budget")  # fmt: skip
+    return space
 
 
 def resolve_device(requested: str | None) -> str:

@@ -26,7 +26,10 @@ worker: the order they were asked), with the columns of :data:`TRAJECTORY_COLUMN
 - ``start_s``, ``end_s``: when the evaluation started and finished, in seconds on the run's
   clock: simulated (each query's recorded training time; the ``simulated`` backend) or
   real wall-clock since the run started (``local``, ``ray``); ``worker``: the worker
-  (0-based) that ran it. A failed worker's query has a ``failure`` and chance accuracy.
+  (0-based) that ran it. A failed worker's query has a ``failure`` and chance accuracy;
+- ``latency_ms``, ``flops_m``: the cell's latency on the run's ``latency_device`` and its
+  MFLOPs, for runs constrained on them (``--max-latency-ms``, ``--max-flops``); empty
+  otherwise (``params_mb`` is always recorded).
 
 ``journal.jsonl`` (:mod:`tnas.search.journal`) records every submitted evaluation.
 
@@ -84,6 +87,8 @@ class TrajectoryRow:
     start_s: float | None = None
     end_s: float | None = None
     worker: int | None = None
+    latency_ms: float | None = None
+    flops_m: float | None = None
 
     def evaluation(self, fidelity: int) -> Evaluation:
         """The evaluation this row recorded."""
@@ -102,7 +107,7 @@ TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(Traje
 _INT_FIELDS = {"query", "index", "incumbent_index", "recommended_index", "worker"}
 _TEXT_FIELDS = {"arch", "failure"}
 _OPTIONAL_FIELDS = {"seed", "acquisition", "pred_mean", "pred_std", "failure", "recommended_index",
-                    "recommended_test", "start_s", "end_s", "worker"}  # fmt: skip
+                    "recommended_test", "start_s", "end_s", "worker", "latency_ms", "flops_m"}  # fmt: skip
 _REQUIRED_COLUMNS = tuple(name for name in TRAJECTORY_COLUMNS if name not in _OPTIONAL_FIELDS or name == "seed")
 
 

@@ -46,7 +46,7 @@ from tnas.search.config import RunConfig
 from tnas.search.journal import JournalWriter, Submission, read_journal
 from tnas.search.protocol import Recommender, Searcher
 from tnas.search.rundir import RunDirectory, TrajectoryRow
-from tnas.space import Cell
+from tnas.space import FULL_SPACE, Cell, SearchSpace
 
 __all__ = ["MAX_CONSECUTIVE_REPEATS", "RunResult", "observed_seed", "run", "summarize"]
 
@@ -99,6 +99,7 @@ def run(
     progress: bool = False,
     worker_spec: Any = None,
     backend_options: BackendOptions = BackendOptions(),
+    space: SearchSpace = FULL_SPACE,
 ) -> RunResult:
     """Drive ``searcher`` against ``oracle`` on ``config.workers`` workers until the budget is spent.
 
@@ -116,11 +117,14 @@ def run(
             (:class:`~tnas.search.oracle_setup.OracleSpec`); needed by ``local`` with
             several workers and by ``ray``.
         backend_options: devices, threads, Ray address, retries.
+        space: the cells the run may evaluate (:func:`~tnas.search.oracle_setup.search_space`:
+            the feasible cells of a constrained run); a proposal outside it stops the run.
 
     Raises:
         RunDirectoryError: ``run_dir`` holds another run, or a journal the searcher
             does not reproduce.
-        SearcherError: the searcher proposes a pending cell, or keeps proposing evaluated ones.
+        SearcherError: the searcher proposes a pending cell or one outside ``space``, or keeps
+            proposing evaluated ones.
     """
     directory = RunDirectory(run_dir) if run_dir is not None else None
     recorded = prepare_directory(directory, config, run_info or {}) if directory else []
@@ -133,7 +137,8 @@ def run(
         journal = [Submission(query, row.index, row.seed, 1, query - 1, 0, row.sim_cost_s - row.cost_s)
                    for query, row in enumerate(recorded, start=1)]  # fmt: skip
     backend = make_backend(config, oracle, worker_spec, backend_options)
-    search = _Search(searcher, oracle, config, backend, directory, recorded, journal, backend_options, progress)
+    search = _Search(searcher, oracle, config, backend, directory, recorded, journal, backend_options, progress,
+                     space)  # fmt: skip
     try:
         search.replay(recorded, journal)
         search.loop()
@@ -141,7 +146,7 @@ def run(
         search.close()
         backend.close()
     rows = search.trajectory.rows
-    summary = summarize(config, rows, repeats=search.repeats)
+    summary = summarize(config, rows, repeats=search.repeats, space=space)
     if directory is not None:
         directory.write_summary(summary)
     return RunResult(config, tuple(rows), summary, replayed=min(len(recorded), len(rows)))
@@ -159,10 +164,10 @@ class _Search:
 
     def __init__(self, searcher: Searcher, oracle: Oracle, config: RunConfig, backend: Backend,
                  directory: RunDirectory | None, recorded: list[TrajectoryRow], journal: list[Submission],
-                 options: BackendOptions, progress: bool) -> None:  # fmt: skip
+                 options: BackendOptions, progress: bool, space: SearchSpace) -> None:  # fmt: skip
         self.searcher, self.oracle, self.config, self.backend = searcher, oracle, config, backend
-        self.options = options
-        self.trajectory = Trajectory(directory, recorded)
+        self.options, self.space = options, space
+        self.trajectory = Trajectory(directory, recorded, space)
         self.journal = JournalWriter(directory.journal_path, journal) if directory else None
         self.progress = Progress(config, progress, done=len(recorded))
         self.pending: dict[int, _Pending] = {}  # ticket -> what is being evaluated
@@ -181,6 +186,9 @@ class _Search:
             self.trajectory.unbooked_overhead_s += time.perf_counter() - start
             if cell.index in busy:
                 raise SearcherError(f"{self.config.method} proposed cell {cell.index}, which is being evaluated")
+            if cell not in self.space:
+                raise SearcherError(f"{self.config.method} proposed cell {cell.index}, outside the search space "
+                                    f"({self.space.description})")  # fmt: skip
             if cell.index not in self.trajectory.history:
                 return cell
             self.repeats += 1

@@ -13,14 +13,17 @@ from tnas.space.cell import (
 )
 from tnas.space.graph import adjacency, node_types, to_pyg_data
 from tnas.space.moves import mutate, neighbours, permuted_cells, sample_cell, sample_unseen
+from tnas.space.search_space import FULL_SPACE, SearchSpace
 
 __all__ = [
     "EDGES",
+    "FULL_SPACE",
     "NUM_CELLS",
     "NUM_EDGES",
     "NUM_OPS",
     "OPERATIONS",
     "Cell",
+    "SearchSpace",
     "adjacency",
     "all_cells",
     "as_cell",

@@ -25,6 +25,7 @@ from tnas.search.methods.reinforce import Reinforce, ReinforceConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.methods.tnas_setup import UNTRAINED_SETTINGS, build_tnas
 from tnas.search.protocol import Searcher
+from tnas.space import FULL_SPACE, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class SearchContext:
         data_dir: the data directory given by the user, if any.
         data_root: the folder of the full dataset (real-training runs), if any.
         progress: whether progress bars may be shown (e.g. meta-training on the spot).
+        space: the cells the searcher may propose (the feasible cells of a constrained run,
+            the cells a partial table holds).
         run_info: facts the factory wants recorded in ``config.json`` (filled in by it).
     """
 
@@ -45,6 +48,7 @@ class SearchContext:
     data_dir: Path | None = None
     data_root: Path | None = None
     progress: bool = False
+    space: SearchSpace = FULL_SPACE
     run_info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,11 +73,11 @@ METHODS: dict[str, Method] = {
     method.name: method
     for method in (
         Method("rs", "random search, uniform without replacement (Li & Talwalkar 2019)",
-               lambda context: RandomSearch(context.rng), {}),
+               lambda context: RandomSearch(context.rng, context.space), {}),
         Method("re", "regularized evolution, population 10, sample 3 (Real et al. 2019)",
-               lambda context: RegularizedEvolution(context.rng), asdict(EvolutionConfig())),
+               lambda context: RegularizedEvolution(context.rng, space=context.space), asdict(EvolutionConfig())),
         Method("ls", "local search, 10 random starts, best-improvement moves (White et al. 2021)",
-               lambda context: LocalSearch(context.rng), asdict(LocalSearchConfig())),
+               lambda context: LocalSearch(context.rng, space=context.space), asdict(LocalSearchConfig())),
         Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
                lambda context: build_tnas(context), asdict(TNASConfig())),
         Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
@@ -83,15 +87,16 @@ METHODS: dict[str, Method] = {
         Method("tnas-prior", "TNAS ablation: cells in the order of the meta-learned prior, no BO (as MetaD2A)",
                lambda context: build_tnas(context, "prior"), {}),
         Method("bananas", "BANANAS: path encoding, MLP ensemble, ITS on mutations (White et al. 2021)",
-               lambda context: Bananas(context.rng), asdict(BananasConfig())),
+               lambda context: Bananas(context.rng, space=context.space), asdict(BananasConfig())),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
-               lambda context: GPBO(context.rng, gp_config(context.config.options)), asdict(GPBOConfig())),
+               lambda context: GPBO(context.rng, gp_config(context.config.options), context.space),
+               asdict(GPBOConfig())),
         Method("optuna-tpe", "peer: Optuna's TPESampler, ask/tell on 6 categorical edges (Akiba et al. 2019)",
                lambda context: build_optuna_tpe(context), asdict(OptunaTPEConfig())),
         Method("hebo", "peer: HEBO (warped GP, MACE, NSGA-II), ask/tell on 6 edges (Cowen-Rivers et al. 2022)",
                lambda context: build_hebo(context), asdict(HEBOConfig())),
         Method("reinforce", "REINFORCE: softmax policy per edge, EMA baseline, Adam 0.001 (NAS-Bench-201 paper)",
-               lambda context: Reinforce(context.rng), asdict(ReinforceConfig())),
+               lambda context: Reinforce(context.rng, space=context.space), asdict(ReinforceConfig())),
     )
 }  # fmt: skip
 
@@ -113,12 +118,13 @@ def get_method(name: str) -> Method:
 
 
 def make_searcher(config: RunConfig, *, data_dir: Path | None = None, data_root: Path | None = None,
-                  progress: bool = False, run_info: dict[str, Any] | None = None) -> Searcher:  # fmt: skip
-    """A fresh searcher for ``config``, seeded with ``config.seed``.
+                  progress: bool = False, run_info: dict[str, Any] | None = None,
+                  space: SearchSpace = FULL_SPACE) -> Searcher:  # fmt: skip
+    """A fresh searcher for ``config``, seeded with ``config.seed``, proposing cells of ``space``.
 
     ``run_info``, if given, receives what the method wants recorded in ``config.json``.
     """
     context = SearchContext(config=config, rng=np.random.default_rng(config.seed), data_dir=data_dir,
-                            data_root=data_root, progress=progress,
+                            data_root=data_root, progress=progress, space=space,
                             run_info=run_info if run_info is not None else {})  # fmt: skip
     return get_method(config.method).build(context)

@@ -32,6 +32,8 @@ Defaults and where they come from:
 Evaluations pending (several workers): pending cells are left out of the random initial
 design and of the candidates; each free worker draws its own Thompson sample, so parallel
 proposals differ without further coordination (the ITS batch mode of the paper).
+In a constrained search space infeasible mutations are left out of the candidates and
+the initial design is drawn among the feasible cells.
 
 Path encoding: a path is an input-to-output route through the cell DAG (edges 0->1, 0->2,
 1->2, 0->3, 1->3, 2->3), written as the sequence of its operations; the encoding has one
@@ -59,7 +61,7 @@ from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
-from tnas.space import EDGES, OPERATIONS, Cell, neighbours, sample_unseen
+from tnas.space import EDGES, FULL_SPACE, OPERATIONS, Cell, SearchSpace, neighbours
 
 INPUT_NODE = 0
 OUTPUT_NODE = max(to for to, _ in EDGES)
@@ -223,9 +225,11 @@ def train_ensemble(x: Tensor, y: Tensor, config: BananasConfig, generator: torch
 class Bananas:
     """Ask/tell BANANAS with the path encoding and ITS over mutation candidates."""
 
-    def __init__(self, rng: np.random.Generator, config: BananasConfig = BananasConfig()) -> None:
+    def __init__(self, rng: np.random.Generator, config: BananasConfig = BananasConfig(),
+                 space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
         self.config = config
         self._rng = rng
+        self._space = space
         self._valid: dict[int, float] = {}  # official index -> observed validation accuracy
         self._noisy = False
         self._trained: tuple[int, Layers, float, float] | None = None  # (observations, layers, shift, scale)
@@ -235,7 +239,7 @@ class Bananas:
         busy = pending_indexes(pending)
         if len(self._valid) < self.config.num_init:
             self.last_info = {}
-            return sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())
+            return self._space.sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())
         candidates = self.candidates(busy)
         mean, std = self.predict(candidates)
         draws = mean + std * self._rng.standard_normal(len(candidates))  # independent Thompson sampling
@@ -263,13 +267,13 @@ class Bananas:
         pool: dict[int, Cell] = {}
         for index in sorted(self._valid, key=lambda i: (-self._valid[i], i)):
             for cell in self._ball(Cell.from_index(index)):
-                if cell.index not in self._valid and cell.index not in busy:
+                if cell.index not in self._valid and cell.index not in busy and cell in self._space:
                     pool.setdefault(cell.index, cell)
             if len(pool) >= self.config.num_candidates:
                 break
         cells = list(pool.values())
         if not cells:  # every cell near an evaluated one was evaluated: fall back to random
-            return [sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())]
+            return [self._space.sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())]
         if len(cells) > self.config.num_candidates:
             keep = np.sort(self._rng.choice(len(cells), size=self.config.num_candidates, replace=False))
             cells = [cells[int(i)] for i in keep]

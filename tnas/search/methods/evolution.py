@@ -15,6 +15,9 @@ workers): a free worker takes a tournament from the population as it is at that 
 (the evaluations that finished), and its child joins the population when its evaluation
 finishes. Until ``population_size`` evaluations have finished, free workers take random
 cells. Pending cells are never proposed (a child that is pending is mutated again).
+
+In a constrained search space, random cells are drawn among the feasible ones and an
+infeasible child is mutated again, like an evaluated one.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
 from tnas.search.protocol import pending_indexes
-from tnas.space import Cell, mutate, neighbours, sample_unseen
+from tnas.space import FULL_SPACE, Cell, SearchSpace, mutate
 
 
 @dataclass(frozen=True)
@@ -50,26 +53,28 @@ class EvolutionConfig:
 class RegularizedEvolution:
     """Aging evolution with tournament selection and one-edge mutations."""
 
-    def __init__(self, rng: np.random.Generator, config: EvolutionConfig = EvolutionConfig()) -> None:
+    def __init__(self, rng: np.random.Generator, config: EvolutionConfig = EvolutionConfig(),
+                 space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
         self.config = config
         self._rng = rng
+        self._space = space
         self._population: deque[tuple[Cell, float]] = deque(maxlen=config.population_size)
         self._seen: set[int] = set()
 
     def ask(self, pending: Sequence[Cell] = ()) -> Cell:
         excluded: Collection[int] = self._seen | pending_indexes(pending) if pending else self._seen
         if len(self._seen) < self.config.population_size:
-            return sample_unseen(self._rng, excluded)
+            return self._space.sample_unseen(self._rng, excluded)
         picks = self._rng.choice(len(self._population), size=self.config.sample_size, replace=False)
         parent = max((self._population[int(i)] for i in picks), key=lambda member: member[1])[0]
         return self._unseen_child(parent, excluded)
 
     def _unseen_child(self, parent: Cell, excluded: Collection[int]) -> Cell:
-        if all(n.index in excluded for n in neighbours(parent)):
-            return sample_unseen(self._rng, excluded)
+        if all(n.index in excluded for n in self._space.neighbours(parent)):
+            return self._space.sample_unseen(self._rng, excluded)
         while True:
             child = mutate(parent, self._rng)
-            if child.index not in excluded:
+            if child.index not in excluded and child in self._space:
                 return child
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:

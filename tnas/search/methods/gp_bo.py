@@ -22,7 +22,8 @@ Evaluations pending (several workers): ``pending="believer"`` (the default) scor
 candidates with LogEI on the GP conditioned on the pending cells at its posterior mean;
 ``pending="x_pending"`` uses qLogNEI with BoTorch's ``X_pending`` (see
 :mod:`tnas.search.methods.pending`). Pending cells are never candidates, and the random
-initial design leaves them out.
+initial design leaves them out. In a constrained search space the candidates and the
+initial design are the feasible cells.
 
 Determinism: the only randomness is BoTorch's restarts after a failed fit, which draw new
 starting hyperparameters from torch's global generator; the fit runs inside
@@ -62,7 +63,7 @@ from tnas.oracles import Evaluation
 from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
-from tnas.space import NUM_CELLS, NUM_EDGES, NUM_OPS, Cell, official_index_order, sample_unseen
+from tnas.space import FULL_SPACE, NUM_EDGES, NUM_OPS, Cell, SearchSpace, official_index_order
 
 ONE_HOT_DIM = NUM_EDGES * NUM_OPS  # 30
 ACQUISITION_BATCH = 512
@@ -127,9 +128,12 @@ class GPBOConfig:
 class GPBO:
     """Ask/tell GP-BO with LogEI over all unevaluated cells."""
 
-    def __init__(self, rng: np.random.Generator, config: GPBOConfig = GPBOConfig()) -> None:
+    def __init__(self, rng: np.random.Generator, config: GPBOConfig = GPBOConfig(),
+                 space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
         self.config = config
         self._rng = rng
+        self._space = space
+        self._allowed = torch.as_tensor(space.mask)
         self._choices = all_cells_one_hot()  # 15625 x 30, rows in official index order
         self._valid: dict[int, float] = {}  # official index -> observed validation accuracy
         self._hyperparameters: dict[str, Tensor] = {}  # of the last fit, for warm starts
@@ -141,8 +145,8 @@ class GPBO:
         busy = pending_indexes(pending)
         if len(self._valid) < self.config.num_init:
             self.last_info = {}
-            return sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())
-        free = torch.ones(NUM_CELLS, dtype=torch.bool)
+            return self._space.sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())
+        free = self._allowed.clone()
         free[list(self._valid)] = False
         free[list(busy)] = False
         pending_x = self._choices[[cell.index for cell in pending]] if pending else None

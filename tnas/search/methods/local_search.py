@@ -11,6 +11,9 @@ With several workers, the cells of a random batch and of a neighbourhood are han
 free workers as they ask; a free worker that finds every cell of the current step pending
 (the step cannot be decided before they finish) evaluates a random unevaluated cell
 instead of idling, and the climb uses it like any other observation.
+
+In a constrained search space the random cells are feasible ones and a neighbourhood is
+the feasible cells one edge away.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
 from tnas.search.protocol import pending_indexes
-from tnas.space import Cell, neighbours, sample_unseen
+from tnas.space import FULL_SPACE, Cell, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,11 @@ class LocalSearchConfig:
 class LocalSearch:
     """Best-improvement hill climbing with random restarts."""
 
-    def __init__(self, rng: np.random.Generator, config: LocalSearchConfig = LocalSearchConfig()) -> None:
+    def __init__(self, rng: np.random.Generator, config: LocalSearchConfig = LocalSearchConfig(),
+                 space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
         self.config = config
         self._rng = rng
+        self._space = space
         self._valid: dict[int, float] = {}  # official index -> observed validation accuracy
         self._current: Cell | None = None  # None while a batch of random cells is pending
         self._batch: list[Cell] = []  # random cells of the current (re)start
@@ -55,7 +60,7 @@ class LocalSearch:
         while True:
             if self._random_to_draw > 0:
                 self._random_to_draw -= 1
-                cell = sample_unseen(self._rng, excluded)
+                cell = self._space.sample_unseen(self._rng, excluded)
                 self._batch.append(cell)
                 return cell
             while self._queue:
@@ -63,7 +68,7 @@ class LocalSearch:
                 if cell.index not in excluded:
                     return cell
             if self._waiting():  # the step's cells are still being evaluated
-                return sample_unseen(self._rng, excluded)
+                return self._space.sample_unseen(self._rng, excluded)
             self._advance()
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
@@ -71,7 +76,7 @@ class LocalSearch:
 
     def _waiting(self) -> bool:
         """Whether the current step (random batch or neighbourhood) has cells not yet told."""
-        step = self._batch if self._current is None else neighbours(self._current)
+        step = self._batch if self._current is None else self._space.neighbours(self._current)
         return any(cell.index not in self._valid for cell in step)
 
     def _advance(self) -> None:
@@ -79,7 +84,8 @@ class LocalSearch:
         if self._current is None:
             self._current = max(self._batch, key=lambda cell: self._valid[cell.index])
         else:
-            best = max(neighbours(self._current), key=lambda cell: self._valid[cell.index])
+            around = self._space.neighbours(self._current)
+            best = max(around, key=lambda cell: self._valid[cell.index]) if around else self._current
             if self._valid[best.index] > self._valid[self._current.index]:
                 self._current = best
             else:  # local optimum: restart from one random cell
@@ -87,5 +93,5 @@ class LocalSearch:
                 self._batch = []
                 self._random_to_draw = 1
                 return
-        order = neighbours(self._current)
+        order = self._space.neighbours(self._current)
         self._queue = [order[int(i)] for i in self._rng.permutation(len(order))]

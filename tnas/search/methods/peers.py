@@ -37,6 +37,10 @@ failed trial and asked again (after 100 such proposals a random free cell is tak
 is asked for ``1 + #pending`` suggestions at once (its batch ``suggest``, which spreads a
 batch over the MACE Pareto front) and the first that is not pending is taken.
 
+Constrained search space: Optuna's proposal of an infeasible cell is told as a failed
+trial and asked again, like a pending one; HEBO takes its first feasible suggestion. When
+none is feasible, a random feasible cell is taken.
+
 Determinism: TPE draws only from the sampler's own seeded generator. HEBO draws from
 numpy's and torch's global generators (GP initialisation and training, NSGA-II, the final
 pick) and seeds its Sobol engine with ``scramble_seed``; every :meth:`HEBOSearcher.ask`
@@ -69,7 +73,7 @@ from tnas.errors import ConfigError, SearcherError
 from tnas.oracles import Evaluation
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
-from tnas.space import NUM_EDGES, OPERATIONS, Cell, sample_unseen
+from tnas.space import FULL_SPACE, NUM_EDGES, OPERATIONS, Cell, SearchSpace
 
 EDGE_NAMES: tuple[str, ...] = tuple(f"edge{edge}" for edge in range(NUM_EDGES))
 """The peers' parameter names, one per edge in arch-string order."""
@@ -125,10 +129,12 @@ def _quiet_logger(name: str, level: int = logging.WARNING) -> Iterator[None]:
 class OptunaTPE:
     """Ask/tell adapter for an Optuna study with a seeded ``TPESampler``."""
 
-    def __init__(self, seed: int, config: OptunaTPEConfig = OptunaTPEConfig()) -> None:
+    def __init__(self, seed: int, config: OptunaTPEConfig = OptunaTPEConfig(),
+                 space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
         import optuna  # the builder checked that it imports
 
         self.config = config
+        self._space = space
         self._optuna = optuna
         self._distributions = {name: optuna.distributions.CategoricalDistribution(OPERATIONS)
                                for name in EDGE_NAMES}  # fmt: skip
@@ -147,11 +153,11 @@ class OptunaTPE:
             for _ in range(100):
                 trial = self.study.ask(self._distributions)
                 cell = _cell(trial.params)
-                if cell.index not in busy:
+                if cell.index not in busy and cell in self._space:
                     self._running[cell.index] = trial
                     return cell
                 self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
-        cell = sample_unseen(self._fallback, self._told | busy)
+        cell = self._space.sample_unseen(self._fallback, self._told | busy)
         self._running[cell.index] = None
         return cell
 
@@ -178,7 +184,7 @@ def build_optuna_tpe(context: Any, config: OptunaTPEConfig = OptunaTPEConfig()) 
     seed = int(context.rng.integers(2**32))  # TPESampler seeds a numpy RandomState: 32 bits
     context.run_info["peer"] = {"library": "optuna", "version": optuna.__version__, "sampler": "TPESampler",
                                 "seed": seed, **asdict(config)}  # fmt: skip
-    return OptunaTPE(seed, config)
+    return OptunaTPE(seed, config, context.space)
 
 
 # ---------------------------------------------------------------------- HEBO
@@ -215,12 +221,13 @@ class HEBOSearcher:
     """Ask/tell adapter for ``hebo.optimizers.hebo.HEBO`` (which minimises: told ``-valid``)."""
 
     def __init__(self, rng: np.random.Generator, config: HEBOConfig = HEBOConfig(), *,
-                 scramble_seed: int | None = None) -> None:  # fmt: skip
+                 scramble_seed: int | None = None, space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
         from hebo.design_space.design_space import DesignSpace  # the builder imported hebo
         from hebo.optimizers.hebo import HEBO
 
         self.config = config
         self._rng = rng
+        self._space = space
         self.scramble_seed = int(rng.integers(2**31)) if scramble_seed is None else scramble_seed
         space = DesignSpace().parse([{"name": name, "type": "cat", "categories": list(OPERATIONS)}
                                      for name in EDGE_NAMES])  # fmt: skip
@@ -237,9 +244,9 @@ class HEBOSearcher:
             suggestions = self.optimizer.suggest(n_suggestions=1 + len(busy))
         for position in range(len(suggestions)):
             cell = _cell(suggestions.iloc[position])
-            if cell.index not in busy:
+            if cell.index not in busy and cell in self._space:
                 return cell
-        return sample_unseen(self._rng, busy)  # HEBO suggested only pending cells
+        return self._space.sample_unseen(self._rng, busy)  # HEBO suggested only pending or infeasible cells
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         """Add ``cell`` with ``-valid`` to HEBO's data (also for a cached repeat)."""
@@ -289,7 +296,7 @@ def build_hebo(context: Any, config: HEBOConfig = HEBOConfig()) -> HEBOSearcher:
         version = _import_hebo()
     except ImportError as error:
         raise ConfigError(f"hebo needs HEBO: {_INSTALL_HINT} ({error})") from None
-    searcher = HEBOSearcher(context.rng, config)
+    searcher = HEBOSearcher(context.rng, config, space=context.space)
     context.run_info["peer"] = {"library": "hebo", "version": version, "optimizer": "HEBO", "acquisition": "MACE",
                                 "scramble_seed": searcher.scramble_seed, **asdict(config)}  # fmt: skip
     return searcher

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from tnas.oracles import Evaluation
 from tnas.search.protocol import pending_indexes
-from tnas.space import NUM_CELLS, Cell
+from tnas.space import FULL_SPACE, NUM_CELLS, Cell, SearchSpace
 
 
 class PriorRanking:
@@ -25,13 +25,15 @@ class PriorRanking:
 
     Args:
         prior: ``15625`` prior means, indexed by official cell index (any monotone scale).
+        space: the cells it may propose (the ranking skips the others).
     """
 
-    def __init__(self, prior: Tensor) -> None:
+    def __init__(self, prior: Tensor, space: SearchSpace = FULL_SPACE) -> None:
         if prior.shape != (NUM_CELLS,):
             raise ValueError(f"expected one prior mean per cell ({NUM_CELLS}), got shape {tuple(prior.shape)}")
         self._prior = prior
-        self._order = torch.argsort(prior, descending=True, stable=True).tolist()
+        self._order = [index for index in torch.argsort(prior, descending=True, stable=True).tolist()
+                       if index in space]  # fmt: skip
         self._next = 0
         self._told: set[int] = set()
         self.last_info: dict[str, float] = {}

@@ -12,18 +12,19 @@ import numpy as np
 
 from tnas.oracles import Evaluation
 from tnas.search.protocol import pending_indexes
-from tnas.space import Cell, permuted_cells
+from tnas.space import FULL_SPACE, Cell, SearchSpace
 
 
 class RandomSearch:
     """Proposes the cells of one uniformly random permutation of the space, in order.
 
     With evaluations pending it proposes the first cell of the permutation that is neither
-    evaluated nor pending: parallel random search is random search.
+    evaluated nor pending: parallel random search is random search. In a constrained
+    ``space`` the permutation is that of the feasible cells (rejection sampling).
     """
 
-    def __init__(self, rng: np.random.Generator) -> None:
-        self._order = permuted_cells(rng)
+    def __init__(self, rng: np.random.Generator, space: SearchSpace = FULL_SPACE) -> None:
+        self._order = space.permuted(rng)
         self._next = 0
         self._seen: set[int] = set()
 

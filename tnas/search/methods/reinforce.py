@@ -14,6 +14,8 @@ query and still updates the policy (the original counts it as a step too). Evalu
 pending (several workers): a sample that is pending is drawn again (up to
 ``max_resamples`` times, then a random free cell is taken), and each finished evaluation
 updates the policy as it comes back, with the policy's current log-probability of that cell.
+In a constrained search space an infeasible sample is drawn again the same way (the
+policy samples from its distribution restricted to the feasible cells).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
-from tnas.space import NUM_EDGES, NUM_OPS, Cell, sample_unseen
+from tnas.space import FULL_SPACE, NUM_EDGES, NUM_OPS, Cell, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,11 @@ class ReinforceConfig:
 class Reinforce:
     """Ask/tell REINFORCE with a factorised softmax policy over the edges' operations."""
 
-    def __init__(self, rng: np.random.Generator, config: ReinforceConfig = ReinforceConfig()) -> None:
+    def __init__(self, rng: np.random.Generator, config: ReinforceConfig = ReinforceConfig(),
+                 space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
         self.config = config
         self._rng = rng
+        self._space = space
         init = rng.standard_normal((NUM_EDGES, NUM_OPS)) * config.init_scale
         self.logits = torch.nn.Parameter(torch.as_tensor(init, dtype=torch.float64))  # 6 x 5
         self._optimizer = torch.optim.Adam([self.logits], lr=config.learning_rate)
@@ -77,9 +81,9 @@ class Reinforce:
             ops = tuple(int(min(np.searchsorted(np.cumsum(row), draw, side="right"), NUM_OPS - 1))
                         for row, draw in zip(probabilities, draws))  # fmt: skip
             cell = Cell(ops)
-            if cell.index not in busy:
+            if cell.index not in busy and cell in self._space:
                 return cell
-        return sample_unseen(self._rng, self._seen | busy)
+        return self._space.sample_unseen(self._rng, self._seen | busy)
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         self._seen.add(cell.index)

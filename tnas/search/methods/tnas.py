@@ -47,6 +47,10 @@ finished, free workers take the next cells of the initial design's order (the pr
 ranking), so a wide search starts on the prior's best cells. Pending cells are never
 proposed.
 
+Constrained search space (``--max-latency-ms`` and the like): the initial design, the
+candidate pool and the acquisition's choices hold feasible cells only, so the prior's
+trust region is the ``candidate_pool`` best *feasible* cells.
+
 Initial design: the ``init_size`` cells with the highest prior mean (``init="prior"``) or
 random cells (``init="random"``). Observations are centred on their mean and divided by
 the meta-training sources' typical deviation before they reach the GP (see
@@ -81,7 +85,7 @@ from tnas.models.surrogate import TNASSurrogate, all_cell_inputs, encoder_codes_
 from tnas.oracles import Evaluation
 from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
 from tnas.search.protocol import pending_indexes
-from tnas.space import NUM_CELLS, Cell
+from tnas.space import FULL_SPACE, NUM_CELLS, Cell, SearchSpace
 
 ACQUISITIONS = ("logei", "ucb", "ts")
 INITS = ("prior", "random")
@@ -214,6 +218,7 @@ class TNASSearcher:
         dataset_mask: the matching mask.
         rng: the run's generator.
         config: searcher settings.
+        space: the cells it may propose (feasible cells of a constrained run).
         target_scale: accuracy points per unit of the GP's targets. A meta-trained kernel
             learned its scales and noise on accuracies standardised per dataset (deviations
             of 7 to 12 points), so observations are divided by the same typical deviation
@@ -223,7 +228,7 @@ class TNASSearcher:
 
     def __init__(self, kernel: DeepKernel | Sequence[DeepKernel], dataset_features: Tensor, dataset_mask: Tensor,
                  rng: np.random.Generator, config: TNASConfig = TNASConfig(),
-                 target_scale: float | None = None) -> None:  # fmt: skip
+                 target_scale: float | None = None, space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
         self.config = config
         self.target_scale = target_scale
         members = [kernel] if isinstance(kernel, DeepKernel) else list(kernel)
@@ -232,9 +237,14 @@ class TNASSearcher:
         self._rng = rng
         self._codes, self._prior = codes_and_prior(members, dataset_features, dataset_mask)
         ranking = torch.argsort(self._prior, descending=True)  # feature rows are official indexes
-        self._init_order = ranking.tolist() if config.init == "prior" else rng.permutation(NUM_CELLS).tolist()
+        order = ranking if config.init == "prior" else torch.as_tensor(rng.permutation(NUM_CELLS))
+        if not space.is_full:
+            allowed = torch.as_tensor(space.mask)
+            ranking, order = ranking[allowed[ranking]], order[allowed[order]]
+        self._init_order = order.tolist()
+        self._choices = all_cell_inputs() if space.is_full else torch.as_tensor(space.indexes).double().unsqueeze(-1)
         pool = torch.sort(ranking[: config.candidate_pool]).values if config.candidate_pool else None
-        self._pool = all_cell_inputs() if pool is None else pool.double().unsqueeze(-1)  # n x 1 cell inputs
+        self._pool = self._choices if pool is None else pool.double().unsqueeze(-1)  # n x 1 cell inputs
         self._observed: dict[int, float] = {}
         self._noisy = False  # whether an observation was a single training seed
         self._queue: list[tuple[Cell, dict[str, float]]] = []
@@ -376,7 +386,7 @@ class TNASSearcher:
             acquisition = self._acquisition(model, best_f, observed, None if believe else pending_X)
             q = 1 if self.config.acquisition == "ts" else self.config.batch_size
             unseen = ~torch.isin(self._pool[:, 0], avoid[:, 0])
-            choices = self._pool if int(unseen.sum()) >= self.config.batch_size else all_cell_inputs()
+            choices = self._pool if int(unseen.sum()) >= self.config.batch_size else self._choices
             candidates, values = optimize_acqf_discrete(acquisition, q=q, choices=choices, X_avoid=avoid,
                                                         max_batch_size=NUM_CELLS)  # fmt: skip
             if self.config.acquisition == "ts" and self.config.batch_size > 1:  # more independent draws

@@ -106,6 +106,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
                                     progress=context.progress)  # fmt: skip
     context.run_info["target_sample"] = {"seed": sample_seed, "samples_per_class": samples_per_class}
     if variant == "prior":
-        return PriorRanking(codes_and_prior(kernels, features[None], mask[None])[1])
+        return PriorRanking(codes_and_prior(kernels, features[None], mask[None])[1], context.space)
     kernel = kernels[0] if len(kernels) == 1 else kernels
-    return TNASSearcher(kernel, features[None], mask[None], context.rng, config, target_scale=scale)
+    return TNASSearcher(kernel, features[None], mask[None], context.rng, config, target_scale=scale,
+                        space=context.space)  # fmt: skip

@@ -1,0 +1,249 @@
+"""``python -m benchmarks.constrained``: latency-constrained search on CIFAR-100 (HELP's Table 4).
+
+The 15 settings of HELP (Lee, Lee & Hwang, NeurIPS 2021, Table 4: MetaD2A + HELP on
+NAS-Bench-201, CIFAR-100): five devices, three latency limits each. Every method searches
+only the feasible cells (``--max-latency-ms L --latency-device D``, known constraints
+read from HELP's own latency measurements), observes the seed-mean 200-epoch validation
+accuracy, and the page reports
+
+- queries until the incumbent is the best *feasible* cell (highest validation accuracy
+  among the cells within the limit): median, max and how many seeds got there;
+- the test accuracy of the cell the method returns after 10 and after ``--budget`` queries;
+- HELP + MetaD2A's reported accuracy and the latency of their pick, flagged where that
+  latency exceeds the limit.
+
+Runs go through the same runner and configuration as ``python -m tnas.search`` (TNAS's run
+seed selects one of the ``--surrogates`` meta-training draws and draws the target's image
+sample), one directory per run under ``--out``; finished runs are skipped, interrupted ones
+resumed, and several processes may work on one grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.aggregate import (
+    GridSpec,
+    best_cells,
+    load_run,
+    mean_and_se,
+    queries_to_best,
+    summarize_to_best,
+)
+from benchmarks.nb201 import claim_run, is_finished, run_config
+from benchmarks.results_page import format_stat, format_to_best
+from tnas.cli_common import OneLineErrorParser
+from tnas.constraints import TASK_GEOMETRY, Constraints, constrained_space
+from tnas.errors import ConfigError, TnasError
+from tnas.io import atomic_write_text
+from tnas.oracles import NB201Table, get_task
+from tnas.search.cli import build_run
+from tnas.search.methods import get_method
+from tnas.search.runner import run
+
+PROG = "python -m benchmarks.constrained"
+DATASET = "cifar100"
+DEFAULT_OUT = Path("benchmarks/results-constrained")
+DEFAULT_PAGE = Path("benchmarks/RESULTS-constrained.md")
+TARGET_QUERIES = 10
+"""The issue's target: TNAS's median queries to the best feasible cell at most this..."""
+TARGET_SETTINGS = 12
+"""...in at least this many of the 15 settings."""
+
+
+@dataclass(frozen=True)
+class HelpSetting:
+    """One row of HELP's Table 4: a device, a latency limit, and what HELP + MetaD2A found."""
+
+    device: str
+    limit_ms: float
+    help_accuracy: float
+    help_latency_ms: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.device}-{self.limit_ms:g}ms"
+
+    @property
+    def constraints(self) -> Constraints:
+        return Constraints(max_latency_ms=self.limit_ms, latency_device=self.device)
+
+
+HELP_SETTINGS: tuple[HelpSetting, ...] = tuple(
+    HelpSetting(device, limit, accuracy, latency)
+    for device, rows in (
+        ("titan_rtx_256", ((18, 69.7, 17.8), (21, 71.5, 18.9), (25, 71.8, 24.2))),
+        ("gold_6226", ((8, 67.3, 8.0), (11, 70.2, 10.7), (14, 72.1, 14.3))),
+        ("pixel2", ((14, 69.7, 13.0), (18, 71.8, 19.0), (22, 73.2, 25.0))),
+        ("eyeriss", ((5, 71.5, 3.9), (7, 71.8, 5.1), (9, 73.5, 9.1))),
+        ("fpga", ((4, 70.2, 3.8), (5, 71.8, 4.7), (6, 73.5, 7.4))),
+    )
+    for limit, accuracy, latency in rows
+)
+"""HELP's Table 4 (CIFAR-100 test accuracy and measured latency of MetaD2A + HELP's pick)."""
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    """One method on one setting, over its finished seeds."""
+
+    method: str
+    to_best: str
+    median: float
+    returned_10: str
+    returned_budget: str
+    seeds: int
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example:\n  OMP_NUM_THREADS=1 python -m benchmarks.constrained --seeds 10 "
+                                "--budget 50   # one process per core may share the grid")  # fmt: skip
+    parser.add_argument("--methods", default="tnas,re,rs", help="comma-separated methods (default: tnas,re,rs)")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per method and setting (default: 10)")
+    parser.add_argument("--budget", type=int, default=50, help="queries per run (default: 50)")
+    parser.add_argument("--surrogates", type=int, default=5,
+                        help="meta-training draws TNAS's seeds cycle through (default: 5)")
+    parser.add_argument("--settings", default=None,
+                        help="comma-separated DEVICE-LIMITms names to run (default: all 15)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run directories (default: {DEFAULT_OUT})")
+    parser.add_argument("--page", type=Path, default=DEFAULT_PAGE, help=f"results page (default: {DEFAULT_PAGE})")
+    parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
+    parser.add_argument("--report-only", action="store_true", help="write the page from the finished runs")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _settings(text: str | None) -> tuple[HelpSetting, ...]:
+    if text is None:
+        return HELP_SETTINGS
+    by_name = {setting.name: setting for setting in HELP_SETTINGS}
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; settings: {', '.join(by_name)}")
+    return tuple(by_name[name] for name in names)
+
+
+def run_path(out: Path, setting: HelpSetting, method: str, seed: int) -> Path:
+    """``OUT/<device>-<limit>ms/<method>/seed<k>``."""
+    return out / setting.name / method / f"seed{seed}"
+
+
+def run_grid(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: NB201Table, data_dir: Path | None,
+             progress: bool) -> int:  # fmt: skip
+    """Make every unfinished run; the number made."""
+    from tqdm import tqdm
+
+    jobs = [(setting, method, seed) for setting in settings for method in spec.methods for seed in spec.seeds]
+    made = 0
+    for setting, method, seed in tqdm(jobs, desc="constrained grid", unit="run", disable=None if progress else True):
+        config = dataclasses.replace(run_config(spec, "mean", DATASET, method, seed),
+                                     constraints=setting.constraints.to_dict())  # fmt: skip
+        path = run_path(out, setting, method, seed)
+        with claim_run(path) as claimed:
+            if claimed and not is_finished(path, config):
+                prepared = build_run(config, table, data_dir=data_dir)
+                run(prepared.searcher, prepared.oracle, config, path, run_info=prepared.run_info,
+                    space=prepared.space)  # fmt: skip
+                made += 1
+    return made
+
+
+def method_row(setting_out: Path, method: str, seeds: Sequence[int], budget: int, best: np.ndarray) -> MethodRow | None:
+    runs = [load_run(setting_out / method / f"seed{seed}", budget=budget) for seed in seeds]
+    runs = [one for one in runs if one is not None]
+    if not runs:
+        return None
+    to_best = summarize_to_best([queries_to_best(one.incumbent_index, best) for one in runs])
+    returned = mean_and_se(np.stack([one.recommended_test for one in runs]))  # type: ignore[misc]
+    at = min(10, budget) - 1
+    return MethodRow(method, format_to_best(to_best, budget), to_best.median,
+                     format_stat(float(returned.mean[at]), float(returned.se[at])),
+                     format_stat(float(returned.mean[-1]), float(returned.se[-1])), len(runs))  # fmt: skip
+
+
+def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: NB201Table,
+                data_dir: Path | None, command: str) -> tuple[str, int | None]:  # fmt: skip
+    """The results page, and in how many settings TNAS met the queries target (``None``: no TNAS)."""
+    task = get_task(DATASET)
+    valid, test = table.column(task.valid[200]), table.column(task.test)
+    lines = [
+        "# Latency-constrained search on CIFAR-100 (HELP's Table 4 settings)",
+        "",
+        f"Generated by `{command}`. Protocol: NAS-Bench-201 CIFAR-100, 200 epochs, each query observes the "
+        f"seed-mean validation accuracy; known latency constraints from HELP's measurements "
+        f"(`hardware/nb201_latency_help.csv`): every method proposes only cells within the limit. "
+        f"{len(spec.seeds)} seeds per method, budget {spec.budget}; TNAS's seed s uses meta-training draw "
+        f"s % {spec.surrogates} (meta-trained without CIFAR-100) and draws the image sample with s. "
+        "*to best*: queries until the incumbent is the best feasible cell (highest validation accuracy within the "
+        "limit), median / max / seeds that got there; *test @k*: mean ± s.e. test accuracy of the returned cell "
+        "after k queries. HELP: MetaD2A + HELP's reported test accuracy and the latency of their pick, "
+        "**over** where it exceeds the limit in these tables.",
+        "",
+        "| setting | feasible cells | best feasible: valid / test | method | to best | test @10 | "
+        f"test @{spec.budget} | HELP + MetaD2A (latency) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    met = 0
+    have_tnas = False
+    for setting in settings:
+        space = constrained_space(setting.constraints, TASK_GEOMETRY[DATASET], params_mb=table.column(task.params),
+                                  present=table.present, data_dir=data_dir)  # fmt: skip
+        feasible_valid = np.where(space.mask, valid, np.nan)
+        best = best_cells(feasible_valid)
+        broke = " **over**" if setting.help_latency_ms > setting.limit_ms else ""
+        head = (f"{setting.device} ≤ {setting.limit_ms:g} ms | {len(space):,} | "
+                f"{valid[best[0]]:.2f} / {test[best[0]]:.2f}")  # fmt: skip
+        help_cell = f"{setting.help_accuracy:.1f} ({setting.help_latency_ms:g} ms{broke})"
+        for position, method in enumerate(spec.methods):
+            row = method_row(out / setting.name, method, spec.seeds, spec.budget, best)
+            cells = (f"{row.to_best} | {row.returned_10} | {row.returned_budget}" if row is not None
+                     else "not run | | ")  # fmt: skip
+            if method == "tnas" and row is not None:
+                have_tnas = True
+                met += row.median <= TARGET_QUERIES
+            first = position == 0
+            lines.append(f"| {head if first else ' | | '} | {method} | {cells} | {help_cell if first else ''} |")
+    if have_tnas:
+        lines += ["", f"TNAS's median queries to the best feasible cell is at most {TARGET_QUERIES} in **{met} of "
+                  f"{len(settings)}** settings (target: at least {TARGET_SETTINGS} of 15)."]  # fmt: skip
+    return "\n".join(lines) + "\n", (met if have_tnas else None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        methods = tuple(get_method(name.strip()).name for name in args.methods.split(",") if name.strip())
+        if args.seeds < 1 or args.budget < 1 or args.surrogates < 1:
+            raise ConfigError("--seeds, --budget and --surrogates must be positive")
+        settings = _settings(args.settings)
+        spec = GridSpec(observes=("mean",), datasets=(DATASET,), methods=methods, seeds=tuple(range(args.seeds)),
+                        budget=args.budget, fidelity=200, surrogates=args.surrogates)  # fmt: skip
+        table = NB201Table.load(args.data_dir)
+        made = 0 if args.report_only else run_grid(spec, settings, args.out, table, args.data_dir,
+                                                   not args.no_progress)  # fmt: skip
+        command = f"{PROG} --methods {','.join(methods)} --seeds {args.seeds} --budget {args.budget}"
+        page, met = render_page(spec, settings, args.out, table, args.data_dir, command)
+        atomic_write_text(args.page, page)
+    except TnasError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    target = "" if met is None else f"; TNAS within {TARGET_QUERIES} queries (median) in {met}/{len(settings)} settings"
+    print(f"{made} runs made; page {args.page}{target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
