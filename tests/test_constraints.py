@@ -23,7 +23,7 @@ from tnas.constraints import (
 )
 from tnas.errors import ConfigError, SearcherError, TableError
 from tnas.oracles import TableOracle
-from tnas.search import RunConfig, make_searcher, run
+from tnas.search import RunConfig, run
 from tnas.search.cli import build_run
 from tnas.space import NUM_CELLS, Cell, SearchSpace
 from tnas.train.network import NB201Network, NetworkConfig, count_parameters_mb
@@ -36,7 +36,7 @@ TIGHT = {"max_latency_ms": 2.5, "latency_device": "eyeriss", "max_params_mb": 0.
 def _hooked_flops(cell: Cell, geometry: NetworkGeometry) -> float:
     """FLOPs counted by forward hooks on the real network (convolutions and the classifier:
     multiply-accumulates plus bias; average pooling: one operation per pooled input element)."""
-    network = NB201Network(cell, NetworkConfig(num_classes=geometry.num_classes, in_channels=geometry.in_channels))
+    network = NB201Network(cell, _network_config(geometry))
     total = [0.0]
 
     def hook(module, inputs, output):
@@ -58,14 +58,22 @@ def _hooked_flops(cell: Cell, geometry: NetworkGeometry) -> float:
     return total[0] / 1e6
 
 
+def _network_config(geometry: NetworkGeometry) -> NetworkConfig:
+    return NetworkConfig(channels=geometry.channels, cells_per_stage=geometry.cells_per_stage,
+                         num_classes=geometry.num_classes, in_channels=geometry.in_channels)  # fmt: skip
+
+
+GEOMETRIES = {**TASK_GEOMETRY, "mnist-small": NetworkGeometry(28, 10, in_channels=1, channels=8, cells_per_stage=1)}
+
+
 @pytest.mark.parametrize("index", [0, 1, 9930, 15624])
-@pytest.mark.parametrize("task", sorted(TASK_GEOMETRY))
-def test_flops_and_parameters_are_those_of_the_network_built(index, task):
-    geometry = TASK_GEOMETRY[task]
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_flops_and_parameters_are_those_of_the_network_built(index, name):
+    geometry = GEOMETRIES[name]
     cell = Cell.from_index(index)
     assert flops_m_of_all_cells(geometry)[index] == pytest.approx(_hooked_flops(cell, geometry), rel=1e-12)
     assert params_mb_of_all_cells(geometry)[index] == pytest.approx(
-        count_parameters_mb(cell, NetworkConfig(num_classes=geometry.num_classes)), rel=1e-12)
+        count_parameters_mb(cell, _network_config(geometry)), rel=1e-12)
 
 
 def test_parameters_match_the_table_and_convolution_flops_match_metad2a(table, data_dir):

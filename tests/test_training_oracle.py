@@ -191,3 +191,22 @@ def test_training_cli_user_errors_are_one_line_exit_2(data_dir, tmp_path, capsys
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_a_constrained_real_training_search_counts_the_network_it_trains(digits, data_dir, tmp_path):
+    from tnas.constraints import NetworkGeometry, flops_m_of_all_cells, params_mb_of_all_cells
+    from tnas.search.oracle_setup import search_space
+    from tnas.train.network import count_parameters_mb
+
+    oracle = TrainingOracle(digits, cache_root=tmp_path / "cache", log=lambda text: None, **SMALL)
+    config = RunConfig(method="rs", dataset="digits", seed=0, budget=3, fidelity=1, observe="mean", oracle="train",
+                       constraints={"max_flops_m": 0.08, "max_params_mb": 0.01})  # fmt: skip
+    space = search_space(config, oracle, data_dir)
+    height, _, channels = digits.image_shape
+    geometry = NetworkGeometry(resolution=height, num_classes=digits.num_classes, in_channels=channels,
+                               channels=4, cells_per_stage=1)  # fmt: skip
+    assert space.quantities["flops_m"].tolist() == flops_m_of_all_cells(geometry).tolist()
+    assert 0 < len(space) < 15625 and all(params_mb_of_all_cells(geometry)[space.indexes] <= 0.01)
+    result = run(make_searcher(config, space=space), oracle, config, tmp_path / "run", space=space)
+    assert all(count_parameters_mb(Cell.from_index(row.index), oracle.network) <= 0.01 for row in result.rows)
+    assert all(row.flops_m <= 0.08 for row in result.rows)

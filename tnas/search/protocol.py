@@ -27,6 +27,11 @@ class Searcher(Protocol):
     The runner calls ``ask()`` without an argument when nothing is pending, so a searcher
     written for one worker (``def ask(self)``) keeps working there.
 
+    A constrained run (latency, parameter or FLOPs limits) or one on a partial table has a
+    :class:`~tnas.space.SearchSpace` smaller than the 15,625 cells; the method's builder
+    receives it (``SearchContext.space``) and the searcher proposes only its cells (the
+    runner stops the run with a :class:`~tnas.errors.SearcherError` otherwise).
+
     A searcher draws randomness only from the generator it was built with, so that the same
     seed and the same answers in the same order give the same proposals (that is what makes
     runs resumable by replay).
