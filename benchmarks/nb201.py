@@ -32,6 +32,7 @@ from tnas.search.config import OBSERVATION_POLICIES, RunConfig
 from tnas.search.methods import METHODS, get_method
 from tnas.search.methods.gp_bo import GPBOConfig
 from tnas.search.methods.tnas import TNASConfig
+from tnas.search.methods.tnas_setup import SURROGATE_OPTIONS
 from tnas.search.rundir import RunDirectory
 from tnas.search.runner import run
 
@@ -215,6 +216,7 @@ def _setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
         raise ConfigError(f"--set {text!r}: expected METHOD:OPTION=VALUE for a method of the grid ({', '.join(methods)})")
     configurable = {"gp": GPBOConfig, **dict.fromkeys(("tnas", "tnas-nodata", "tnas-untrained"), TNASConfig)}
     known = set(default_method_options(method)) | (set(asdict(configurable[method]())) if method in configurable else set())
+    known |= set(SURROGATE_OPTIONS) if method.startswith("tnas") else set()
     if name not in known:
         raise ConfigError(f"--set {text!r}: {method} has no option {name!r}")
     try:

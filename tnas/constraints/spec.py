@@ -81,20 +81,23 @@ class Constraints:
         return ", ".join(parts) or "no constraint"
 
 
-def constrained_space(constraints: Constraints, geometry: NetworkGeometry, *, params_mb: np.ndarray | None = None,
+def constrained_space(constraints: Constraints, geometry: NetworkGeometry | None, *,
+                      params_mb: np.ndarray | None = None,
                       present: np.ndarray | None = None, data_dir: str | Path | None = None) -> SearchSpace:  # fmt: skip
     """The cells that meet ``constraints`` (and that the table holds), with their quantities.
 
     Args:
         constraints: the limits.
-        geometry: the network whose FLOPs (and, without ``params_mb``, parameters) count.
+        geometry: the network whose FLOPs (and, without ``params_mb``, parameters) count;
+            ``None`` when it is not known (a user's table of another task).
         params_mb: parameters in millions per cell, shape ``(15625,)`` (a table's own
             column); ``None`` computes them from ``geometry``.
         present: cells the oracle can answer (a partial table), shape ``(15625,)``.
         data_dir: where the shipped latency table is looked up.
 
     Raises:
-        ConfigError: an unknown device, or no cell meets the constraints.
+        ConfigError: an unknown device, no cell meets the constraints, or a FLOPs or
+            parameter limit without a known network.
         TableError: a damaged latency table.
     """
     allowed = np.asarray(present, dtype=bool).copy() if present is not None else np.ones(NUM_CELLS, dtype=bool)
@@ -104,10 +107,16 @@ def constrained_space(constraints: Constraints, geometry: NetworkGeometry, *, pa
         table = LatencyTable.load(constraints.latency_table, data_dir)
         quantities["latency_ms"] = table.latency_ms(constraints.latency_device)
         allowed &= quantities["latency_ms"] <= constraints.max_latency_ms  # NaN (not measured) is infeasible
+    if geometry is None and (constraints.max_flops_m is not None or (constraints.max_params_mb is not None
+                                                                     and params_mb is None)):  # fmt: skip
+        raise ConfigError("--max-flops and --max-params count the network of an NB201 task (cifar10, cifar100, "
+                          "imagenet16-120) or of --oracle train; for your own task's table give --dataset one of "
+                          "those, or its --params-column")  # fmt: skip
     if constraints.max_params_mb is not None:
         quantities["params_mb"] = params_mb if params_mb is not None else params_mb_of_all_cells(geometry)
         allowed &= quantities["params_mb"] <= constraints.max_params_mb
     if constraints.max_flops_m is not None:
+        assert geometry is not None
         quantities["flops_m"] = flops_m_of_all_cells(geometry)
         allowed &= quantities["flops_m"] <= constraints.max_flops_m
     if not allowed.any():

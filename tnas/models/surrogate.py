@@ -88,7 +88,8 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
     Args:
         kernel: a (meta-trained) deep kernel, whose modules are shared, not copied; or
             several, an ensemble (:mod:`tnas.models.ensemble`, needs ``codes_table``).
-        dataset_features: ``1 x n_classes x n_samples x 1280`` encoder inputs of the dataset.
+        dataset_features: ``1 x n_classes x n_samples x 1280`` encoder inputs of the dataset
+            (``B x ...``: several datasets whose mean code stands for a target without images).
         dataset_mask: ``1 x n_classes x n_samples`` mask of real samples.
         train_X: ``n x 1`` float64 cell indexes observed so far.
         train_Y: ``n x 1`` float64 standardised observations.
@@ -137,8 +138,8 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
         return super().train(mode)
 
     def dataset_code(self) -> Tensor:
-        """phi of the model's dataset: ``1 x K``."""
-        return self.kernel.dataset_codes(self.dataset_features, self.dataset_mask)
+        """phi of the model's dataset: ``1 x K`` (the mean code when several datasets stand for it)."""
+        return self.kernel.dataset_codes(self.dataset_features, self.dataset_mask).mean(dim=0, keepdim=True)
 
     def cell_features(self, indexes: Tensor) -> Tensor:
         """Deep features of cells given by index: ``indexes.shape x d`` float64."""
@@ -213,9 +214,13 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
 
 @torch.no_grad()
 def encoder_codes_of_all_cells(kernel: DeepKernel, dataset_features: Tensor, dataset_mask: Tensor) -> Tensor:
-    """xi's inputs ``[psi(x), phi(D)]`` for all 15,625 cells on one dataset: ``15625 x (L + K)``."""
+    """xi's inputs ``[psi(x), phi(D)]`` for all 15,625 cells on one dataset: ``15625 x (L + K)``.
+
+    ``dataset_features`` is ``B x n_classes x n_samples x 1280``: one dataset (``B = 1``), or
+    several whose codes' mean stands for a target without images.
+    """
     kernel.eval()
-    dataset_codes = kernel.dataset_codes(dataset_features, dataset_mask)
+    dataset_codes = kernel.dataset_codes(dataset_features, dataset_mask).mean(dim=0, keepdim=True)
     arch_codes = kernel.arch_encoder(cells_to_batch(all_cells(), device=dataset_features.device))
     return torch.cat([arch_codes, dataset_codes.expand(arch_codes.shape[0], -1)], dim=-1)
 

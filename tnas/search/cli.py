@@ -13,11 +13,13 @@ from tnas.constraints import Constraints
 from tnas.datasets import ALIASES, DATASETS
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
+from tnas.oracles.user_table import resolve_spec
 from tnas.search.backends import BackendOptions
 from tnas.search.config import BACKENDS, OBSERVATION_POLICIES, ORACLES, RunConfig
 from tnas.search.methods import METHODS, get_method, make_searcher
 from tnas.search.methods.pending import PENDING_STRATEGIES
 from tnas.search.methods.tnas import ACQUISITIONS, INITS, RECOMMENDATIONS, TNASConfig
+from tnas.search.methods.tnas_setup import DATASET_CODES
 from tnas.search.oracle_setup import (
     OracleSpec,
     TrainOracleOptions,
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--oracle", choices=tuple(ORACLES), default=None,
                         help="what answers queries (default: table where one exists, else train)")
     _add_training_arguments(parser.add_argument_group("real training (--oracle train)"))
+    _add_user_table_arguments(parser.add_argument_group(
+        "your own table (--table FILE: a CSV of cells by index and/or arch_str, numeric metric columns)"))
     _add_parallel_arguments(parser.add_argument_group("parallel search (--workers N)"))
     _add_constraint_arguments(parser.add_argument_group(
         "hardware and size constraints (known: every method proposes only cells that meet them)"))
@@ -154,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with evaluations running: condition the GP on them at its posterior mean (believer, "
                       f"kriging believer) or integrate over them (x_pending, BoTorch's X_pending; default: "
                       f"{defaults.pending})")
+    tnas.add_argument("--dataset-code", choices=DATASET_CODES, default=None,
+                      help="what encodes the target: its image sample (images), or the mean dataset code of the "
+                      "shipped cifar10 / cifar100 / imagenet16-120 samples other than the target (mean: a task "
+                      "without images); default: images when the registry has the dataset, else mean")
     tnas.add_argument("--allow-target-in-meta-train", action="store_true",
                       help="accept a surrogate whose meta-training saw the target dataset")  # fmt: skip
     return parser
@@ -185,6 +193,17 @@ def _add_training_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--results-cache", type=Path, default=None,
                        help="trainings cache folder (default: $TNAS_CACHE_DIR/trainings)")
     group.add_argument("--retry-failed", action="store_true", help="train again cells whose training failed")
+
+
+def _add_user_table_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--table", type=Path, default=None,
+                       help="search your own results table instead of NAS-Bench-201's (--dataset names the task; "
+                       "cells missing from the table are never proposed)")
+    group.add_argument("--valid-column", default=None, help="the column a search observes")
+    group.add_argument("--test-column", default=None, help="the column the report quotes (default: the observed one)")
+    group.add_argument("--cost-column", default=None,
+                       help="training seconds per query, for the simulated clock (default: none, free)")
+    group.add_argument("--params-column", default=None, help="parameters in millions, for --max-params")
 
 
 def _add_parallel_arguments(group: argparse._ArgumentGroup) -> None:
@@ -252,6 +271,15 @@ def _train_seeds(text: str) -> tuple[int, ...]:
 
 def oracle_settings(args: argparse.Namespace, oracle: str) -> tuple[int, dict[str, Any]]:
     """The run's fidelity and oracle options from the command line."""
+    if oracle == "user":
+        if args.data_root is not None:
+            raise ConfigError("--data-root is for --oracle train; a table of your own is read from --table")
+        spec = resolve_spec(args.table, valid_column=args.valid_column, test_column=args.test_column,
+                            cost_column=args.cost_column, params_column=args.params_column)  # fmt: skip
+        return (args.fidelity or 200), spec.to_dict()
+    if any(value is not None for value in (args.valid_column, args.test_column, args.cost_column,
+                                           args.params_column)):  # fmt: skip
+        raise ConfigError("--valid-column, --test-column, --cost-column and --params-column go with --table FILE")
     if oracle == "table":
         if args.data_root is not None:
             raise ConfigError("--data-root is for --oracle train; the table oracle reads the benchmark table")
@@ -293,6 +321,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         "refit_growth": args.refit_growth,
         # recorded only when chosen, so that runs made before the option existed keep their identity
         **({"pending": args.pending} if args.pending != TNASConfig().pending else {}),
+        **({"dataset_code": args.dataset_code} if args.dataset_code is not None else {}),
     }
 
 
@@ -349,10 +378,21 @@ def build_run(config: RunConfig, table: NB201Table | None = None, *, data_dir: P
     return PreparedRun(searcher=searcher, oracle=oracle, run_info=run_info, space=space)
 
 
+def _oracle_kind(args: argparse.Namespace) -> str:
+    """``user`` with ``--table``; else ``--oracle``, or the dataset's default."""
+    if args.table is not None:
+        if args.oracle not in (None, "user"):
+            raise ConfigError(f"--table searches your own table: leave out --oracle {args.oracle}")
+        return "user"
+    if args.oracle == "user":
+        raise ConfigError("--oracle user needs --table FILE")
+    return args.oracle or default_oracle(args.dataset)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        oracle = args.oracle or default_oracle(args.dataset)
+        oracle = _oracle_kind(args)
         dataset = table_task_name(args.dataset) if oracle == "table" else ALIASES.get(args.dataset.lower(),
                                                                                        args.dataset.lower())  # fmt: skip
         method = get_method(args.method)
@@ -374,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             constraints=constraint_settings(args),
         )
         options = backend_options(args, device)
-        default_out = Path("runs", dataset, *(("train",) if oracle == "train" else ()), method.name)
+        default_out = Path("runs", dataset, *((oracle,) if oracle in ("train", "user") else ()), method.name)
         out = args.out or default_out / f"seed{args.seed}"
         prepared = build_run(config, data_dir=args.data_dir, progress=not args.no_progress, device=device,
                              results_cache=args.results_cache, retry_failed=args.retry_failed)  # fmt: skip
@@ -400,6 +440,9 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
     surrogate = (run_info or {}).get("surrogate")
     trained = (run_info or {}).get("oracle") if (run_info or {}).get("oracle", {}).get("kind") == "train" else None
     observed = "seed mean" if summary["observe"] == "mean" else "one seed per query"
+    columns = (run_info or {}).get("oracle", {}).get("columns")
+    if columns:  # a table of your own
+        observed = f"column {columns['valid_column']}"
     resumed = f" ({result.replayed} replayed from an earlier run)" if result.replayed else ""
     return "\n".join(
         [
@@ -419,6 +462,8 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
             *([_constraints_line(summary)] if summary.get("constraints") else []),
             f"  overhead     {summary['overhead_s']:.3f} s in the optimizer",
             *([_surrogate_line(surrogate)] if surrogate else []),
+            *([f"  target code  {sample['dataset_code']} (no images of {summary['dataset']})"]
+              if (sample := (run_info or {}).get("target_sample", {})).get("images") is False else []),
             f"  run dir      {out}",
         ]
     )

@@ -13,6 +13,7 @@ from tnas.space import NUM_CELLS
 ORACLES: dict[str, str] = {
     "table": "look results up in the NAS-Bench-201 table (cifar10, cifar100, imagenet16-120)",
     "train": "really train each proposed cell on the dataset's images (any dataset of the registry)",
+    "user": "look results up in your own table of cells (--table FILE, see the README for its schema)",
 }
 
 BACKENDS: dict[str, str] = {
@@ -24,8 +25,8 @@ BACKENDS: dict[str, str] = {
 
 
 def default_backend(oracle: str) -> str:
-    """``simulated`` for the table oracle, ``local`` for real training."""
-    return "simulated" if oracle == "table" else "local"
+    """``simulated`` for the table oracles, ``local`` for real training."""
+    return "local" if oracle == "train" else "simulated"
 
 
 OBSERVATION_POLICIES: dict[str, str] = {
@@ -105,6 +106,8 @@ class RunConfig:
             )
         if table and self.observe == "seed" and self.fidelity != 200:
             raise ConfigError("--observe seed needs --fidelity 200: per-seed results exist only at 200 epochs")
+        if self.oracle == "user" and self.observe != "mean":
+            raise ConfigError("a table of your own holds one value per cell: search it with --observe mean")
         if self.max_sim_hours is not None and not self.max_sim_hours > 0:
             raise ConfigError(f"max_sim_hours must be positive, got {self.max_sim_hours!r}")
 

@@ -16,6 +16,7 @@ from tnas import paths
 from tnas.constraints import TASK_GEOMETRY, NetworkGeometry, constrained_space
 from tnas.errors import ConfigError
 from tnas.oracles import TASKS, NB201Table, Oracle, TableOracle, get_task
+from tnas.oracles.user_table import UserTable, UserTableOracle, UserTableSpec
 from tnas.search.config import RunConfig
 from tnas.space import FULL_SPACE, SearchSpace
 
@@ -105,6 +106,15 @@ def build_oracle(
     Raises:
         TnasError: unknown dataset, missing data (with what to download), bad settings.
     """
+    if config.oracle == "user":
+        try:
+            spec = UserTableSpec(**config.oracle_options)
+        except TypeError as error:
+            raise ConfigError(f"unknown user-table option: {error}") from None
+        user_table = UserTable.load(spec)
+        return UserTableOracle(user_table, config.dataset), {
+            "kind": "user-table", "source": spec.table, "sha256": user_table.sha256(), "cells": len(user_table),
+            "columns": {name: value for name, value in spec.to_dict().items() if name != "table"}}  # fmt: skip
     if config.oracle == "table":
         task = table_task_name(config.dataset)
         table = table if table is not None else NB201Table.load(data_dir)
@@ -155,7 +165,13 @@ def search_space(config: RunConfig, oracle: Oracle, data_dir: Path | None = None
     limits = config.limits
     if isinstance(oracle, TableOracle):
         present, params = oracle.table.present, oracle.table.column(oracle.task.params)
-        geometry = TASK_GEOMETRY[oracle.task.name]
+        geometry: NetworkGeometry | None = TASK_GEOMETRY[oracle.task.name]
+        held = f"the {int(present.sum())} cells of {oracle.table.source}"
+    elif isinstance(oracle, UserTableOracle):
+        spec = oracle.table.spec
+        present = oracle.table.present
+        params = oracle.table.column(spec.params_column) if spec.params_column else None
+        geometry = TASK_GEOMETRY.get(config.dataset)  # the network of a user's own task is not known
         held = f"the {int(present.sum())} cells of {oracle.table.source}"
     else:
         network = oracle.network  # type: ignore[attr-defined]  # the training oracle

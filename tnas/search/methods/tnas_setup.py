@@ -13,6 +13,11 @@ Every variant shares the surrogate resolution (default surrogate from the cache,
 
 The target's image sample is drawn with ``sample_seed`` (default: the run seed), as a
 user's own sample of their dataset would be drawn.
+
+A target without images (a table of your own for a task that is not an image dataset of
+the registry, or one you cannot share) gets the mean dataset code of the shipped benchmark
+datasets other than the target (``dataset_code="mean"``; chosen by measurement, see the
+README's *Targets without images*). ``config.json`` records it under ``target_sample``.
 """
 
 from __future__ import annotations
@@ -42,11 +47,19 @@ SURROGATE_OPTIONS: dict[str, Any] = {
     "surrogate_seed": 0,
     "members": None,
     "sample_seed": None,
+    "dataset_code": None,
 }
 """Run options that choose the surrogate and the target's sample (not searcher settings):
 ``surrogate`` a directory (``None``: the default); ``surrogate_seed`` which default
 surrogate of the family; ``members`` its size (``None``: ``DEFAULT_MEMBERS``);
-``sample_seed`` the seed of the target's image sample (``None``: the run seed)."""
+``sample_seed`` the seed of the target's image sample (``None``: the run seed);
+``dataset_code`` what encodes the target: ``"images"`` its image sample, ``"mean"`` the mean
+code of :data:`CODE_SOURCES` other than the target, ``None`` its images when the registry has
+the dataset, else (a table of your own) the mean."""
+
+DATASET_CODES = ("images", "mean")
+CODE_SOURCES: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
+"""The shipped image samples whose mean dataset code stands for a target without images."""
 
 
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], TNASConfig]:
@@ -70,7 +83,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     import torch
 
     from tnas.datasets import get_dataset
-    from tnas.encoders import ImageFeaturizer, dataset_inputs
+    from tnas.encoders import ImageFeaturizer, dataset_inputs, stack_datasets
     from tnas.meta_train import MetaTrainConfig
     from tnas.models import DeepKernel
     from tnas.search.methods.prior_ranking import PriorRanking
@@ -101,12 +114,49 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
         kernels, samples_per_class = surrogate.kernels, surrogate.samples_per_class
         scale = target_scale_of(surrogate.statistics)
         context.run_info["surrogate"] = {**info, "variant": variant, "target_scale": scale}
-    dataset = get_dataset(context.config.dataset, data_dir=context.data_dir, data_root=context.data_root)
-    features, mask = dataset_inputs(dataset, ImageFeaturizer(), np.random.default_rng(sample_seed), samples_per_class,
-                                    progress=context.progress)  # fmt: skip
-    context.run_info["target_sample"] = {"seed": sample_seed, "samples_per_class": samples_per_class}
+    code = _dataset_code_source(context, chosen["dataset_code"])
+    featurizer = ImageFeaturizer()
+    if code == "images":
+        dataset = get_dataset(context.config.dataset, data_dir=context.data_dir, data_root=context.data_root)
+        features, mask = dataset_inputs(dataset, featurizer, np.random.default_rng(sample_seed), samples_per_class,
+                                        progress=context.progress)  # fmt: skip
+        features, mask = features[None], mask[None]
+        context.run_info["target_sample"] = {"seed": sample_seed, "samples_per_class": samples_per_class}
+    else:
+        sources = [name for name in CODE_SOURCES if not _same_data(name, context.config.dataset)]
+        inputs = [dataset_inputs(get_dataset(name, data_dir=context.data_dir), featurizer,
+                                 np.random.default_rng(sample_seed), samples_per_class, progress=context.progress)
+                  for name in sources]  # fmt: skip
+        features, mask = stack_datasets(inputs)
+        context.run_info["target_sample"] = {"seed": sample_seed, "samples_per_class": samples_per_class,
+                                             "images": False, "dataset_code": f"mean of {', '.join(sources)}"}  # fmt: skip
     if variant == "prior":
-        return PriorRanking(codes_and_prior(kernels, features[None], mask[None])[1], context.space)
+        return PriorRanking(codes_and_prior(kernels, features, mask)[1], context.space)
     kernel = kernels[0] if len(kernels) == 1 else kernels
-    return TNASSearcher(kernel, features[None], mask[None], context.rng, config, target_scale=scale,
+    return TNASSearcher(kernel, features, mask, context.rng, config, target_scale=scale,
                         space=context.space)  # fmt: skip
+
+
+def _dataset_code_source(context: SearchContext, requested: str | None) -> str:
+    """``images`` or ``mean`` (see ``SURROGATE_OPTIONS``), checked against the run's dataset."""
+    from tnas.datasets import ALIASES, DATASETS
+
+    if requested not in (None, *DATASET_CODES):
+        raise ConfigError(f"dataset_code must be one of {', '.join(DATASET_CODES)}, got {requested!r}")
+    key = ALIASES.get(context.config.dataset.lower(), context.config.dataset.lower())
+    known = key in DATASETS or key.startswith("metad2a-task-")
+    if requested == "images" or (requested is None and known):
+        return "images"
+    if requested is None and context.config.oracle != "user":
+        return "images"  # get_dataset names what is missing
+    return "mean"
+
+
+def _same_data(source: str, target: str) -> bool:
+    """Whether the benchmark dataset ``source`` holds the target's images (CIFAR-10 is cifar10-valid's)."""
+    from tnas.datasets import ALIASES
+
+    def canonical(name: str) -> str:
+        return ALIASES.get(name.lower(), name.lower())
+
+    return canonical(source) == canonical(target)
