@@ -1,7 +1,7 @@
 """Aggregation of NAS-Bench-201 benchmark runs across seeds (pure functions, no plotting).
 
 The harness (:mod:`benchmarks.nb201`) writes one run directory per grid cell at
-``OUT/<observe>/<dataset>/<method>/seed<k>`` (schema: :mod:`tnas.search.rundir`). This
+``OUT/<observe>/<dataset>/<method>/seed<k>`` (schema: :mod:`tnas.rundir`). This
 module reads the finished ones and computes, per (observe policy, dataset, method), for
 every query ``q = 1..budget``:
 
@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from tnas.errors import RunDirectoryError
-from tnas.search.rundir import RunDirectory
+from tnas.rundir import RunDirectory
 
 CHECKPOINTS: tuple[int, ...] = (10, 25, 50, 100)
 """Queries at which the results page quotes the incumbent's test accuracy."""

@@ -27,13 +27,13 @@ from benchmarks.results_page import PageInputs, write_page
 from tnas.cli_common import OneLineErrorParser, help_listing
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
+from tnas.rundir import RunDirectory
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
 from tnas.search.methods import METHODS, get_method
 from tnas.search.methods.gp_bo import GPBOConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.methods.tnas_setup import SURROGATE_OPTIONS
-from tnas.search.rundir import RunDirectory
 from tnas.search.runner import run
 
 PROG = "python -m benchmarks.nb201"

@@ -35,8 +35,8 @@ from benchmarks.aggregate import best_cells, mean_and_se, regret_curves, step_va
 from tnas.cli_common import OneLineErrorParser
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import NB201Table, TableOracle
+from tnas.rundir import RunDirectory
 from tnas.search.journal import read_journal
-from tnas.search.rundir import RunDirectory
 
 PROG = "python -m benchmarks.parallel"
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")

@@ -35,7 +35,7 @@ from benchmarks.aggregate import (
 )
 from benchmarks.nb201 import main
 from benchmarks.results_page import PageInputs, format_stat, format_to_best, missing_lines, render_page
-from tnas.search.rundir import RunDirectory, TrajectoryRow, append_row
+from tnas.rundir import RunDirectory, TrajectoryRow, append_row
 
 # A toy "table" of 6 cells: cell 3 is the best by seed-mean validation.
 VALID = np.array([80.0, 85.0, 70.0, 90.0, 88.0, 60.0])

@@ -9,9 +9,9 @@ from tnas.datasets import DatasetNotFoundError
 from tnas.datasets.splits import SplitConfig, get_splits
 from tnas.errors import ConfigError
 from tnas.oracles.training import TrainingOracle
+from tnas.rundir import RunDirectory
 from tnas.search import RunConfig, make_searcher, run
 from tnas.search.cli import main
-from tnas.search.rundir import RunDirectory
 from tnas.space import Cell
 from tnas.train import TrainConfig
 from tnas.train import trainer as trainer_module

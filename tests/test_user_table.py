@@ -13,8 +13,8 @@ import pytest
 from tests.test_tnas_search import _meta_train_tiny
 from tnas.errors import ConfigError, DataFileError, TableError
 from tnas.oracles.user_table import UserTable, UserTableOracle, UserTableSpec, resolve_spec
+from tnas.rundir import RunDirectory
 from tnas.search.cli import main
-from tnas.search.rundir import RunDirectory
 from tnas.space import Cell
 
 

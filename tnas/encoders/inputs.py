@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from torch import Tensor
 
 from tnas.datasets import ImageDataset
-from tnas.encoders.dataset import pad_classes
+from tnas.encoders.dataset import pad_classes, stack_datasets
 from tnas.encoders.features import ImageFeaturizer
 
 DEFAULT_SAMPLES_PER_CLASS = 20
@@ -46,3 +48,38 @@ def dataset_inputs(
     features = dataset_features(dataset, rows, featurizer, progress=progress)
     bounds = np.cumsum([0, *(len(block) for block in per_class)])
     return pad_classes([features[bounds[i] : bounds[i + 1]] for i in range(len(per_class))])
+
+
+SHIPPED_SAMPLES: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
+"""The benchmark datasets whose image samples ship with tnas; their mean dataset code stands
+for a dataset without images (a table of your own task, a source you cannot share)."""
+
+
+def has_images(name: str) -> bool:
+    """Whether ``name`` is an image dataset of the registry (or a MetaD2A task)."""
+    from tnas.datasets import ALIASES, DATASETS
+
+    key = ALIASES.get(name.lower(), name.lower())
+    return key in DATASETS or key.startswith("metad2a-task-")
+
+
+def stand_in_inputs(target: str, featurizer: ImageFeaturizer, seed: int, samples_per_class: int,
+                    *, data_dir: str | Path | None = None, progress: bool = False) -> tuple[Tensor, Tensor, tuple[str, ...]]:  # fmt: skip
+    """The inputs whose mean code stands for ``target`` without its images.
+
+    Each sample is drawn with a generator seeded by ``seed`` (as a search draws its target's).
+
+    Returns:
+        ``B x C x S x 1280`` features of the shipped samples other than ``target`` (the
+        dataset encoder's codes of them are averaged), the matching mask, and their names.
+    """
+    from tnas.datasets import ALIASES, get_dataset
+
+    def canonical(name: str) -> str:
+        return ALIASES.get(name.lower(), name.lower())
+
+    names = tuple(name for name in SHIPPED_SAMPLES if canonical(name) != canonical(target))
+    inputs = [dataset_inputs(get_dataset(name, data_dir=data_dir), featurizer, np.random.default_rng(seed),
+                             samples_per_class, progress=progress) for name in names]  # fmt: skip
+    features, mask = stack_datasets(inputs)
+    return features, mask, names

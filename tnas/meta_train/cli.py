@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--exclude", action="append", default=[], metavar="NAME[,NAME]",
                         help="source(s) left out of meta-training; repeatable or comma-separated")
+    parser.add_argument("--source", action="append", default=[], metavar="PATH[=DATASET]",
+                        help="an extra source: a run directory of python -m tnas.search (its trajectory: the cells "
+                        "it evaluated and what it observed) or a table of your own (columns from its sidecar); "
+                        "DATASET names its images (default: the run's dataset, the sidecar's \"dataset\" or the "
+                        "file name; a dataset without images is encoded by the shipped samples' mean code). "
+                        "Repeat for several")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/meta/no-EXCLUDED)")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -95,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> MetaTrainConfig:
         widths=args.widths, kernel=args.kernel, mean=args.mean, use_dataset=not args.no_dataset_encoder,
     )  # fmt: skip
     return MetaTrainConfig(
-        exclude=exclude, seed=args.seed, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        exclude=exclude, sources=tuple(args.source), seed=args.seed, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
         tasks_per_step=args.tasks_per_step, inner_steps=args.inner_steps, inner_lr=args.inner_lr,
         outer_step=args.outer_step, anneal_outer_step=not args.no_anneal, batch_size=args.batch_size,
         top_fraction=args.top_fraction, top_quantile=args.top_quantile, samples_per_class=args.samples_per_class,

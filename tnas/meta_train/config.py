@@ -8,6 +8,7 @@ from typing import Any
 from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
 from tnas.errors import ConfigError
 from tnas.meta_train.data import normalise_exclusions
+from tnas.meta_train.sources import SourceSpec
 from tnas.models.deep_kernel import DeepKernelConfig
 
 LEGACY_SETTINGS: dict[str, Any] = {"top_fraction": 0.0, "top_quantile": 0.1}
@@ -21,6 +22,8 @@ class MetaTrainConfig:
 
     Attributes:
         exclude: sources left out of meta-training (the search's target dataset).
+        sources: extra sources, tables of your own and run directories of earlier searches,
+            as ``PATH=DATASET`` (:mod:`tnas.meta_train.sources`).
         seed: seed of the weights' initialisation and of every sampling step.
         epochs: number of epochs; validation and a checkpoint follow each.
         steps_per_epoch: REPTILE meta-steps per epoch.
@@ -41,6 +44,7 @@ class MetaTrainConfig:
     """
 
     exclude: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
     seed: int = 0
     epochs: int = 20
     steps_per_epoch: int = 40
@@ -57,7 +61,8 @@ class MetaTrainConfig:
     kernel: DeepKernelConfig = field(default_factory=DeepKernelConfig)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "exclude", normalise_exclusions(self.exclude))
+        object.__setattr__(self, "sources", tuple(SourceSpec.parse(text).to_text() for text in self.sources))
+        object.__setattr__(self, "exclude", normalise_exclusions(self.exclude, extra_sources=len(self.sources)))
         for name in ("epochs", "steps_per_epoch", "tasks_per_step", "inner_steps", "samples_per_class"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -77,6 +82,7 @@ class MetaTrainConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["exclude"] = list(self.exclude)
+        data["sources"] = list(self.sources)
         return data
 
     @classmethod
@@ -89,6 +95,7 @@ class MetaTrainConfig:
             raise ConfigError(f"unknown meta-training settings: {', '.join(sorted(unknown))}")
         values = {**LEGACY_SETTINGS, **data}
         values["exclude"] = tuple(values.get("exclude", ()))
+        values["sources"] = tuple(values.get("sources", ()))
         if "kernel" in values:
             values["kernel"] = kernel_config_from_dict(values["kernel"])
         return cls(**values)

@@ -31,7 +31,9 @@ from torch import Tensor
 from tnas.datasets import Sources, get_dataset, load_imagenet_sample
 from tnas.datasets.readers import read_npz
 from tnas.encoders import ImageFeaturizer, dataset_inputs
+from tnas.encoders.inputs import has_images, stand_in_inputs
 from tnas.errors import ConfigError, DataFileError
+from tnas.meta_train.sources import SourceSpec, read_source
 from tnas.oracles import NB201Table
 from tnas.paths import find_data_file
 from tnas.space import NUM_CELLS, Cell
@@ -50,8 +52,11 @@ NB201_VALID_FRACTION = 0.05
 """Fraction of each NAS-Bench-201 training dataset's cells held out for validation."""
 
 
-def normalise_exclusions(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def normalise_exclusions(names: tuple[str, ...] | list[str], *, extra_sources: int = 0) -> tuple[str, ...]:
     """Canonical names of excluded sources (``cifar10`` means ``cifar10-valid``).
+
+    ``extra_sources`` counts the run's own sources (tables, earlier searches), which keep
+    something to meta-train on when every shipped source is excluded.
 
     Raises:
         ConfigError: an unknown name, or nothing left to meta-train on.
@@ -64,7 +69,7 @@ def normalise_exclusions(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
         key = "cifar10-valid" if key == "cifar10" else key
         if key not in result:
             result.append(key)
-    if set(result) >= {*NB201_SOURCES, METAD2A}:
+    if set(result) >= {*NB201_SOURCES, METAD2A} and not extra_sources:
         raise ConfigError("--exclude leaves nothing to meta-train on; keep at least one source")
     return tuple(sorted(result))
 
@@ -112,9 +117,10 @@ class ContextBank:
         return features, torch.ones(features.shape[:3], dtype=torch.bool)
 
     def dataset(self, name: str) -> tuple[Tensor, Tensor]:
-        """Inputs of a named dataset: ``1 x C x S x F`` features and mask."""
+        """Inputs of a named dataset: ``1 x C x S x F`` features and mask (``B x ...`` for a
+        source without images: the samples whose mean code stands for it)."""
         features, mask = self.named[name]
-        return features.unsqueeze(0), mask.unsqueeze(0)
+        return (features, mask) if features.dim() == 4 else (features.unsqueeze(0), mask.unsqueeze(0))
 
     def to(self, device: str | torch.device) -> ContextBank:
         return ContextBank(self.imagenet_features.to(device), self.task_rows.to(device),
@@ -159,9 +165,15 @@ def build_meta_dataset(
     data_dir: str | Path | None = None,
     featurizer: ImageFeaturizer | None = None,
     progress: bool = False,
+    sources: tuple[str, ...] = (),
 ) -> MetaDataset:
-    """Read the records and tables, featurise every dataset, standardise the targets."""
-    exclude = normalise_exclusions(exclude)
+    """Read the records and tables, featurise every dataset, standardise the targets.
+
+    ``sources`` are extra sources as recorded (``PATH=DATASET``, :mod:`tnas.meta_train.sources`):
+    each becomes one more training source, all of its cells trained on (none held out).
+    """
+    exclude = normalise_exclusions(exclude, extra_sources=len(sources))
+    extra = [read_source(SourceSpec.parse(text)) for text in sources]  # read first: a damaged one fails early
     featurizer = featurizer or ImageFeaturizer()
     sources = Sources(Path(data_dir) if data_dir else None, None)
     rng = np.random.default_rng([seed, 2023])
@@ -208,5 +220,23 @@ def build_meta_dataset(
         train.append(source)
         heldout.append(_standardise(name, held, values[held], np.zeros(len(held), dtype=np.int64),
                                     (source.mean, source.std)))  # fmt: skip
+    for data in extra:
+        name = data.spec.name
+        if name in named or any(source.name == name for source in train):
+            raise ConfigError(f"two meta-training sources are both called {name}; rename one folder or file")
+        named[name] = _source_inputs(data.spec.dataset, featurizer, rng, samples_per_class, data_dir, progress)
+        train.append(_standardise(name, data.cells, data.values, np.zeros(len(data.cells), dtype=np.int64)))
     bank = ContextBank(imagenet_features, task_rows, named)
     return MetaDataset(tuple(train), metad2a_valid, excluded, bank, tuple(heldout))
+
+
+def _source_inputs(dataset: str, featurizer: ImageFeaturizer, rng: np.random.Generator, samples_per_class: int,
+                   data_dir: str | Path | None, progress: bool) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The dataset encoder's input for an extra source: its registry images (``C x S x F``),
+    else (a task without images) the shipped samples (``B x C x S x F``) whose mean code stands for it."""
+    if has_images(dataset):
+        return dataset_inputs(get_dataset(dataset, data_dir=data_dir), featurizer, rng, samples_per_class,
+                              progress=progress)  # fmt: skip
+    features, mask, _ = stand_in_inputs(dataset, featurizer, int(rng.integers(2**31)), samples_per_class,
+                                        data_dir=data_dir, progress=progress)  # fmt: skip
+    return features, mask

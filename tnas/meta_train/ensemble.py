@@ -28,6 +28,7 @@ import numpy as np
 from tnas.io import atomic_write_json
 from tnas.meta_train.checkpoint import MODEL_FILE, CheckpointError, MetaTrainedModel, is_finished, load_model
 from tnas.meta_train.config import MetaTrainConfig
+from tnas.meta_train.sources import source_datasets
 from tnas.meta_train.trainer import MetaTrainResult, meta_train
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -135,6 +136,12 @@ class Surrogate:
         """Sources that no member saw (an ensemble excludes only what all members exclude)."""
         common = set(self.members[0].exclude).intersection(*(member.exclude for member in self.members[1:]))
         return tuple(sorted(common))
+
+    @property
+    def seen_datasets(self) -> set[str]:
+        """Datasets whose observations some member saw through an extra source (a table of
+        your own, an earlier search), whatever ``exclude`` says of the shipped tables."""
+        return source_datasets(tuple(text for member in self.members for text in member.settings.get("sources", ())))
 
     @property
     def samples_per_class(self) -> int:

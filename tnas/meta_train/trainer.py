@@ -96,7 +96,7 @@ def meta_train(
     out.mkdir(parents=True, exist_ok=True)
     if meta is None:
         meta = build_meta_dataset(config.exclude, seed=config.seed, samples_per_class=config.samples_per_class,
-                                  data_dir=data_dir, progress=progress)  # fmt: skip
+                                  data_dir=data_dir, progress=progress, sources=config.sources)  # fmt: skip
     atomic_write_json(out / checkpoint.CONFIG_FILE, {
         "config": config.to_dict(), "data_dir": str(data_dir) if data_dir else None,
         "sources": [source.name for source in meta.train], "statistics": meta.statistics(),

@@ -13,8 +13,9 @@ Schema (CSV, UTF-8, one header line, one row per cell):
 Cells may be missing: a search on a partial table proposes only the cells whose observed
 (and reported) column holds a value. The column choice may also come from a sidecar beside the table,
 ``<table stem>.json`` (for ``results.csv``: ``results.json``), holding
-``{"valid_column": ..., "test_column": ..., "cost_column": ..., "params_column": ...}``;
-options on the command line win over it.
+``{"valid_column": ..., "test_column": ..., "cost_column": ..., "params_column": ...,
+"dataset": ...}`` (``dataset`` names the task the table measured, for meta-training on
+it); options on the command line win over it.
 
 The table is parsed once and kept as a binary copy in the cache directory (keyed by the
 file's path, size and modification time), so later loads take milliseconds, as for the
@@ -75,7 +76,9 @@ class UserTableSpec:
         return asdict(self)
 
 
-SIDECAR_KEYS = frozenset(field.name for field in fields(UserTableSpec)) - {"table"}
+SIDECAR_KEYS = (frozenset(field.name for field in fields(UserTableSpec)) - {"table"}) | {"dataset"}
+"""Keys a sidecar may hold: the column choice, and the ``dataset`` the table measured (for
+``python -m tnas.meta_train --source``)."""
 
 
 def sidecar_path(table: Path) -> Path:

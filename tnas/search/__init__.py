@@ -3,10 +3,10 @@
 ``python -m tnas.search --dataset cifar100 --method re --budget 100 --seed 0``
 """
 
+from tnas.rundir import TRAJECTORY_COLUMNS, RunDirectory, TrajectoryRow
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
 from tnas.search.methods import METHODS, Method, SearchContext, get_method, make_searcher
 from tnas.search.protocol import Searcher
-from tnas.search.rundir import TRAJECTORY_COLUMNS, RunDirectory, TrajectoryRow
 from tnas.search.runner import RunResult, run, summarize
 
 __all__ = [

@@ -12,8 +12,8 @@ from typing import Any
 
 from tnas.errors import ConfigError, RunDirectoryError, SearcherError
 from tnas.oracles import Evaluation
+from tnas.rundir import RunDirectory, TrajectoryRow, append_row
 from tnas.search.config import RunConfig
-from tnas.search.rundir import RunDirectory, TrajectoryRow, append_row
 from tnas.space import FULL_SPACE, Cell, SearchSpace
 from tnas.versions import package_versions
 

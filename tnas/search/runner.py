@@ -33,6 +33,7 @@ import numpy as np
 
 from tnas.errors import RunDirectoryError, SearcherError, TableError
 from tnas.oracles import Evaluation, Oracle
+from tnas.rundir import RunDirectory, TrajectoryRow
 from tnas.search.backends import Backend, BackendOptions, Finished, Job, make_backend
 from tnas.search.bookkeeping import (
     Progress,
@@ -45,7 +46,6 @@ from tnas.search.bookkeeping import (
 from tnas.search.config import RunConfig
 from tnas.search.journal import JournalWriter, Submission, read_journal
 from tnas.search.protocol import Recommender, Searcher
-from tnas.search.rundir import RunDirectory, TrajectoryRow
 from tnas.space import FULL_SPACE, Cell, SearchSpace
 
 __all__ = ["MAX_CONSECUTIVE_REPEATS", "RunResult", "observed_seed", "run", "summarize"]

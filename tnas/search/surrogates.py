@@ -140,6 +140,12 @@ def resolve_surrogate(
             f"surrogate {directory} was meta-trained on {source}, the data this search observes; "
             f"use one meta-trained with --exclude {source}, or pass --allow-target-in-meta-train"
         )
+    seen = {META_TRAIN_SOURCE.get(name, name) for name in loaded.seen_datasets}
+    if META_TRAIN_SOURCE.get(dataset, dataset) in seen and not allow_target:
+        raise ContaminatedSurrogateError(
+            f"surrogate {directory} was meta-trained on an earlier search or table of {dataset} (--source); "
+            "use one meta-trained without it, or pass --allow-target-in-meta-train"
+        )
     info = {
         "path": str(directory),
         "origin": origin,
@@ -148,7 +154,9 @@ def resolve_surrogate(
         "member_seeds": [int(member.settings.get("seed", -1)) for member in loaded.members],
         "epoch": [member.epoch for member in loaded.members],
         "uses_dataset_code": bool(loaded.members[0].kernel.config.use_dataset),
-        "target_in_meta_train": source is not None and source not in loaded.exclude,
+        "target_in_meta_train": (source is not None and source not in loaded.exclude)
+        or META_TRAIN_SOURCE.get(dataset, dataset) in seen,
+        **({"extra_sources": sorted(loaded.seen_datasets)} if loaded.seen_datasets else {}),
         "validation": [member.validation for member in loaded.members],
         **({"outdated_settings": outdated} if outdated else {}),
     }

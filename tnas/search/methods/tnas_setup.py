@@ -54,12 +54,10 @@ SURROGATE_OPTIONS: dict[str, Any] = {
 surrogate of the family; ``members`` its size (``None``: ``DEFAULT_MEMBERS``);
 ``sample_seed`` the seed of the target's image sample (``None``: the run seed);
 ``dataset_code`` what encodes the target: ``"images"`` its image sample, ``"mean"`` the mean
-code of :data:`CODE_SOURCES` other than the target, ``None`` its images when the registry has
-the dataset, else (a table of your own) the mean."""
+code of the shipped samples other than the target (:func:`tnas.encoders.inputs.stand_in_inputs`),
+``None`` its images when the registry has the dataset, else (a table of your own) the mean."""
 
 DATASET_CODES = ("images", "mean")
-CODE_SOURCES: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
-"""The shipped image samples whose mean dataset code stands for a target without images."""
 
 
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], TNASConfig]:
@@ -83,7 +81,8 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     import torch
 
     from tnas.datasets import get_dataset
-    from tnas.encoders import ImageFeaturizer, dataset_inputs, stack_datasets
+    from tnas.encoders import ImageFeaturizer, dataset_inputs
+    from tnas.encoders.inputs import stand_in_inputs
     from tnas.meta_train import MetaTrainConfig
     from tnas.models import DeepKernel
     from tnas.search.methods.prior_ranking import PriorRanking
@@ -123,11 +122,8 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
         features, mask = features[None], mask[None]
         context.run_info["target_sample"] = {"seed": sample_seed, "samples_per_class": samples_per_class}
     else:
-        sources = [name for name in CODE_SOURCES if not _same_data(name, context.config.dataset)]
-        inputs = [dataset_inputs(get_dataset(name, data_dir=context.data_dir), featurizer,
-                                 np.random.default_rng(sample_seed), samples_per_class, progress=context.progress)
-                  for name in sources]  # fmt: skip
-        features, mask = stack_datasets(inputs)
+        features, mask, sources = stand_in_inputs(context.config.dataset, featurizer, sample_seed, samples_per_class,
+                                                  data_dir=context.data_dir, progress=context.progress)  # fmt: skip
         context.run_info["target_sample"] = {"seed": sample_seed, "samples_per_class": samples_per_class,
                                              "images": False, "dataset_code": f"mean of {', '.join(sources)}"}  # fmt: skip
     if variant == "prior":
@@ -139,24 +135,13 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
 
 def _dataset_code_source(context: SearchContext, requested: str | None) -> str:
     """``images`` or ``mean`` (see ``SURROGATE_OPTIONS``), checked against the run's dataset."""
-    from tnas.datasets import ALIASES, DATASETS
+    from tnas.encoders.inputs import has_images
 
     if requested not in (None, *DATASET_CODES):
         raise ConfigError(f"dataset_code must be one of {', '.join(DATASET_CODES)}, got {requested!r}")
-    key = ALIASES.get(context.config.dataset.lower(), context.config.dataset.lower())
-    known = key in DATASETS or key.startswith("metad2a-task-")
-    if requested == "images" or (requested is None and known):
+    if requested == "images" or (requested is None and has_images(context.config.dataset)):
         return "images"
     if requested is None and context.config.oracle != "user":
         return "images"  # get_dataset names what is missing
     return "mean"
 
-
-def _same_data(source: str, target: str) -> bool:
-    """Whether the benchmark dataset ``source`` holds the target's images (CIFAR-10 is cifar10-valid's)."""
-    from tnas.datasets import ALIASES
-
-    def canonical(name: str) -> str:
-        return ALIASES.get(name.lower(), name.lower())
-
-    return canonical(source) == canonical(target)

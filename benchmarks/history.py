@@ -1,0 +1,202 @@
+"""``python -m benchmarks.history``: does meta-training on earlier searches make the next one faster?
+
+The loop a team runs: search a dataset, meta-train on what the search found, search the
+next dataset. Measured on NAS-Bench-201 with CIFAR-100 as the next dataset, for K
+independent draws (meta-training seeds 0..K-1):
+
+1. ``metad2a-only``: a surrogate meta-trained on MetaD2A's records alone (no NAS-Bench-201
+   table at all);
+2. histories: TNAS searches of CIFAR-10 and ImageNet16-120 with that surrogate
+   (``--budget`` queries each, run seed k): what a team would have found;
+3. ``history``: a surrogate meta-trained on MetaD2A's records plus those two run histories
+   (``--source``), still without any NAS-Bench-201 table;
+4. ``full-table``: the default single surrogate meta-trained on MetaD2A and the CIFAR-10 and
+   ImageNet16-120 tables (every cell of both);
+
+then TNAS on CIFAR-100 with each kind of surrogate: search seed s uses draw s % K and draws
+CIFAR-100's image sample with s, observes the seed-mean validation accuracy, and the table
+gives queries to the best-validation cell and the returned cell's test accuracy after 10
+and 100 queries. No surrogate saw CIFAR-100. Every step resumes (meta-trainings from their
+last epoch, searches by replay); several processes may share the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.aggregate import best_cells, load_run, mean_and_se, queries_to_best, summarize_to_best
+from benchmarks.nb201 import claim_run, is_finished
+from benchmarks.results_page import format_stat, format_to_best
+from tnas.cli_common import OneLineErrorParser
+from tnas.errors import TnasError
+from tnas.io import atomic_write_text
+from tnas.meta_train import MetaTrainConfig
+from tnas.meta_train.ensemble import members_finished
+from tnas.meta_train.trainer import meta_train
+from tnas.oracles import NB201Table, get_task
+from tnas.rundir import RunDirectory
+from tnas.search.cli import build_run, default_method_options
+from tnas.search.config import RunConfig
+from tnas.search.runner import run
+from tnas.search.surrogates import default_surrogate_dir, resolve_surrogate
+
+PROG = "python -m benchmarks.history"
+TARGET = "cifar100"
+HISTORY_DATASETS = ("cifar10", "imagenet16-120")
+NO_TABLES = ("cifar10-valid", "cifar100", "imagenet16-120")
+KINDS = ("metad2a-only", "history", "full-table")
+DEFAULT_OUT = Path("benchmarks/results-history")
+DEFAULT_PAGE = Path("benchmarks/RESULTS-history.md")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example:\n  OMP_NUM_THREADS=1 python -m benchmarks.history   # one process per "
+                                "core may share the work")  # fmt: skip
+    parser.add_argument("--draws", type=int, default=5, help="meta-training draws K (default: 5)")
+    parser.add_argument("--seeds", type=int, default=10, help="CIFAR-100 search seeds (default: 10)")
+    parser.add_argument("--budget", type=int, default=100, help="queries per search, histories too (default: 100)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"work folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--page", type=Path, default=DEFAULT_PAGE, help=f"results page (default: {DEFAULT_PAGE})")
+    parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
+    parser.add_argument("--report-only", action="store_true", help="write the page from what is finished")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def _meta_train(config: MetaTrainConfig, out: Path, data_dir: Path | None) -> bool:
+    """Meta-train into ``out`` unless finished or claimed; whether it is finished now."""
+    if members_finished(out, 1):
+        return True
+    with claim_run(out) as claimed:
+        if claimed and not members_finished(out, 1):
+            meta_train(config, out, data_dir=data_dir)
+    return members_finished(out, 1)
+
+
+def _search(dataset: str, seed: int, surrogate: Path, budget: int, out: Path, table: NB201Table,
+            data_dir: Path | None) -> None:  # fmt: skip
+    options = default_method_options("tnas") | {"surrogate": str(surrogate), "sample_seed": seed}
+    config = RunConfig(method="tnas", dataset=dataset, seed=seed, budget=budget, fidelity=200, observe="mean",
+                       options=options)  # fmt: skip
+    with claim_run(out) as claimed:
+        if claimed and not is_finished(out, config):
+            prepared = build_run(config, table, data_dir=data_dir)
+            run(prepared.searcher, prepared.oracle, config, out, run_info=prepared.run_info, space=prepared.space)
+
+
+def surrogate_path(out: Path, kind: str, draw: int) -> Path:
+    """Where draw ``draw`` of a kind of surrogate lives (the full-table one: the default cache)."""
+    if kind == "full-table":
+        return default_surrogate_dir("cifar100", seed=draw, members=1)
+    return out / "surrogates" / kind / f"seed{draw}"
+
+
+def history_path(out: Path, dataset: str, draw: int) -> Path:
+    return out / "histories" / dataset / f"seed{draw}"
+
+
+def target_path(out: Path, kind: str, seed: int) -> Path:
+    return out / "cifar100" / kind / f"seed{seed}"
+
+
+def run_all(args: argparse.Namespace, table: NB201Table) -> None:
+    out, draws = args.out, range(args.draws)
+    for draw in draws:  # 1. MetaD2A only
+        _meta_train(MetaTrainConfig(exclude=NO_TABLES, seed=draw), surrogate_path(out, "metad2a-only", draw),
+                    args.data_dir)  # fmt: skip
+    for draw in draws:  # 2. what a team would have found on the other datasets
+        for dataset in HISTORY_DATASETS:
+            _search(dataset, draw, surrogate_path(out, "metad2a-only", draw), args.budget,
+                    history_path(out, dataset, draw), table, args.data_dir)  # fmt: skip
+    for draw in draws:  # 3. meta-trained on those histories
+        histories = [history_path(out, dataset, draw) for dataset in HISTORY_DATASETS]
+        if all(RunDirectory(path).read_summary() is not None for path in histories):
+            config = MetaTrainConfig(exclude=NO_TABLES, sources=tuple(map(str, histories)), seed=draw)
+            _meta_train(config, surrogate_path(out, "history", draw), args.data_dir)
+    for draw in draws:  # 4. the default single surrogate, on both other tables
+        resolve_surrogate(TARGET, None, seed=draw, members=1, data_dir=args.data_dir)
+    for seed in range(args.seeds):
+        for kind in KINDS:
+            surrogate = surrogate_path(out, kind, seed % args.draws)
+            if members_finished(surrogate, 1):
+                _search(TARGET, seed, surrogate, args.budget, target_path(out, kind, seed), table, args.data_dir)
+
+
+def render_page(args: argparse.Namespace, table: NB201Table) -> str:
+    task = get_task(TARGET)
+    valid = table.column(task.valid[200])
+    best = best_cells(valid)
+    lines = [
+        "# Meta-training on earlier searches: CIFAR-100 after CIFAR-10 and ImageNet16-120",
+        "",
+        f"Generated by `{PROG} --draws {args.draws} --seeds {args.seeds} --budget {args.budget}`. Protocol: TNAS "
+        f"(default settings) on NAS-Bench-201 CIFAR-100, seed-mean 200-epoch validation observed; search seed s "
+        f"uses meta-training draw s % {args.draws} and draws CIFAR-100's image sample with s. Surrogates (single "
+        "models, never meta-trained on CIFAR-100): *metad2a-only*: MetaD2A's records alone; *history*: MetaD2A's "
+        f"records plus the {args.budget}-query TNAS histories of CIFAR-10 and ImageNet16-120 made with the "
+        "metad2a-only surrogate of the same draw (not their tables); *full-table*: MetaD2A plus the CIFAR-10 and "
+        "ImageNet16-120 tables (the default single surrogate). *to best*: queries until the incumbent is CIFAR-100's "
+        "best-validation cell (median, max, seeds that got there); *test @k*: mean ± s.e. test accuracy of the "
+        "returned cell after k queries.",
+        "",
+        "| surrogate | meta-training sources | to best | test @10 | test @100 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    sources = {"metad2a-only": "MetaD2A (4,230 records)",
+               "history": f"MetaD2A + 2 x {args.budget} cells of earlier searches",
+               "full-table": "MetaD2A + 2 x 14,844 table cells"}  # fmt: skip
+    for kind in KINDS:
+        runs = [load_run(target_path(args.out, kind, seed), budget=args.budget) for seed in range(args.seeds)]
+        runs = [one for one in runs if one is not None]
+        if not runs:
+            lines.append(f"| {kind} | {sources[kind]} | not run | | |")
+            continue
+        to_best = summarize_to_best([queries_to_best(one.incumbent_index, best) for one in runs])
+        returned = mean_and_se(np.stack([one.recommended_test for one in runs]))  # type: ignore[misc]
+        at10 = min(10, args.budget) - 1
+        lines.append(f"| {kind} | {sources[kind]} | {format_to_best(to_best, args.budget)} | "
+                     f"{format_stat(float(returned.mean[at10]), float(returned.se[at10]))} | "
+                     f"{format_stat(float(returned.mean[-1]), float(returned.se[-1]))} |")  # fmt: skip
+    histories = []
+    for dataset in HISTORY_DATASETS:
+        found = [load_run(history_path(args.out, dataset, draw), budget=args.budget) for draw in range(args.draws)]
+        found = [one for one in found if one is not None]
+        if found:
+            histories.append(f"{dataset}: {len(found)} histories, incumbent test after {args.budget} queries "
+                             f"{format_stat(*(float(v) for v in _last(found)))}")  # fmt: skip
+    if histories:
+        lines += ["", "The histories (metad2a-only surrogate): " + "; ".join(histories) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _last(runs: Sequence) -> tuple[float, float]:
+    stat = mean_and_se(np.stack([one.incumbent_test for one in runs]))
+    return float(stat.mean[-1]), float(stat.se[-1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        table = NB201Table.load(args.data_dir)
+        if not args.report_only:
+            run_all(args, table)
+        atomic_write_text(args.page, render_page(args, table))
+    except TnasError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"page {args.page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
