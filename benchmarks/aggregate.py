@@ -77,6 +77,9 @@ class GridSpec:
             (and draws the target's image sample with ``s``).
         settings: ``(method, option, value)`` changes to a method's default options.
         workers: evaluations running at once in every run (simulated backend when > 1).
+        tables: ``(dataset, CSV path)`` of the datasets that are tables of your own
+            (:mod:`tnas.oracles.user_table`, columns from their sidecars), searched with
+            ``--observe mean`` only.
     """
 
     observes: tuple[str, ...]
@@ -88,6 +91,7 @@ class GridSpec:
     surrogates: int = 5
     settings: tuple[tuple[str, str, Any], ...] = ()
     workers: int = 1
+    tables: tuple[tuple[str, str], ...] = ()
 
     def cells(self) -> Iterable[tuple[str, str, str, int]]:
         """Every (observe, dataset, method, seed) of the grid, in run order."""

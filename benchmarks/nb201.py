@@ -27,6 +27,7 @@ from benchmarks.results_page import PageInputs, write_page
 from tnas.cli_common import OneLineErrorParser, help_listing
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
+from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, resolve_spec
 from tnas.rundir import RunDirectory
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
@@ -118,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated methods (default: every registered one)")  # fmt: skip
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS),
-                        help=f"comma-separated datasets (default: {','.join(DEFAULT_DATASETS)})")  # fmt: skip
+                        help=f"comma-separated datasets: NAS-Bench-201 tasks, or CSV tables of your own (columns and "
+                        f"dataset name from the sidecar FILE.json; --observe mean) (default: "
+                        f"{','.join(DEFAULT_DATASETS)})")  # fmt: skip
     parser.add_argument(
         "--seeds", type=int, default=10, help="runs per method and dataset, seeds 0..N-1 (default: 10)"
     )
@@ -167,6 +170,21 @@ def _is_task(name: str) -> bool:
     return True
 
 
+def _user_tables(names: list[str]) -> dict[str, str]:
+    """``--datasets`` entries that are tables of your own (CSV files): their dataset name (the
+    sidecar's ``dataset``, else the file's stem) -> the resolved path."""
+    tables: dict[str, str] = {}
+    for name in names:
+        path = Path(name).expanduser()
+        if name.endswith(".csv") or path.is_file():
+            if not path.is_file():
+                raise ConfigError(f"--datasets {name}: no such table")
+            resolve_spec(path)  # its sidecar names the columns (or the error says how)
+            dataset = str(read_sidecar(path.resolve()).get("dataset") or path.stem).lower()
+            tables[dataset] = str(path.resolve())
+    return tables
+
+
 def resolve_config(args: argparse.Namespace) -> HarnessConfig:
     """Check every name and number of the grid before anything runs.
 
@@ -174,9 +192,11 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
         ConfigError: an unknown method, dataset or policy, or an invalid seed count, budget
             or fidelity/policy combination.
     """
+    user_tables = _user_tables(_names(args.datasets))
     unknown = [
         *(f"method {n!r}" for n in _names(args.methods) if n not in METHODS),
-        *(f"dataset {n!r}" for n in _names(args.datasets) if not _is_task(n)),
+        *(f"dataset {n!r}" for n in _names(args.datasets)
+          if not _is_task(n) and str(Path(n).expanduser().resolve()) not in user_tables.values()),
         *(f"observation policy {n!r}" for n in _names(args.observe) if n not in OBSERVATION_POLICIES),
     ]
     if unknown:
@@ -185,7 +205,9 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
             f"policies: {', '.join(OBSERVATION_POLICIES)}"
         )
     methods = tuple(get_method(name).name for name in _names(args.methods))
-    datasets = tuple(dict.fromkeys(get_task(name).name for name in _names(args.datasets)))
+    by_path = {path: dataset for dataset, path in user_tables.items()}
+    datasets = tuple(dict.fromkeys(by_path.get(str(Path(name).expanduser().resolve()), None) or get_task(name).name
+                                   for name in _names(args.datasets)))  # fmt: skip
     observes = tuple(_names(args.observe))
     if not methods or not datasets or not observes:
         raise ConfigError("--methods, --datasets and --observe each need at least one name")
@@ -196,7 +218,7 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
     spec = GridSpec(observes=observes, datasets=datasets, methods=methods, seeds=tuple(range(args.seeds)),
                     budget=args.budget, fidelity=args.fidelity, surrogates=args.surrogates,
                     settings=tuple(_setting(text, methods) for text in args.settings),
-                    workers=args.workers)  # fmt: skip
+                    workers=args.workers, tables=tuple(user_tables.items()))  # fmt: skip
     for observe in observes:  # RunConfig checks the budget and the policy/fidelity combination
         run_config(spec, observe, datasets[0], methods[0], 0)
     return HarnessConfig(spec=spec, out=args.out, results_page=args.results_page,
@@ -236,8 +258,10 @@ def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: in
     options.update({name: value for owner, name, value in spec.settings if owner == method})
     if method in SURROGATE_METHODS:
         options.update(surrogate_seed=seed % spec.surrogates, sample_seed=seed)
+    user = dict(spec.tables).get(dataset)
+    oracle = {"oracle": "user", "oracle_options": resolve_spec(Path(user)).to_dict()} if user else {}
     return RunConfig(method=method, dataset=dataset, seed=seed, budget=spec.budget, fidelity=spec.fidelity,
-                     observe=observe, options=options, workers=spec.workers)  # fmt: skip
+                     observe=observe, options=options, workers=spec.workers, **oracle)  # fmt: skip
 
 
 def is_finished(path: Path, config: RunConfig) -> bool:
@@ -320,7 +344,7 @@ def reported_spec(config: HarnessConfig) -> GridSpec:
     observes = tuple(name for name in OBSERVATION_POLICIES if name in spec.observes or name in found)
     return GridSpec(observes=observes, datasets=spec.datasets, methods=spec.methods, seeds=spec.seeds,
                     budget=spec.budget, fidelity=spec.fidelity, surrogates=spec.surrogates,
-                    settings=spec.settings, workers=spec.workers)  # fmt: skip
+                    settings=spec.settings, workers=spec.workers, tables=spec.tables)  # fmt: skip
 
 
 def command_line(config: HarnessConfig, spec: GridSpec, *, report_only: bool) -> str:
@@ -328,7 +352,7 @@ def command_line(config: HarnessConfig, spec: GridSpec, *, report_only: bool) ->
     parts = [
         "python", "-m", "benchmarks.nb201",
         "--methods", ",".join(spec.methods),
-        "--datasets", ",".join(spec.datasets),
+        "--datasets", ",".join(dict(spec.tables).get(dataset, dataset) for dataset in spec.datasets),
         "--seeds", str(len(spec.seeds)),
         "--budget", str(spec.budget),
         *(["--surrogates", str(spec.surrogates)] if set(spec.methods) & set(SURROGATE_METHODS) else []),
@@ -349,7 +373,8 @@ def make_report(config: HarnessConfig, table: NB201Table) -> tuple[Report, dict[
     spec = reported_spec(config)
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for dataset in spec.datasets:
-        oracle = TableOracle(table, dataset)
+        user = dict(spec.tables).get(dataset)
+        oracle = UserTableOracle(UserTable.load(resolve_spec(Path(user))), dataset) if user else TableOracle(table, dataset)
         tables[dataset] = (oracle.valid_values(spec.fidelity), oracle.test_values(spec.fidelity))
     report = build_report(config.out, spec, tables)
     figures = plot_report(report, config.figures_dir)
@@ -370,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve_config(args)
         table = NB201Table.load(config.data_dir)
         for dataset in config.spec.datasets:  # fails early on a fidelity a task lacks
-            TableOracle(table, dataset).valid_values(config.spec.fidelity)
+            if dataset not in dict(config.spec.tables):
+                TableOracle(table, dataset).valid_values(config.spec.fidelity)
         outcome = GridOutcome(0, 0) if config.report_only else run_grid(config, table)
         report, figures = make_report(config, table)
     except TnasError as error:

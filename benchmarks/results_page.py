@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.aggregate import MethodAggregate, Report, Stat, ToBest, checkpoints
+from benchmarks.aggregate import GridSpec, MethodAggregate, Report, Stat, ToBest, checkpoints
 from benchmarks.plots import REGRET_FLOOR, protocol_title
 from tnas.io import atomic_write_text
 from tnas.oracles import TASKS
@@ -263,6 +263,14 @@ def _link(path: Path, page_path: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(page_path).resolve().parent)).as_posix()
 
 
+def _task_description(dataset: str, spec: GridSpec) -> str:
+    """``name``: what it observes and reports (a table of your own: its file)."""
+    own = dict(spec.tables).get(dataset)
+    if own is not None:
+        return f"`{dataset}`: a table of your own (`{Path(own).name}`)"
+    return f"`{dataset}`: {TASKS[dataset].description}" if dataset in TASKS else f"`{dataset}`"
+
+
 def render_page(report: Report, inputs: PageInputs) -> str:
     """The whole results page as Markdown."""
     spec = report.spec
@@ -295,7 +303,7 @@ def render_page(report: Report, inputs: PageInputs) -> str:
          "(search cheaply, deploy fully). Regret and queries to best refer to the best "
          f"{spec.fidelity}-epoch validation accuracy, what the search can see."),
         "- **Tasks**: "
-        + "; ".join(f"`{d}`: {TASKS[d].description}" if d in TASKS else f"`{d}`" for d in spec.datasets)
+        + "; ".join(_task_description(dataset, spec) for dataset in spec.datasets)
         + ".",
         "- **Observation policies**: " + "; ".join(f"`{k}`: {v}" for k, v in observed.items()) + ".",
         f"- **Seeds**: {len(spec.seeds)} per (method, dataset, policy): {_seed_list(spec.seeds)}. "

@@ -450,3 +450,21 @@ def test_the_grid_runs_with_simulated_workers_and_the_parallel_page_reads_it(dat
     assert "| cifar10 | re | 4 | " in text and "| cifar10 | rs | 1 | " in text
     assert (tmp_path / "figures" / "parallel-regret-wallclock.png").is_file()
     assert "runs missing" in capsys.readouterr().out
+
+
+def test_the_grid_takes_a_table_of_your_own_as_a_dataset(table, data_dir, tmp_path, capsys):
+    from tests.test_user_table import _write_table
+
+    path = tmp_path / "lab.csv"
+    indexes = _write_table(path, table, every=11)
+    path.with_suffix(".json").write_text(json.dumps({"valid_column": "val_acc", "dataset": "lab-task"}))
+    page, out = tmp_path / "RESULTS.md", tmp_path / "runs"
+    assert main(["--methods", "rs,re", "--datasets", str(path), "--seeds", "2", "--budget", "6", "--observe", "mean",
+                 "--out", str(out), "--results-page", str(page), "--data-dir", str(data_dir),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert "`lab-task`: a table of your own (`lab.csv`)" in page.read_text() and str(path) in page.read_text()
+    rows = RunDirectory(out / "mean" / "lab-task" / "re" / "seed1").read_trajectory()
+    assert len(rows) == 6 and {row.index for row in rows} <= set(indexes)
+    capsys.readouterr()
+    assert main(["--methods", "rs", "--datasets", str(tmp_path / "none.csv"), "--out", str(out)]) == 2
+    assert "no such table" in capsys.readouterr().err
