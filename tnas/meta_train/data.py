@@ -224,19 +224,20 @@ def build_meta_dataset(
         name = data.spec.name
         if name in named or any(source.name == name for source in train):
             raise ConfigError(f"two meta-training sources are both called {name}; rename one folder or file")
-        named[name] = _source_inputs(data.spec.dataset, featurizer, rng, samples_per_class, data_dir, progress)
+        named[name] = _source_inputs(data.spec.dataset, featurizer, rng, samples_per_class, data_dir, data.data_root,
+                                     progress)  # fmt: skip
         train.append(_standardise(name, data.cells, data.values, np.zeros(len(data.cells), dtype=np.int64)))
     bank = ContextBank(imagenet_features, task_rows, named)
     return MetaDataset(tuple(train), metad2a_valid, excluded, bank, tuple(heldout))
 
 
 def _source_inputs(dataset: str, featurizer: ImageFeaturizer, rng: np.random.Generator, samples_per_class: int,
-                   data_dir: str | Path | None, progress: bool) -> tuple[Tensor, Tensor]:  # fmt: skip
+                   data_dir: str | Path | None, data_root: str | None, progress: bool) -> tuple[Tensor, Tensor]:  # fmt: skip
     """The dataset encoder's input for an extra source: its registry images (``C x S x F``),
     else (a task without images) the shipped samples (``B x C x S x F``) whose mean code stands for it."""
     if has_images(dataset):
-        return dataset_inputs(get_dataset(dataset, data_dir=data_dir), featurizer, rng, samples_per_class,
-                              progress=progress)  # fmt: skip
+        return dataset_inputs(get_dataset(dataset, data_dir=data_dir, data_root=data_root), featurizer, rng,
+                              samples_per_class, progress=progress)  # fmt: skip
     features, mask, _ = stand_in_inputs(dataset, featurizer, int(rng.integers(2**31)), samples_per_class,
                                         data_dir=data_dir, progress=progress)  # fmt: skip
     return features, mask

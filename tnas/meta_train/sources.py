@@ -75,11 +75,13 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class SourceData:
-    """What an extra source holds: distinct ``cells`` (official indexes) and their ``values`` (%)."""
+    """What an extra source holds: distinct ``cells`` (official indexes) and their ``values`` (%),
+    and where the full dataset of a real-training run was (``data_root``, for its images)."""
 
     spec: SourceSpec
     cells: np.ndarray
     values: np.ndarray
+    data_root: str | None = None
 
 
 def read_source(spec: SourceSpec) -> SourceData:
@@ -90,9 +92,11 @@ def read_source(spec: SourceSpec) -> SourceData:
             :data:`MIN_CELLS` cells.
     """
     path = Path(spec.path)
+    data_root = None
     try:
         if path.is_dir():
             cells, values = _run_observations(path)
+            data_root = (_run_config(path).get("oracle_options") or {}).get("data_root")
         else:
             table = UserTable.load(resolve_spec(path))
             cells = np.flatnonzero(table.present)
@@ -104,7 +108,7 @@ def read_source(spec: SourceSpec) -> SourceData:
     if len(cells) < MIN_CELLS:
         raise DataFileError(f"--source {path} holds {len(cells)} distinct cell(s); a meta-training source needs at "
                             f"least {MIN_CELLS}")  # fmt: skip
-    return SourceData(spec, np.asarray(cells, dtype=np.int64), np.asarray(values, dtype=np.float64))
+    return SourceData(spec, np.asarray(cells, dtype=np.int64), np.asarray(values, dtype=np.float64), data_root)
 
 
 def _run_config(path: Path) -> dict:
