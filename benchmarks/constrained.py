@@ -39,9 +39,9 @@ from benchmarks.aggregate import (
 )
 from benchmarks.nb201 import claim_run, is_finished, run_config
 from benchmarks.results_page import format_stat, format_to_best
-from tnas.cli_common import OneLineErrorParser
+from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.constraints import TASK_GEOMETRY, Constraints, constrained_space
-from tnas.errors import ConfigError, TnasError
+from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, get_task
 from tnas.search.cli import build_run
@@ -221,25 +221,21 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        methods = tuple(get_method(name.strip()).name for name in args.methods.split(",") if name.strip())
-        if args.seeds < 1 or args.budget < 1 or args.surrogates < 1:
-            raise ConfigError("--seeds, --budget and --surrogates must be positive")
-        settings = _settings(args.settings)
-        spec = GridSpec(observes=("mean",), datasets=(DATASET,), methods=methods, seeds=tuple(range(args.seeds)),
-                        budget=args.budget, fidelity=200, surrogates=args.surrogates)  # fmt: skip
-        table = NB201Table.load(args.data_dir)
-        made = 0 if args.report_only else run_grid(spec, settings, args.out, table, args.data_dir,
-                                                   not args.no_progress)  # fmt: skip
-        command = f"{PROG} --methods {','.join(methods)} --seeds {args.seeds} --budget {args.budget}"
-        page, met = render_page(spec, settings, args.out, table, args.data_dir, command)
-        atomic_write_text(args.page, page)
-    except TnasError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: _grid_and_page(args))
+
+
+def _grid_and_page(args: argparse.Namespace) -> int:
+    methods = tuple(get_method(name.strip()).name for name in args.methods.split(",") if name.strip())
+    if args.seeds < 1 or args.budget < 1 or args.surrogates < 1:
+        raise ConfigError("--seeds, --budget and --surrogates must be positive")
+    settings = _settings(args.settings)
+    spec = GridSpec(observes=("mean",), datasets=(DATASET,), methods=methods, seeds=tuple(range(args.seeds)),
+                    budget=args.budget, fidelity=200, surrogates=args.surrogates)  # fmt: skip
+    table = NB201Table.load(args.data_dir)
+    made = 0 if args.report_only else run_grid(spec, settings, args.out, table, args.data_dir, not args.no_progress)
+    command = f"{PROG} --methods {','.join(methods)} --seeds {args.seeds} --budget {args.budget}"
+    page, met = render_page(spec, settings, args.out, table, args.data_dir, command)
+    atomic_write_text(args.page, page)
     target = "" if met is None else f"; TNAS within {TARGET_QUERIES} queries (median) in {met}/{len(settings)} settings"
     print(f"{made} runs made; page {args.page}{target}")
     return 0

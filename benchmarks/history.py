@@ -32,8 +32,7 @@ import numpy as np
 from benchmarks.aggregate import best_cells, load_run, mean_and_se, queries_to_best, summarize_to_best
 from benchmarks.nb201 import claim_run, is_finished
 from benchmarks.results_page import format_stat, format_to_best
-from tnas.cli_common import OneLineErrorParser
-from tnas.errors import TnasError
+from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.io import atomic_write_text
 from tnas.meta_train import MetaTrainConfig
 from tnas.meta_train.ensemble import members_finished
@@ -183,17 +182,14 @@ def _last(runs: Sequence) -> tuple[float, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        table = NB201Table.load(args.data_dir)
-        if not args.report_only:
-            run_all(args, table)
-        atomic_write_text(args.page, render_page(args, table))
-    except TnasError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: _experiment_and_page(args))
+
+
+def _experiment_and_page(args: argparse.Namespace) -> int:
+    table = NB201Table.load(args.data_dir)
+    if not args.report_only:
+        run_all(args, table)
+    atomic_write_text(args.page, render_page(args, table))
     print(f"page {args.page}")
     return 0
 

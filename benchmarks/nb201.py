@@ -24,7 +24,7 @@ import numpy as np
 from benchmarks.aggregate import GridSpec, Report, build_report, run_path
 from benchmarks.plots import plot_report
 from benchmarks.results_page import PageInputs, write_page
-from tnas.cli_common import OneLineErrorParser, help_listing
+from tnas.cli_common import OneLineErrorParser, help_listing, run_command
 from tnas.errors import ConfigError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, resolve_spec
@@ -391,20 +391,17 @@ def make_report(config: HarnessConfig, table: NB201Table) -> tuple[Report, dict[
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        config = resolve_config(args)
-        table = NB201Table.load(config.data_dir)
-        for dataset in config.spec.datasets:  # fails early on a fidelity a task lacks
-            if dataset not in dict(config.spec.tables):
-                TableOracle(table, dataset).valid_values(config.spec.fidelity)
-        outcome = GridOutcome(0, 0) if config.report_only else run_grid(config, table)
-        report, figures = make_report(config, table)
-    except TnasError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: _grid_and_report(args))
+
+
+def _grid_and_report(args: argparse.Namespace) -> int:
+    config = resolve_config(args)
+    table = NB201Table.load(config.data_dir)
+    for dataset in config.spec.datasets:  # fails early on a fidelity a task lacks
+        if dataset not in dict(config.spec.tables):
+            TableOracle(table, dataset).valid_values(config.spec.fidelity)
+    outcome = GridOutcome(0, 0) if config.report_only else run_grid(config, table)
+    report, figures = make_report(config, table)
     print(_summary_line(config, outcome, report, figures))
     return 0
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from tnas.cli_common import OneLineErrorParser
+from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
-from tnas.errors import ConfigError, TnasError
+from tnas.errors import ConfigError
 from tnas.meta_train.config import MetaTrainConfig
 from tnas.meta_train.data import EXCLUDABLE
 from tnas.meta_train.ensemble import meta_train_ensemble
@@ -111,22 +110,20 @@ def config_from_args(args: argparse.Namespace) -> MetaTrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        config = config_from_args(args)
-        out = args.out or Path("runs") / "meta" / ("no-" + "-".join(config.exclude) if config.exclude else "all")
-        if args.members < 1:
-            raise ConfigError(f"--members must be at least 1, got {args.members}")
-        options = {"data_dir": args.data_dir, "device": args.device, "progress": not args.no_progress}
-        if args.members == 1:
-            results = [meta_train(config, out, **options)]
-        else:
-            results = meta_train_ensemble(config, out, args.members, jobs=args.jobs, **options)
-    except TnasError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; run the same command again to resume from the last epoch", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: _meta_train(args), on_interrupt="run the same command again to resume from the "
+                       "last epoch")  # fmt: skip
+
+
+def _meta_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    out = args.out or Path("runs") / "meta" / ("no-" + "-".join(config.exclude) if config.exclude else "all")
+    if args.members < 1:
+        raise ConfigError(f"--members must be at least 1, got {args.members}")
+    options = {"data_dir": args.data_dir, "device": args.device, "progress": not args.no_progress}
+    if args.members == 1:
+        results = [meta_train(config, out, **options)]
+    else:
+        results = meta_train_ensemble(config, out, args.members, jobs=args.jobs, **options)
     for position, result in enumerate(results):
         best = next(row for row in result.metrics if row["epoch"] == result.best_epoch)
         resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tnas.cli_common import OneLineErrorParser, help_listing
+from tnas.cli_common import OneLineErrorParser, help_listing, run_command
 from tnas.constraints import Constraints
 from tnas.datasets import ALIASES, DATASETS
-from tnas.errors import ConfigError, TnasError
+from tnas.errors import ConfigError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
 from tnas.oracles.user_table import resolve_spec
 from tnas.search.backends import BackendOptions
@@ -391,45 +390,42 @@ def _oracle_kind(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        oracle = _oracle_kind(args)
-        dataset = table_task_name(args.dataset) if oracle == "table" else ALIASES.get(args.dataset.lower(),
-                                                                                       args.dataset.lower())  # fmt: skip
-        method = get_method(args.method)
-        fidelity, oracle_options = oracle_settings(args, oracle)
-        device = resolve_device(args.device) if oracle == "train" else None
-        config = RunConfig(
-            method=method.name,
-            dataset=dataset,
-            seed=args.seed,
-            budget=args.budget,
-            fidelity=fidelity,
-            observe=args.observe,
-            max_sim_hours=args.max_sim_hours,
-            options=method_options(args, method.name),
-            oracle=oracle,
-            oracle_options=oracle_options,
-            workers=args.workers,
-            backend=args.backend,
-            constraints=constraint_settings(args),
-        )
-        options = backend_options(args, device)
-        default_out = Path("runs", dataset, *((oracle,) if oracle in ("train", "user") else ()), method.name)
-        out = args.out or default_out / f"seed{args.seed}"
-        prepared = build_run(config, data_dir=args.data_dir, progress=not args.no_progress, device=device,
-                             results_cache=args.results_cache, retry_failed=args.retry_failed)  # fmt: skip
-        run_info = prepared.run_info
-        spec = OracleSpec(config, data_dir=args.data_dir, results_cache=args.results_cache,
-                          retry_failed=args.retry_failed)  # fmt: skip
-        result = run(prepared.searcher, prepared.oracle, config, out, run_info=run_info,
-                     progress=not args.no_progress, worker_spec=spec, backend_options=options,
-                     space=prepared.space)  # fmt: skip
-    except TnasError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: _search(args))
+
+
+def _search(args: argparse.Namespace) -> int:
+    oracle = _oracle_kind(args)
+    dataset = table_task_name(args.dataset) if oracle == "table" else ALIASES.get(args.dataset.lower(),
+                                                                                   args.dataset.lower())  # fmt: skip
+    method = get_method(args.method)
+    fidelity, oracle_options = oracle_settings(args, oracle)
+    device = resolve_device(args.device) if oracle == "train" else None
+    config = RunConfig(
+        method=method.name,
+        dataset=dataset,
+        seed=args.seed,
+        budget=args.budget,
+        fidelity=fidelity,
+        observe=args.observe,
+        max_sim_hours=args.max_sim_hours,
+        options=method_options(args, method.name),
+        oracle=oracle,
+        oracle_options=oracle_options,
+        workers=args.workers,
+        backend=args.backend,
+        constraints=constraint_settings(args),
+    )
+    options = backend_options(args, device)
+    default_out = Path("runs", dataset, *((oracle,) if oracle in ("train", "user") else ()), method.name)
+    out = args.out or default_out / f"seed{args.seed}"
+    prepared = build_run(config, data_dir=args.data_dir, progress=not args.no_progress, device=device,
+                         results_cache=args.results_cache, retry_failed=args.retry_failed)  # fmt: skip
+    run_info = prepared.run_info
+    spec = OracleSpec(config, data_dir=args.data_dir, results_cache=args.results_cache,
+                      retry_failed=args.retry_failed)  # fmt: skip
+    result = run(prepared.searcher, prepared.oracle, config, out, run_info=run_info,
+                 progress=not args.no_progress, worker_spec=spec, backend_options=options,
+                 space=prepared.space)  # fmt: skip
     print(format_summary(result, out, run_info))
     return 0
 
