@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
             f"  {PROG} --dataset mnist --method tnas --budget 10 --epochs 2 --train-subset 3000 \\\n"
             "      --channels 8 --cells-per-stage 1 --device cpu\n"
             f"  {PROG} --dataset imagenet16-120 --method tnas --workers 16   # simulated, seconds\n"
+            f"  {PROG} --dataset cifar100 --method tnas --max-latency-ms 5 --latency-device fpga\n"
+            f"  {PROG} --table lab.csv --dataset lab-task --valid-column val_acc --method tnas\n"
             f"  {PROG} --dataset svhn --method tnas --data-root ~/data/svhn --workers 4 \\\n"
             "      --devices cuda:0,cuda:1,cuda:2,cuda:3\n"
             f"  {PROG} --dataset svhn --method tnas --data-root /shared/svhn --workers 8 --backend ray \\\n"
