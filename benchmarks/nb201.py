@@ -181,6 +181,10 @@ def _user_tables(names: list[str]) -> dict[str, str]:
                 raise ConfigError(f"--datasets {name}: no such table")
             resolve_spec(path)  # its sidecar names the columns (or the error says how)
             dataset = str(read_sidecar(path.resolve()).get("dataset") or path.stem).lower()
+            if _is_task(dataset) or dataset in tables:
+                raise ConfigError(f"--datasets {name}: its dataset name {dataset!r} is already a dataset of the grid "
+                                  "(a NAS-Bench-201 task or another table); name it in its sidecar: "
+                                  '{"dataset": "..."}')  # fmt: skip
             tables[dataset] = str(path.resolve())
     return tables
 
@@ -220,7 +224,12 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
                     settings=tuple(_setting(text, methods) for text in args.settings),
                     workers=args.workers, tables=tuple(user_tables.items()))  # fmt: skip
     for observe in observes:  # RunConfig checks the budget and the policy/fidelity combination
-        run_config(spec, observe, datasets[0], methods[0], 0)
+        for dataset in datasets:
+            run_config(spec, observe, dataset, methods[0], 0)
+    for dataset, path in user_tables.items():
+        cells = len(UserTable.load(resolve_spec(Path(path))))
+        if args.budget > cells:
+            raise ConfigError(f"--budget {args.budget} exceeds the {cells} cells of {path} (dataset {dataset})")
     return HarnessConfig(spec=spec, out=args.out, results_page=args.results_page,
                          figures_dir=args.results_page.parent / FIGURES_FOLDER, data_dir=args.data_dir,
                          report_only=args.report_only, progress=not args.no_progress)  # fmt: skip
@@ -241,6 +250,8 @@ def _setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
     known |= set(SURROGATE_OPTIONS) if method.startswith("tnas") else set()
     if name not in known:
         raise ConfigError(f"--set {text!r}: {method} has no option {name!r}")
+    if method in SURROGATE_METHODS and name in ("surrogate_seed", "sample_seed"):
+        raise ConfigError(f"--set {text!r}: the grid sets {name} from the run seed (see --surrogates)")
     try:
         return method, name, json.loads(value)
     except json.JSONDecodeError:

@@ -23,7 +23,7 @@ from tnas.constraints import (
 )
 from tnas.errors import ConfigError, SearcherError, TableError
 from tnas.oracles import TableOracle
-from tnas.search import RunConfig, run
+from tnas.search import RunConfig, make_searcher, run
 from tnas.search.cli import build_run
 from tnas.space import NUM_CELLS, Cell, SearchSpace
 from tnas.train.network import NB201Network, NetworkConfig, count_parameters_mb
@@ -342,3 +342,11 @@ def test_the_cli_exits_2_with_one_line_on_bad_constraints(data_dir, tmp_path, ca
                  "--out", str(tmp_path / "run"), "--no-progress", *arguments])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err
+
+
+def test_the_api_finds_the_search_space_of_a_constrained_config_by_itself(table):
+    config = RunConfig(method="rs", dataset="cifar10-valid", seed=0, budget=12, fidelity=200, observe="mean",
+                       constraints=EYERISS_3MS)  # fmt: skip
+    result = run(make_searcher(config), TableOracle(table, "cifar10-valid"), config)
+    assert all(row.latency_ms <= 3 for row in result.rows) and result.summary["feasible_cells"] < 15625
+    assert np.int64(3) in SearchSpace() and 3 in SearchSpace()

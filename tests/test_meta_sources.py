@@ -42,12 +42,13 @@ def _user_table(path, table, every=300):
 
 def test_a_run_directory_is_a_source_of_its_dataset_and_its_observations(history, table):
     spec = SourceSpec.parse(str(history))
-    assert spec.dataset == "cifar100" and spec.name == "cifar100@c100-re"
+    assert spec.dataset == "cifar100" and spec.name == f"cifar100@{history.parent.name}/c100-re"
     data = read_source(spec)
     rows = RunDirectory(history).read_trajectory()
     assert sorted(data.cells.tolist()) == sorted({row.index for row in rows}) and len(data.cells) == 40
     assert np.allclose(data.values, table.column("c100_valid_200")[data.cells])
     assert SourceSpec.parse(f"{history}=svhn").dataset == "svhn"  # named explicitly
+    assert SourceSpec.parse(f"{history}=CIFAR10-valid").dataset == "cifar10"  # aliases resolved
 
 
 def test_a_table_is_a_source_of_the_dataset_its_sidecar_names(table, tmp_path):
@@ -92,7 +93,8 @@ def test_meta_training_on_a_history_and_a_table_then_searching_refuses_their_dat
     assert meta_main(["--exclude", "cifar10,cifar100,imagenet16-120", "--source", str(history), "--source",
                       str(sensor), "--out", str(out), "--data-dir", str(data_dir), *TINY]) == 0  # fmt: skip
     record = json.loads((out / "config.json").read_text())
-    assert record["sources"] == ["metad2a", "cifar100@c100-re", "my-sensor-task@sensor"]
+    assert record["sources"] == ["metad2a", f"cifar100@{history.parent.name}/c100-re",
+                                 f"my-sensor-task@{tmp_path.name}/sensor"]  # fmt: skip
     assert set(record["statistics"]) == set(record["sources"])
     capsys.readouterr()
     common = ["--method", "tnas", "--surrogate", str(out), "--budget", "6", "--finetune-steps", "2", "--data-dir",
@@ -108,3 +110,11 @@ def test_the_meta_training_cli_refuses_a_missing_source_in_one_line(tmp_path, ca
     assert meta_main(["--source", str(tmp_path / "nope"), "--out", str(tmp_path / "m"), *TINY]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such run directory or table" in err
+
+
+def test_a_source_whose_cells_all_have_one_value_is_refused(tmp_path):
+    path = tmp_path / "flat.csv"
+    path.write_text("index,acc\n" + "".join(f"{i},50\n" for i in range(20)))
+    path.with_suffix(".json").write_text(json.dumps({"valid_column": "acc"}))
+    with pytest.raises(DataFileError, match="same value"):
+        read_source(SourceSpec.parse(str(path)))

@@ -170,7 +170,7 @@ def test_tnas_searches_a_user_table_of_a_task_without_images(user_table, data_di
                  str(surrogate), "--budget", "8", "--finetune-steps", "2", "--data-dir", str(data_dir),
                  "--out", str(out), "--no-progress"]) == 0  # fmt: skip
     text = capsys.readouterr().out
-    assert "target code  mean of cifar10, cifar100, imagenet16-120 (no images of my-tabular-task)" in text
+    assert "target code  mean of cifar10, cifar100, imagenet16-120 (no images of my-tabular-task used)" in text
     config = json.loads((out / "config.json").read_text())
     assert config["target_sample"]["images"] is False
     assert config["target_sample"]["dataset_code"] == "mean of cifar10, cifar100, imagenet16-120"
@@ -195,3 +195,10 @@ def test_the_mean_code_of_one_dataset_is_its_code(data_dir):
     width = codes.shape[1]
     assert torch.equal(one[:, -width:], single.expand(15625, -1))  # as before the mean existed
     assert np.allclose(both[0, -width:].numpy(), codes.mean(dim=0).numpy())
+
+
+def test_a_table_with_a_byte_order_mark_and_a_trailing_blank_line_reads(table, tmp_path):
+    path = tmp_path / "excel.csv"
+    _write_table(path, table, every=1000)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes() + b"\r\n\r\n")
+    assert len(UserTable.load(UserTableSpec(str(path), "val_acc"), use_cache=False)) == 16

@@ -61,7 +61,7 @@ def read_cell_csv(path: str | Path, *, numeric: Sequence[str] | None = None, req
     path = Path(path)
     suffix = f"; {hint}" if hint else ""
     try:
-        with open(path, newline="", encoding="utf-8") as file:
+        with open(path, newline="", encoding="utf-8-sig") as file:  # a byte-order mark (Excel) is not a name
             return _parse_rows(path, csv.reader(file), numeric, required, ignored, what, suffix)
     except UnicodeDecodeError as error:
         raise TableError(f"{what} {path} is not UTF-8 text (binary or wrongly encoded: {error.reason} at byte "
@@ -93,6 +93,8 @@ def _parse_rows(path: Path, reader: Iterator[list[str]], numeric: Sequence[str] 
     columns = {name: np.full(NUM_CELLS, np.nan) for name in numeric}
     present = np.zeros(NUM_CELLS, dtype=bool)
     for line, row in enumerate(reader, start=2):
+        if not row:  # a blank line (a trailing newline too many)
+            continue
         if len(row) != len(header):
             raise TableError(f"{path}:{line}: {len(row)} fields where the header has {len(header)} "
                              f"(a truncated or damaged file?){suffix}")  # fmt: skip

@@ -3,7 +3,8 @@
 The network is NAS-Bench-201's (:mod:`tnas.train.network`): a 3x3 stem, three stages of N
 cells at C, 2C and 4C channels on H, H/2 and H/4 pixels, two residual reductions, global
 pooling and a linear classifier. FLOPs count multiply-accumulates of the convolutions and
-the classifier plus one operation per pooled input element, as NAS-Bench-201's
+the classifier plus, for average pooling, one operation per window element of every output
+(9 per output of a 3x3 pool; one per input for the global pooling), as NAS-Bench-201's
 ``get_model_infos`` counter does (batch normalisation and ReLU are not counted), in
 millions (MFLOPs) for one image.
 
@@ -47,6 +48,7 @@ class NetworkGeometry:
 
 TASK_GEOMETRY: dict[str, NetworkGeometry] = {
     "cifar10": NetworkGeometry(resolution=32, num_classes=10),
+    "cifar10-valid": NetworkGeometry(resolution=32, num_classes=10),
     "cifar100": NetworkGeometry(resolution=32, num_classes=100),
     "imagenet16-120": NetworkGeometry(resolution=16, num_classes=120),
 }

@@ -42,10 +42,11 @@ class Constraints:
     max_flops_m: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_latency_ms", "max_params_mb", "max_flops_m"):
+        for name, flag in (("max_latency_ms", "--max-latency-ms"), ("max_params_mb", "--max-params"),
+                           ("max_flops_m", "--max-flops")):  # fmt: skip
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
+                raise ConfigError(f"{flag} must be a positive number, got {value!r}")
         if (self.max_latency_ms is None) != (self.latency_device is None):
             raise ConfigError("a latency limit needs both --max-latency-ms and --latency-device (see --help for "
                               "the devices)")  # fmt: skip

@@ -11,7 +11,7 @@ from tnas.meta_train.data import normalise_exclusions
 from tnas.meta_train.sources import SourceSpec
 from tnas.models.deep_kernel import DeepKernelConfig
 
-LEGACY_SETTINGS: dict[str, Any] = {"top_fraction": 0.0, "top_quantile": 0.1}
+LEGACY_SETTINGS: dict[str, Any] = {"top_fraction": 0.0, "top_quantile": 0.1, "sources": []}
 """Settings added after runs were first written, with the value those older runs used
 (their stored configuration lacks them): uniform mini-batches."""
 

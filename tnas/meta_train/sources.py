@@ -49,7 +49,9 @@ class SourceSpec:
             ConfigError: the path is neither a run directory nor a file.
             DataFileError: a run directory's ``config.json`` or a sidecar is damaged.
         """
-        raw, _, dataset = text.partition("=")
+        raw, _, dataset = text.rpartition("=") if "=" in text else (text, "", "")
+        if dataset and ("/" in dataset or Path(text).exists()):  # an "=" inside the path itself
+            raw, dataset = text, ""
         path = Path(raw).expanduser().resolve()
         if path.is_dir():
             if not (path / "config.json").is_file():
@@ -62,15 +64,17 @@ class SourceSpec:
             raise ConfigError(f"--source {raw}: no such run directory or table")
         if not dataset:
             raise ConfigError(f"--source {raw}: name its dataset as {raw}=DATASET")
-        return cls(str(path), dataset.lower())
+        return cls(str(path), canonical_dataset(dataset))
 
     def to_text(self) -> str:
         return f"{self.path}={self.dataset}"
 
     @property
     def name(self) -> str:
-        """The source's name in the meta-training records: ``<dataset>@<folder or file name>``."""
-        return f"{self.dataset}@{Path(self.path).stem}"
+        """The source's name in the meta-training records: ``<dataset>@<parent>/<folder or file>``
+        (``cifar100@tnas/seed0`` for ``runs/cifar100/tnas/seed0``)."""
+        path = Path(self.path)
+        return f"{self.dataset}@{path.parent.name}/{path.stem}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ def read_source(spec: SourceSpec) -> SourceData:
         if isinstance(error, DataFileError):
             raise
         raise DataFileError(f"--source {path}: {error}") from None
+    if len(cells) >= MIN_CELLS and float(np.std(values)) == 0.0:
+        raise DataFileError(f"--source {path}: every cell has the same value ({values[0]}); it teaches nothing")
     if len(cells) < MIN_CELLS:
         raise DataFileError(f"--source {path} holds {len(cells)} distinct cell(s); a meta-training source needs at "
                             f"least {MIN_CELLS}")  # fmt: skip
@@ -131,7 +137,14 @@ def _run_observations(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return cells, np.array([np.mean(observed[int(cell)]) for cell in cells])
 
 
+def canonical_dataset(name: str) -> str:
+    """``name`` lower-cased and alias-resolved (``CIFAR10-valid`` -> ``cifar10``, ``in16`` -> ``imagenet16-120``)."""
+    from tnas.datasets import ALIASES
+
+    return ALIASES.get(name.strip().lower(), name.strip().lower())
+
+
 def source_datasets(texts: tuple[str, ...]) -> set[str]:
     """The datasets extra sources (as recorded, ``PATH=DATASET``) hold observations of."""
-    return {text.rpartition("=")[2].lower() for text in texts}
+    return {canonical_dataset(text.rpartition("=")[2]) for text in texts}
 

@@ -218,9 +218,9 @@ class UserTableOracle:
         )
 
     def valid_values(self, fidelity: int) -> np.ndarray:
-        """The observed column of every cell, shape ``(15625,)`` (NaN where missing)."""
-        return self._valid
+        """The observed column of every searchable cell, shape ``(15625,)`` (NaN elsewhere)."""
+        return np.where(self.table.present, self._valid, np.nan)
 
     def test_values(self, fidelity: int) -> np.ndarray:
-        """The reported column of every cell, shape ``(15625,)``."""
-        return self._test
+        """The reported column of every searchable cell, shape ``(15625,)`` (NaN elsewhere)."""
+        return np.where(self.table.present, self._test, np.nan)

@@ -460,7 +460,7 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
             *([_constraints_line(summary)] if summary.get("constraints") else []),
             f"  overhead     {summary['overhead_s']:.3f} s in the optimizer",
             *([_surrogate_line(surrogate)] if surrogate else []),
-            *([f"  target code  {sample['dataset_code']} (no images of {summary['dataset']})"]
+            *([f"  target code  {sample['dataset_code']} (no images of {summary['dataset']} used)"]
               if (sample := (run_info or {}).get("target_sample", {})).get("images") is False else []),
             f"  run dir      {out}",
         ]

@@ -163,9 +163,10 @@ def search_space(config: RunConfig, oracle: Oracle, data_dir: Path | None = None
         TableError: a damaged latency table.
     """
     limits = config.limits
+    geometry: NetworkGeometry | None = None
     if isinstance(oracle, TableOracle):
         present, params = oracle.table.present, oracle.table.column(oracle.task.params)
-        geometry: NetworkGeometry | None = TASK_GEOMETRY[oracle.task.name]
+        geometry = TASK_GEOMETRY.get(oracle.task.name)
         held = f"the {int(present.sum())} cells of {oracle.table.source}"
     elif isinstance(oracle, UserTableOracle):
         spec = oracle.table.spec
@@ -173,13 +174,13 @@ def search_space(config: RunConfig, oracle: Oracle, data_dir: Path | None = None
         params = oracle.table.column(spec.params_column) if spec.params_column else None
         geometry = TASK_GEOMETRY.get(config.dataset)  # the network of a user's own task is not known
         held = f"the {int(present.sum())} cells of {oracle.table.source}"
-    else:
-        network = oracle.network  # type: ignore[attr-defined]  # the training oracle
-        image_shape = oracle.splits.image_shape  # type: ignore[attr-defined]
-        geometry = NetworkGeometry(resolution=image_shape[0], num_classes=network.num_classes,
-                                   in_channels=network.in_channels, channels=network.channels,
-                                   cells_per_stage=network.cells_per_stage)  # fmt: skip
+    else:  # the training oracle counts the network it trains; any other oracle answers every cell
         present, params, held = None, None, ""
+        network, splits = getattr(oracle, "network", None), getattr(oracle, "splits", None)
+        if limits.active and network is not None and splits is not None:
+            geometry = NetworkGeometry(resolution=splits.image_shape[0], num_classes=network.num_classes,
+                                       in_channels=network.in_channels, channels=network.channels,
+                                       cells_per_stage=network.cells_per_stage)  # fmt: skip
     if limits.active:
         space = constrained_space(limits, geometry, params_mb=params, present=present, data_dir=data_dir)
     elif present is not None and not present.all():

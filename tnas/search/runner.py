@@ -45,8 +45,9 @@ from tnas.search.bookkeeping import (
 )
 from tnas.search.config import RunConfig
 from tnas.search.journal import JournalWriter, Submission, read_journal
+from tnas.search.oracle_setup import search_space
 from tnas.search.protocol import Recommender, Searcher
-from tnas.space import FULL_SPACE, Cell, SearchSpace
+from tnas.space import Cell, SearchSpace
 
 __all__ = ["MAX_CONSECUTIVE_REPEATS", "RunResult", "observed_seed", "run", "summarize"]
 
@@ -99,7 +100,7 @@ def run(
     progress: bool = False,
     worker_spec: Any = None,
     backend_options: BackendOptions = BackendOptions(),
-    space: SearchSpace = FULL_SPACE,
+    space: SearchSpace | None = None,
 ) -> RunResult:
     """Drive ``searcher`` against ``oracle`` on ``config.workers`` workers until the budget is spent.
 
@@ -117,8 +118,9 @@ def run(
             (:class:`~tnas.search.oracle_setup.OracleSpec`); needed by ``local`` with
             several workers and by ``ray``.
         backend_options: devices, threads, Ray address, retries.
-        space: the cells the run may evaluate (:func:`~tnas.search.oracle_setup.search_space`:
-            the feasible cells of a constrained run); a proposal outside it stops the run.
+        space: the cells the run may evaluate (the feasible cells of a constrained run, the
+            cells of a partial table); ``None`` computes it from ``config`` and ``oracle``
+            (:func:`~tnas.search.oracle_setup.search_space`). A proposal outside it stops the run.
 
     Raises:
         RunDirectoryError: ``run_dir`` holds another run, or a journal the searcher
@@ -126,6 +128,7 @@ def run(
         SearcherError: the searcher proposes a pending cell or one outside ``space``, or keeps
             proposing evaluated ones.
     """
+    space = space if space is not None else search_space(config, oracle)
     directory = RunDirectory(run_dir) if run_dir is not None else None
     recorded = prepare_directory(directory, config, run_info or {}) if directory else []
     if directory is not None:

@@ -31,6 +31,7 @@ from tnas.meta_train.ensemble import (
     members_finished,
     meta_train_ensemble,
 )
+from tnas.meta_train.sources import canonical_dataset
 from tnas.meta_train.trainer import meta_train
 
 DEFAULT_MEMBERS = 2
@@ -141,7 +142,8 @@ def resolve_surrogate(
             f"use one meta-trained with --exclude {source}, or pass --allow-target-in-meta-train"
         )
     seen = {META_TRAIN_SOURCE.get(name, name) for name in loaded.seen_datasets}
-    if META_TRAIN_SOURCE.get(dataset, dataset) in seen and not allow_target:
+    target = META_TRAIN_SOURCE.get(canonical_dataset(dataset), canonical_dataset(dataset))
+    if target in seen and not allow_target:
         raise ContaminatedSurrogateError(
             f"surrogate {directory} was meta-trained on an earlier search or table of {dataset} (--source); "
             "use one meta-trained without it, or pass --allow-target-in-meta-train"
@@ -155,7 +157,7 @@ def resolve_surrogate(
         "epoch": [member.epoch for member in loaded.members],
         "uses_dataset_code": bool(loaded.members[0].kernel.config.use_dataset),
         "target_in_meta_train": (source is not None and source not in loaded.exclude)
-        or META_TRAIN_SOURCE.get(dataset, dataset) in seen,
+        or target in seen,
         **({"extra_sources": sorted(loaded.seen_datasets)} if loaded.seen_datasets else {}),
         "validation": [member.validation for member in loaded.members],
         **({"outdated_settings": outdated} if outdated else {}),

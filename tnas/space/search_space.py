@@ -13,6 +13,7 @@ On the full space every helper consumes the generator exactly as the plain funct
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection, Mapping
 
 import numpy as np
@@ -73,7 +74,7 @@ class SearchSpace:
     def __contains__(self, cell: Cell | int) -> bool:
         if self._allowed is None:
             return True
-        return bool(self._allowed[cell if isinstance(cell, int) else cell.index])
+        return bool(self._allowed[cell.index if isinstance(cell, Cell) else operator.index(cell)])
 
     def sample_unseen(self, rng: np.random.Generator, excluded: Collection[int]) -> Cell:
         """A cell drawn uniformly from the allowed cells whose index is not in ``excluded``.

@@ -119,11 +119,19 @@ def get_method(name: str) -> Method:
 
 def make_searcher(config: RunConfig, *, data_dir: Path | None = None, data_root: Path | None = None,
                   progress: bool = False, run_info: dict[str, Any] | None = None,
-                  space: SearchSpace = FULL_SPACE) -> Searcher:  # fmt: skip
+                  space: SearchSpace | None = None) -> Searcher:  # fmt: skip
     """A fresh searcher for ``config``, seeded with ``config.seed``, proposing cells of ``space``.
 
     ``run_info``, if given, receives what the method wants recorded in ``config.json``.
+    ``space=None`` is every cell for an unconstrained NAS-Bench-201 run, and otherwise the
+    run's own space (its oracle is built to find it: pass the space you have to save that).
     """
+    if space is None:
+        space = FULL_SPACE
+        if config.constraints or config.oracle == "user":
+            from tnas.search.oracle_setup import build_oracle, search_space
+
+            space = search_space(config, build_oracle(config, data_dir=data_dir)[0], data_dir)
     context = SearchContext(config=config, rng=np.random.default_rng(config.seed), data_dir=data_dir,
                             data_root=data_root, progress=progress, space=space,
                             run_info=run_info if run_info is not None else {})  # fmt: skip

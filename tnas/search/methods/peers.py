@@ -228,6 +228,7 @@ class HEBOSearcher:
         self.config = config
         self._rng = rng
         self._space = space
+        self._told: set[int] = set()
         self.scramble_seed = int(rng.integers(2**31)) if scramble_seed is None else scramble_seed
         space = DesignSpace().parse([{"name": name, "type": "cat", "categories": list(OPERATIONS)}
                                      for name in EDGE_NAMES])  # fmt: skip
@@ -246,12 +247,15 @@ class HEBOSearcher:
             cell = _cell(suggestions.iloc[position])
             if cell.index not in busy and cell in self._space:
                 return cell
-        return self._space.sample_unseen(self._rng, busy)  # HEBO suggested only pending or infeasible cells
+        if self._space.is_full:  # HEBO suggested only pending cells
+            return self._space.sample_unseen(self._rng, busy)
+        return self._space.sample_unseen(self._rng, self._told | busy)  # ... or infeasible ones
 
     def tell(self, cell: Cell, evaluation: Evaluation) -> None:
         """Add ``cell`` with ``-valid`` to HEBO's data (also for a cached repeat)."""
         import pandas as pd
 
+        self._told.add(cell.index)
         params = _params(cell)
         row = pd.DataFrame([[params[name] for name in self._columns]], columns=self._columns)
         self.optimizer.observe(row, np.array([[-evaluation.valid]]))

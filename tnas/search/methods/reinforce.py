@@ -14,8 +14,10 @@ query and still updates the policy (the original counts it as a step too). Evalu
 pending (several workers): a sample that is pending is drawn again (up to
 ``max_resamples`` times, then a random free cell is taken), and each finished evaluation
 updates the policy as it comes back, with the policy's current log-probability of that cell.
-In a constrained search space an infeasible sample is drawn again the same way (the
-policy samples from its distribution restricted to the feasible cells).
+In a constrained search space an infeasible sample is drawn again the same way (rejection
+sampling from the policy restricted to the feasible cells; after ``max_resamples``
+rejections a random feasible cell is taken, so under a very tight limit the method is
+close to random search).
 """
 
 from __future__ import annotations

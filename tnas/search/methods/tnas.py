@@ -180,7 +180,8 @@ def codes_and_prior(kernels: Sequence[DeepKernel], dataset_features: Tensor, dat
 
     Args:
         kernels: one meta-trained kernel, or an ensemble's members.
-        dataset_features, dataset_mask: ``1 x n_classes x n_samples x 1280`` and its mask.
+        dataset_features, dataset_mask: ``1 x n_classes x n_samples x 1280`` and its mask
+            (``B x ...``: several datasets whose mean code stands for a target without images).
 
     Returns:
         ``15625 x M(L + K)`` codes (the members' side by side) and ``15625`` prior means
@@ -214,7 +215,8 @@ class TNASSearcher:
     Args:
         kernel: a meta-trained deep kernel, or several (an ensemble: one GP whose prior mean
             and kernel are the members' averages, see :mod:`tnas.models.ensemble`).
-        dataset_features: ``1 x n_classes x n_samples x 1280`` encoder inputs of the target.
+        dataset_features: ``1 x n_classes x n_samples x 1280`` encoder inputs of the target
+            (``B x ...``: the samples whose mean code stands for a target without images).
         dataset_mask: the matching mask.
         rng: the run's generator.
         config: searcher settings.
