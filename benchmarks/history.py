@@ -111,9 +111,11 @@ def run_all(args: argparse.Namespace, table: NB201Table) -> None:
         _meta_train(MetaTrainConfig(exclude=NO_TABLES, seed=draw), surrogate_path(out, "metad2a-only", draw),
                     args.data_dir)  # fmt: skip
     for draw in draws:  # 2. what a team would have found on the other datasets
+        surrogate = surrogate_path(out, "metad2a-only", draw)
+        if not members_finished(surrogate, 1):  # another process is meta-training it
+            continue
         for dataset in HISTORY_DATASETS:
-            _search(dataset, draw, surrogate_path(out, "metad2a-only", draw), args.budget,
-                    history_path(out, dataset, draw), table, args.data_dir)  # fmt: skip
+            _search(dataset, draw, surrogate, args.budget, history_path(out, dataset, draw), table, args.data_dir)
     for draw in draws:  # 3. meta-trained on those histories
         histories = [history_path(out, dataset, draw) for dataset in HISTORY_DATASETS]
         if all(RunDirectory(path).read_summary() is not None for path in histories):
