@@ -240,7 +240,7 @@ CONSTRAINED_METHODS = ("rs", "re", "ls", "bananas", "reinforce", "gp", "tnas-unt
 def test_every_method_proposes_only_feasible_cells(table, data_dir, method, constraints):
     if method in ("optuna-tpe", "hebo"):
         pytest.importorskip({"optuna-tpe": "optuna", "hebo": "hebo"}[method])
-    budget = 8 if method in ("hebo", "gp") else 25
+    budget = 8 if method in ("hebo", "gp", "tnas-untrained") else 25
     options = {"finetune_steps": 5} if method == "tnas-untrained" else {}
     config = RunConfig(method=method, dataset="cifar100", seed=1, budget=budget, fidelity=200, observe="mean",
                        options=options, constraints=constraints)  # fmt: skip
