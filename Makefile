@@ -36,7 +36,8 @@ bench: install
 # ensemble of 2; single models for tnas-nodata and its comparison), then the grid at 200 epochs
 # (benchmarks/RESULTS.md) and at 12 epochs (benchmarks/RESULTS-fidelity12.md), with their
 # figures, and TNAS with single kernels (benchmarks/single-kernel/RESULTS.md, the fair
-# comparison for tnas-nodata). Hours on 2 cores; finished work is skipped, so it can be stopped and restarted.
+# comparison for tnas-nodata), the parallel grids, the latency-constrained grid
+# (benchmarks/RESULTS-constrained.md) and the history experiment (benchmarks/RESULTS-history.md). Hours on 2 cores; finished work is skipped, so it can be stopped and restarted.
 # Peers need: pip install -e ".[peers]" (see the README).
 GRID := --seeds 10 --budget 100 --set tnas-nodata:members=1
 results: install
@@ -51,6 +52,8 @@ results: install
 		--seeds 10 --budget 100 --workers $$workers --out benchmarks/results-w$$workers \
 		--results-page benchmarks/results-w$$workers/RESULTS.md || exit 1; done
 	$(BIN)/python -m benchmarks.parallel report
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.constrained --methods tnas,re,rs --seeds 10 --budget 50
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.history --draws 3 --seeds 10 --budget 100
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
