@@ -486,8 +486,9 @@ def _constraints_line(summary: dict[str, Any]) -> str:
 def _surrogate_line(surrogate: dict[str, Any]) -> str:
     if surrogate.get("path") is None:  # tnas-untrained
         return f"  surrogate    {surrogate.get('origin', 'none')}"
-    return (f"  surrogate    {surrogate['path']} ({_members(surrogate)}meta-trained without "
-            f"{', '.join(surrogate['exclude']) or 'nothing'})")
+    excluded = f"meta-trained without {', '.join(surrogate['exclude'])}" if surrogate["exclude"] else (
+        "meta-trained on every shipped source")
+    return f"  surrogate    {surrogate['path']} ({_members(surrogate)}{excluded})"
 
 
 def _members(surrogate: dict[str, Any]) -> str:
