@@ -91,7 +91,7 @@ class BatchLoss:
             inputs, mask = self.bank.tasks(slots)
             codes = self.kernel.dataset_codes(inputs, mask)[torch.as_tensor(inverse, device=inputs.device)]
         else:
-            codes = self.kernel.dataset_codes(*self.bank.dataset(source_name)).mean(dim=0, keepdim=True)
+            codes = self.kernel.dataset_code(*self.bank.dataset(source_name))
         batch = cells_to_batch([Cell.from_index(int(index)) for index in cells], device=self.device)
         return self.kernel.embed(batch, codes)
 

@@ -117,6 +117,11 @@ class DeepKernel(nn.Module):
         codes = self.dataset_encoder(features, mask)
         return codes if self.config.use_dataset else torch.zeros_like(codes)
 
+    def dataset_code(self, features: Tensor, mask: Tensor | None = None) -> Tensor:
+        """phi of one dataset: ``1 x K``. Given ``B > 1`` datasets (``B x n_classes x n_samples x
+        feature_dim``), the mean of their codes, which stands for a dataset without images."""
+        return self.dataset_codes(features, mask).mean(dim=0, keepdim=True)
+
     def features(self, arch_codes: Tensor, dataset_codes: Tensor) -> Tensor:
         """xi([psi, phi]): ``n x L`` and ``n x K`` codes to ``n x d`` float64 features."""
         return map_codes(self.feature_map, torch.cat([arch_codes, dataset_codes], dim=-1))

@@ -139,7 +139,7 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
 
     def dataset_code(self) -> Tensor:
         """phi of the model's dataset: ``1 x K`` (the mean code when several datasets stand for it)."""
-        return self.kernel.dataset_codes(self.dataset_features, self.dataset_mask).mean(dim=0, keepdim=True)
+        return self.kernel.dataset_code(self.dataset_features, self.dataset_mask)
 
     def cell_features(self, indexes: Tensor) -> Tensor:
         """Deep features of cells given by index: ``indexes.shape x d`` float64."""
@@ -220,7 +220,7 @@ def encoder_codes_of_all_cells(kernel: DeepKernel, dataset_features: Tensor, dat
     several whose codes' mean stands for a target without images.
     """
     kernel.eval()
-    dataset_codes = kernel.dataset_codes(dataset_features, dataset_mask).mean(dim=0, keepdim=True)
+    dataset_codes = kernel.dataset_code(dataset_features, dataset_mask)
     arch_codes = kernel.arch_encoder(cells_to_batch(all_cells(), device=dataset_features.device))
     return torch.cat([arch_codes, dataset_codes.expand(arch_codes.shape[0], -1)], dim=-1)
 
