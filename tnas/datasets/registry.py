@@ -241,6 +241,19 @@ def dataset_names() -> list[str]:
     return [*DATASETS, f"{TASK_PREFIX}N"]
 
 
+def canonical_name(name: str) -> str:
+    """``name`` lower-cased and alias-resolved (``CIFAR10-valid`` -> ``cifar10``, ``in16`` ->
+    ``imagenet16-120``): the registry's key for it."""
+    key = name.strip().lower()
+    return ALIASES.get(key, key)
+
+
+def has_images(name: str) -> bool:
+    """Whether ``name`` is an image dataset of the registry (or a MetaD2A task)."""
+    key = canonical_name(name)
+    return key in DATASETS or key.startswith(TASK_PREFIX)
+
+
 def get_dataset(
     name: str,
     *,
@@ -263,7 +276,7 @@ def get_dataset(
         DatasetNotFoundError: unknown name, or files missing (the message lists where
             they were looked for and what to do).
     """
-    key = ALIASES.get(name.lower(), name.lower())
+    key = canonical_name(name)
     sources = Sources(Path(data_dir) if data_dir else None, Path(data_root) if data_root else None)
     if key.startswith(TASK_PREFIX):
         suffix = key[len(TASK_PREFIX):]

@@ -55,14 +55,6 @@ SHIPPED_SAMPLES: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120")
 for a dataset without images (a table of your own task, a source you cannot share)."""
 
 
-def has_images(name: str) -> bool:
-    """Whether ``name`` is an image dataset of the registry (or a MetaD2A task)."""
-    from tnas.datasets import ALIASES, DATASETS
-
-    key = ALIASES.get(name.lower(), name.lower())
-    return key in DATASETS or key.startswith("metad2a-task-")
-
-
 def stand_in_inputs(target: str, featurizer: ImageFeaturizer, seed: int, samples_per_class: int,
                     *, data_dir: str | Path | None = None, progress: bool = False) -> tuple[Tensor, Tensor, tuple[str, ...]]:  # fmt: skip
     """The inputs whose mean code stands for ``target`` without its images.
@@ -73,12 +65,9 @@ def stand_in_inputs(target: str, featurizer: ImageFeaturizer, seed: int, samples
         ``B x C x S x 1280`` features of the shipped samples other than ``target`` (the
         dataset encoder's codes of them are averaged), the matching mask, and their names.
     """
-    from tnas.datasets import ALIASES, get_dataset
+    from tnas.datasets import canonical_name, get_dataset
 
-    def canonical(name: str) -> str:
-        return ALIASES.get(name.lower(), name.lower())
-
-    names = tuple(name for name in SHIPPED_SAMPLES if canonical(name) != canonical(target))
+    names = tuple(name for name in SHIPPED_SAMPLES if canonical_name(name) != canonical_name(target))
     inputs = [dataset_inputs(get_dataset(name, data_dir=data_dir), featurizer, np.random.default_rng(seed),
                              samples_per_class, progress=progress) for name in names]  # fmt: skip
     features, mask = stack_datasets(inputs)

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tnas.datasets import Sources, get_dataset, load_imagenet_sample
+from tnas.datasets import Sources, get_dataset, has_images, load_imagenet_sample
 from tnas.datasets.readers import read_npz
 from tnas.encoders import ImageFeaturizer, dataset_inputs
-from tnas.encoders.inputs import has_images, stand_in_inputs
+from tnas.encoders.inputs import stand_in_inputs
 from tnas.errors import ConfigError, DataFileError
 from tnas.meta_train.sources import SourceSpec, read_source
 from tnas.oracles import NB201Table

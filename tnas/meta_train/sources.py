@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tnas.datasets import canonical_name
 from tnas.errors import ConfigError, DataFileError, TnasError
 from tnas.oracles.user_table import UserTable, read_sidecar, resolve_spec
 from tnas.rundir import RunDirectory
@@ -64,7 +65,7 @@ class SourceSpec:
             raise ConfigError(f"--source {raw}: no such run directory or table")
         if not dataset:
             raise ConfigError(f"--source {raw}: name its dataset as {raw}=DATASET")
-        return cls(str(path), canonical_dataset(dataset))
+        return cls(str(path), canonical_name(dataset))
 
     def to_text(self) -> str:
         return f"{self.path}={self.dataset}"
@@ -137,14 +138,7 @@ def _run_observations(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return cells, np.array([np.mean(observed[int(cell)]) for cell in cells])
 
 
-def canonical_dataset(name: str) -> str:
-    """``name`` lower-cased and alias-resolved (``CIFAR10-valid`` -> ``cifar10``, ``in16`` -> ``imagenet16-120``)."""
-    from tnas.datasets import ALIASES
-
-    return ALIASES.get(name.strip().lower(), name.strip().lower())
-
-
 def source_datasets(texts: tuple[str, ...]) -> set[str]:
     """The datasets extra sources (as recorded, ``PATH=DATASET``) hold observations of."""
-    return {canonical_dataset(text.rpartition("=")[2]) for text in texts}
+    return {canonical_name(text.rpartition("=")[2]) for text in texts}
 

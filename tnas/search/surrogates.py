@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tnas import paths
+from tnas.datasets import canonical_name
 from tnas.errors import ConfigError, TnasError
 from tnas.meta_train import MetaTrainConfig
 from tnas.meta_train.ensemble import (
@@ -31,7 +32,6 @@ from tnas.meta_train.ensemble import (
     members_finished,
     meta_train_ensemble,
 )
-from tnas.meta_train.sources import canonical_dataset
 from tnas.meta_train.trainer import meta_train
 
 DEFAULT_MEMBERS = 2
@@ -142,7 +142,7 @@ def resolve_surrogate(
             f"use one meta-trained with --exclude {source}, or pass --allow-target-in-meta-train"
         )
     seen = {META_TRAIN_SOURCE.get(name, name) for name in loaded.seen_datasets}
-    target = META_TRAIN_SOURCE.get(canonical_dataset(dataset), canonical_dataset(dataset))
+    target = META_TRAIN_SOURCE.get(canonical_name(dataset), canonical_name(dataset))
     if target in seen and not allow_target:
         raise ContaminatedSurrogateError(
             f"surrogate {directory} was meta-trained on an earlier search or table of {dataset} (--source); "

@@ -135,7 +135,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
 
 def _dataset_code_source(context: SearchContext, requested: str | None) -> str:
     """``images`` or ``mean`` (see ``SURROGATE_OPTIONS``), checked against the run's dataset."""
-    from tnas.encoders.inputs import has_images
+    from tnas.datasets import has_images
 
     if requested not in (None, *DATASET_CODES):
         raise ConfigError(f"dataset_code must be one of {', '.join(DATASET_CODES)}, got {requested!r}")
