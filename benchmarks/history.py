@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.aggregate import best_cells, load_run, mean_and_se, queries_to_best, summarize_to_best
+from benchmarks.aggregate import best_cells, load_run, mean_and_se
+from benchmarks.constrained import method_row
 from benchmarks.nb201 import claim_run, is_finished
-from benchmarks.results_page import format_stat, format_to_best
+from benchmarks.results_page import format_stat
 from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.io import atomic_write_text
 from tnas.meta_train import MetaTrainConfig
@@ -153,18 +154,10 @@ def render_page(args: argparse.Namespace, table: NB201Table) -> str:
     sources = {"metad2a-only": "MetaD2A (4,230 records)",
                "history": f"MetaD2A + 2 x {args.budget} cells of earlier searches",
                "full-table": "MetaD2A + 2 x 14,844 table cells"}  # fmt: skip
-    for kind in KINDS:
-        runs = [load_run(target_path(args.out, kind, seed), budget=args.budget) for seed in range(args.seeds)]
-        runs = [one for one in runs if one is not None]
-        if not runs:
-            lines.append(f"| {kind} | {sources[kind]} | not run | | |")
-            continue
-        to_best = summarize_to_best([queries_to_best(one.incumbent_index, best) for one in runs])
-        returned = mean_and_se(np.stack([one.recommended_test for one in runs]))  # type: ignore[misc]
-        at10 = min(10, args.budget) - 1
-        lines.append(f"| {kind} | {sources[kind]} | {format_to_best(to_best, args.budget)} | "
-                     f"{format_stat(float(returned.mean[at10]), float(returned.se[at10]))} | "
-                     f"{format_stat(float(returned.mean[-1]), float(returned.se[-1]))} |")  # fmt: skip
+    for kind in KINDS:  # target_path(out, kind, seed) is out/cifar100/<kind>/seed<k>
+        row = method_row(args.out / TARGET, kind, range(args.seeds), args.budget, best)
+        cells = "not run | |" if row is None else f"{row.to_best} | {row.returned_10} | {row.returned_budget}"
+        lines.append(f"| {kind} | {sources[kind]} | {cells} |")
     histories = []
     for dataset in HISTORY_DATASETS:
         found = [load_run(history_path(args.out, dataset, draw), budget=args.budget) for draw in range(args.draws)]
