@@ -136,6 +136,8 @@ class UserTable:
         self.spec = spec
         self.source = Path(spec.table)
         self._columns = columns
+        for values in columns.values():
+            values.setflags(write=False)
         reported = columns[spec.test_column or spec.valid_column]
         self.present = columns[PRESENT].astype(bool) & ~np.isnan(columns[spec.valid_column]) & ~np.isnan(reported)
         self.present.setflags(write=False)
@@ -164,9 +166,7 @@ class UserTable:
 
     def column(self, name: str) -> np.ndarray:
         """Read-only float64 array of shape ``(15625,)`` of a column read from the table."""
-        values = self._columns[name]
-        values.setflags(write=False)
-        return values
+        return self._columns[name]
 
     def sha256(self) -> str:
         """The file's content hash (recorded in ``config.json``)."""
