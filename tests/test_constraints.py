@@ -232,7 +232,7 @@ def test_the_search_space_helpers_stay_inside_the_space():
 
 
 # ---------------------------------------------------------------------- every method, constrained
-CONSTRAINED_METHODS = ("rs", "re", "ls", "bananas", "reinforce", "gp", "tnas-untrained", "optuna-tpe", "hebo")
+CONSTRAINED_METHODS = ("rs", "re", "ls", "bananas", "reinforce", "gp", "nasbowl", "tnas-untrained", "optuna-tpe", "hebo")
 
 
 @pytest.mark.parametrize("method", CONSTRAINED_METHODS)

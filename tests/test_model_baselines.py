@@ -1,4 +1,4 @@
-"""BANANAS and GP-BO: encodings, registration, budget, determinism and a sanity bar on the table.
+"""BANANAS, GP-BO and NASBOWL: encodings, registration, budget, determinism and a sanity bar on the table.
 
 The GP's per-query fit is the slow part, so the longer runs build GP-BO directly with a
 smaller L-BFGS cap (``FAST_GP``); the registered defaults run through ``make_searcher``
@@ -28,7 +28,7 @@ from tnas.search.methods.bananas import (
 from tnas.search.methods.gp_bo import GPBO, GPBOConfig, all_cells_one_hot, cell_of_one_hot, one_hot
 from tnas.space import NUM_CELLS, OPERATIONS, Cell, all_cells, neighbours
 
-MODEL_BASED = ("bananas", "gp")
+MODEL_BASED = ("bananas", "gp", "nasbowl")
 FAST_GP = GPBOConfig(fit_maxiter=50)
 
 

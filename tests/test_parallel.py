@@ -19,7 +19,7 @@ from tnas.space import Cell, sample_unseen
 
 GOLDEN = Path(__file__).parent / "golden"
 FAST_METHODS = ("rs", "re", "ls", "bananas")
-PENDING_METHODS = (*FAST_METHODS, "reinforce", "gp", "optuna-tpe", "tnas-untrained")
+PENDING_METHODS = (*FAST_METHODS, "reinforce", "gp", "nasbowl", "optuna-tpe", "tnas-untrained")
 UNTRAINED = {"finetune_steps": 5}  # tnas-untrained, kept quick
 
 

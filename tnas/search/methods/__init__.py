@@ -19,6 +19,7 @@ from tnas.search.methods.bananas import Bananas, BananasConfig
 from tnas.search.methods.evolution import EvolutionConfig, RegularizedEvolution
 from tnas.search.methods.gp_bo import GPBO, GPBOConfig
 from tnas.search.methods.local_search import LocalSearch, LocalSearchConfig
+from tnas.search.methods.nasbowl import NASBOWL, NASBOWLConfig
 from tnas.search.methods.peers import HEBOConfig, OptunaTPEConfig, build_hebo, build_optuna_tpe
 from tnas.search.methods.random_search import RandomSearch
 from tnas.search.methods.reinforce import Reinforce, ReinforceConfig
@@ -97,6 +98,8 @@ METHODS: dict[str, Method] = {
                lambda context: build_hebo(context), asdict(HEBOConfig())),
         Method("reinforce", "REINFORCE: softmax policy per edge, EMA baseline, Adam 0.001 (NAS-Bench-201 paper)",
                lambda context: Reinforce(context.rng, space=context.space), asdict(ReinforceConfig())),
+        Method("nasbowl", "NASBOWL: GP with a Weisfeiler-Lehman graph kernel, EI on mutations (Ru et al. 2021)",
+               lambda context: NASBOWL(context.rng, space=context.space), asdict(NASBOWLConfig())),
     )
 }  # fmt: skip
 
