@@ -15,7 +15,7 @@ from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
 from tnas.oracles.user_table import resolve_spec
 from tnas.search.backends import BackendOptions
 from tnas.search.config import BACKENDS, OBSERVATION_POLICIES, ORACLES, RunConfig
-from tnas.search.methods import METHODS, get_method, make_searcher
+from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, make_searcher
 from tnas.search.methods.pending import PENDING_STRATEGIES
 from tnas.search.methods.tnas import ACQUISITIONS, INITS, RECOMMENDATIONS, TNASConfig
 from tnas.search.methods.tnas_setup import DATASET_CODES
@@ -32,6 +32,7 @@ from tnas.search.protocol import Searcher
 from tnas.search.runner import RunResult, run
 from tnas.search.surrogates import DEFAULT_MEMBERS
 from tnas.space import FULL_SPACE, SearchSpace
+from tnas.train.oneshot import PROTOCOLS
 
 PROG = "python -m tnas.search"
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                               if spec.name not in ("imagenet16-120", "imagenet-sample")})  # fmt: skip
     oracles = help_listing(ORACLES)
     methods = help_listing({name: method.summary for name, method in METHODS.items()})
+    one_shot = help_listing({name: method.summary for name, method in ONE_SHOT_METHODS.items()})
     policies = help_listing(OBSERVATION_POLICIES)
     backends = help_listing(BACKENDS)
     parser = OneLineErrorParser(
@@ -57,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
             f"table datasets (default --oracle table):\n{datasets}\n\n"
             f"datasets to train on (--oracle train, the default for them):\n{trainable}\n\n"
             f"oracles (--oracle):\n{oracles}\n\nmethods:\n{methods}\n\n"
+            f"one-shot methods (a supernet trained on the dataset's images, then one query: the derived cell):\n"
+            f"{one_shot}\n\n"
             f"observation policies (--observe):\n{policies}\n\n"
             f"backends (--backend, with --workers N):\n{backends}\n\n"
             "outputs (in --out): config.json, journal.jsonl (every evaluation submitted to a worker),\n"
@@ -67,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             f"  {PROG} --dataset cifar100 --method re --budget 100 --seed 0\n"
             f"  {PROG} --dataset cifar10 --method rs --observe seed --out runs/c10-rs\n"
+            f"  {PROG} --dataset cifar10 --method darts-v1   # supernet on the CIFAR-10 sample, minutes\n"
+            f"  {PROG} --dataset cifar10 --method gdas --protocol nb201 --data-root ~/data/cifar10 --device cuda\n"
             f"  {PROG} --dataset svhn --method tnas --data-root ~/data/svhn --budget 30 --epochs 50\n"
             f"  {PROG} --dataset mnist --method tnas --budget 10 --epochs 2 --train-subset 3000 \\\n"
             "      --channels 8 --cells-per-stage 1 --device cpu\n"
@@ -81,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", required=True, help="task to search (see below)")
     parser.add_argument("--method", required=True, help="search method (see below)")
-    parser.add_argument("--budget", type=int, default=100, help="number of queries (default: 100)")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="number of queries (default: 100; one-shot methods: 1, their derived cell)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the run (default: 0)")
     parser.add_argument(
         "--fidelity", type=int, choices=FIDELITIES, default=None,
@@ -113,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_parallel_arguments(parser.add_argument_group("parallel search (--workers N)"))
     _add_constraint_arguments(parser.add_argument_group(
         "hardware and size constraints (known: every method proposes only cells that meet them)"))
+    _add_one_shot_arguments(parser.add_argument_group(
+        "one-shot methods (--method darts-v1, darts-v2, gdas; the search data: the dataset's train / validation "
+        "split, its offline sample or --data-root)"))
     tnas = parser.add_argument_group("TNAS (--method tnas and its ablations tnas-nodata, tnas-prior, tnas-untrained)")
     defaults = TNASConfig()
     tnas.add_argument("--surrogate", type=Path, default=None,
@@ -194,6 +204,14 @@ def _add_training_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--results-cache", type=Path, default=None,
                        help="trainings cache folder (default: $TNAS_CACHE_DIR/trainings)")
     group.add_argument("--retry-failed", action="store_true", help="train again cells whose training failed")
+
+
+def _add_one_shot_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--protocol", choices=tuple(PROTOCOLS), default="cpu",
+                       help="supernet size and schedule: cpu (C 8, N 1; DARTS 12 epochs, GDAS 60: minutes on 2 "
+                       "cores) or nb201 (the NAS-Bench-201 paper's C 16, N 5; DARTS 50 epochs, GDAS 250; for a GPU) "
+                       "(default: cpu)")
+    group.add_argument("--search-epochs", type=int, default=None, help="supernet epochs (default: the protocol's)")
 
 
 def _add_user_table_arguments(group: argparse._ArgumentGroup) -> None:
@@ -282,7 +300,7 @@ def oracle_settings(args: argparse.Namespace, oracle: str) -> tuple[int, dict[st
                                            args.params_column)):  # fmt: skip
         raise ConfigError("--valid-column, --test-column, --cost-column and --params-column go with --table FILE")
     if oracle == "table":
-        if args.data_root is not None:
+        if args.data_root is not None and not get_method(args.method).one_shot:
             raise ConfigError("--data-root is for --oracle train; the table oracle reads the benchmark table")
         return (args.fidelity or 200), {}
     if args.fidelity is not None and args.fidelity != args.epochs:
@@ -298,6 +316,18 @@ def oracle_settings(args: argparse.Namespace, oracle: str) -> tuple[int, dict[st
 
 def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """The method-specific settings of a run (empty for the baselines)."""
+    if get_method(method).one_shot:
+        if args.search_epochs is not None and args.search_epochs < 1:
+            raise ConfigError(f"--search-epochs must be positive, got {args.search_epochs}")
+        table = args.table is None and (args.oracle or default_oracle(args.dataset)) == "table"
+        return {
+            "protocol": args.protocol,
+            **({"epochs": args.search_epochs} if args.search_epochs is not None else {}),
+            **({"data_root": str(args.data_root.expanduser().resolve())} if table and args.data_root else {}),
+            **({"valid_fraction": args.valid_fraction} if table else {}),
+        }
+    if args.protocol != "cpu" or args.search_epochs is not None:
+        raise ConfigError("--protocol and --search-epochs go with the one-shot methods (darts-v1, darts-v2, gdas)")
     if not method.startswith("tnas"):  # TNAS and its ablations share the settings
         return {}
     if args.members is not None and args.members < 1:
@@ -353,20 +383,23 @@ class PreparedRun:
 
 def build_run(config: RunConfig, table: NB201Table | None = None, *, data_dir: Path | None = None,
               progress: bool = False, device: str | None = None, results_cache: Path | None = None,
-              retry_failed: bool = False) -> PreparedRun:  # fmt: skip
+              retry_failed: bool = False, run_dir: Path | None = None) -> PreparedRun:  # fmt: skip
     """Assemble one run as this command line does (the benchmark harness shares it).
 
     Args:
         table: the loaded table for ``oracle="table"`` runs (loaded here if ``None``).
         device, results_cache, retry_failed: real-training settings that do not change
-            answers (see :func:`~tnas.search.oracle_setup.build_oracle`).
+            answers (see :func:`~tnas.search.oracle_setup.build_oracle`); ``device`` is
+            also where a one-shot method trains its supernet.
+        run_dir: the run directory (a one-shot method keeps its supernet there).
 
     Raises:
         TnasError: an unknown method or dataset, a fidelity the task lacks, missing data,
             or a method that cannot be built (e.g. a contaminated TNAS surrogate).
     """
     method = get_method(config.method)
-    oracle, oracle_info = build_oracle(config, table=table, data_dir=data_dir, device=device,
+    oracle_device = device if config.oracle == "train" else None
+    oracle, oracle_info = build_oracle(config, table=table, data_dir=data_dir, device=oracle_device,
                                        results_cache=results_cache, progress=progress,
                                        retry_failed=retry_failed)  # fmt: skip
     run_info: dict[str, Any] = {"method_settings": method.settings, "oracle": oracle_info}
@@ -375,7 +408,8 @@ def build_run(config: RunConfig, table: NB201Table | None = None, *, data_dir: P
         run_info["search_space"] = {"cells": len(space), "restricted_by": space.description}
     data_root = config.oracle_options.get("data_root")
     searcher = make_searcher(config, data_dir=data_dir, data_root=Path(data_root) if data_root else None,
-                             progress=progress, run_info=run_info, space=space)  # fmt: skip
+                             progress=progress, run_info=run_info, space=space, run_dir=run_dir,
+                             device=device)  # fmt: skip
     return PreparedRun(searcher=searcher, oracle=oracle, run_info=run_info, space=space)
 
 
@@ -401,12 +435,13 @@ def _search(args: argparse.Namespace) -> int:
                                                                                    args.dataset.lower())  # fmt: skip
     method = get_method(args.method)
     fidelity, oracle_options = oracle_settings(args, oracle)
-    device = resolve_device(args.device) if oracle == "train" else None
+    device = resolve_device(args.device) if oracle == "train" or method.one_shot else None
+    budget = args.budget if args.budget is not None else 1 if method.one_shot else 100
     config = RunConfig(
         method=method.name,
         dataset=dataset,
         seed=args.seed,
-        budget=args.budget,
+        budget=budget,
         fidelity=fidelity,
         observe=args.observe,
         max_sim_hours=args.max_sim_hours,
@@ -421,7 +456,7 @@ def _search(args: argparse.Namespace) -> int:
     default_out = Path("runs", dataset, *((oracle,) if oracle in ("train", "user") else ()), method.name)
     out = args.out or default_out / f"seed{args.seed}"
     prepared = build_run(config, data_dir=args.data_dir, progress=not args.no_progress, device=device,
-                         results_cache=args.results_cache, retry_failed=args.retry_failed)  # fmt: skip
+                         results_cache=args.results_cache, retry_failed=args.retry_failed, run_dir=out)  # fmt: skip
     run_info = prepared.run_info
     spec = OracleSpec(config, data_dir=args.data_dir, results_cache=args.results_cache,
                       retry_failed=args.retry_failed)  # fmt: skip
@@ -460,6 +495,7 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
             *([_constraints_line(summary)] if summary.get("constraints") else []),
             f"  overhead     {summary['overhead_s']:.3f} s in the optimizer",
             *([_surrogate_line(surrogate)] if surrogate else []),
+            *([_one_shot_line(one_shot)] if (one_shot := (run_info or {}).get("one_shot")) else []),
             *([f"  target code  {sample['dataset_code']} (no images of {summary['dataset']} used)"]
               if (sample := (run_info or {}).get("target_sample", {})).get("images") is False else []),
             f"  run dir      {out}",
@@ -481,6 +517,15 @@ def _constraints_line(summary: dict[str, Any]) -> str:
                 ("recommended_params_mb", "M params"), ("recommended_flops_m", "MFLOPs")) if key in summary]  # fmt: skip
     return (f"  constraints  {limits.describe()}: {summary['feasible_cells']:,} feasible cells; returned cell "
             f"{', '.join(returned)}")
+
+
+def _one_shot_line(one_shot: dict[str, Any]) -> str:
+    settings, data = one_shot["settings"], one_shot["search_data"]
+    seconds = one_shot.get("search_seconds")
+    cost = f"{seconds:.0f} s of search on {one_shot['device']}" if seconds is not None else "searched earlier"
+    return (f"  supernet     {one_shot['algorithm']}, C {settings['channels']} N {settings['cells_per_stage']}, "
+            f"{settings['epochs']} epochs on {data['dataset']} ({data['train']} train / {data['valid']} validation "
+            f"images): {cost}; per epoch in {one_shot['state']}/epochs.csv")
 
 
 def _surrogate_line(surrogate: dict[str, Any]) -> str:

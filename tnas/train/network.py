@@ -43,11 +43,11 @@ class NetworkConfig:
 
 
 class _ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, affine: bool = True) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
 
@@ -56,15 +56,20 @@ class _Zero(nn.Module):
         return x.mul(0.0)
 
 
-def _operation(name: str, channels: int) -> nn.Module:
+def build_operation(name: str, channels: int, affine: bool = True) -> nn.Module:
+    """The module of operation ``name`` at ``channels`` channels (``B x C x H x W`` in and out).
+
+    ``affine=False`` gives the convolutions' BatchNorm no learned scale and shift (the
+    weight-sharing supernet's convention, as in DARTS).
+    """
     if name == "none":
         return _Zero()
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
-        return _ReLUConvBN(channels, channels, 1, 1)
+        return _ReLUConvBN(channels, channels, 1, 1, affine)
     if name == "nor_conv_3x3":
-        return _ReLUConvBN(channels, channels, 3, 1)
+        return _ReLUConvBN(channels, channels, 3, 1, affine)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     raise ConfigError(f"unknown operation {name!r}")
@@ -76,7 +81,7 @@ class CellModule(nn.Module):
     def __init__(self, cell: Cell, channels: int) -> None:
         super().__init__()
         self.edges = list(EDGES)
-        self.ops = nn.ModuleList(_operation(name, channels) for name in cell.op_names)
+        self.ops = nn.ModuleList(build_operation(name, channels) for name in cell.op_names)
 
     def forward(self, x: Tensor) -> Tensor:
         nodes = [x]

@@ -58,12 +58,12 @@ class TrainResult:
     final_loss: float
 
 
-def _to_tensor(images: np.ndarray) -> Tensor:
+def images_to_tensor(images: np.ndarray) -> Tensor:
     """uint8 ``N x H x W x C`` to float ``N x C x H x W`` normalised per channel to [-1, 1]."""
     return torch.tensor(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)  # copy: may be read-only
 
 
-def _augment(batch: Tensor, generator: torch.Generator) -> Tensor:
+def augment_batch(batch: Tensor, generator: torch.Generator) -> Tensor:
     """Random 4-pixel-padded crop and horizontal flip (applied to 32 x 32 colour images)."""
     count, _, height, width = batch.shape
     padded = F.pad(batch, (4, 4, 4, 4))
@@ -100,7 +100,7 @@ def accuracy(network: torch.nn.Module, images: np.ndarray, labels: np.ndarray, d
     network.eval()
     correct = 0
     for start in range(0, len(images), batch_size):
-        batch = _to_tensor(images[start : start + batch_size]).to(device)
+        batch = images_to_tensor(images[start : start + batch_size]).to(device)
         predicted = network(batch).argmax(dim=1).cpu()
         correct += int((predicted == torch.tensor(labels[start : start + batch_size])).sum())
     return 100.0 * correct / max(len(images), 1)
@@ -146,7 +146,7 @@ def train_and_evaluate(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.mixed_precision)
     augment = config.augment and images.shape[1:] == (32, 32, 3)
-    all_images, all_labels = _to_tensor(images), torch.from_numpy(labels.astype(np.int64))
+    all_images, all_labels = images_to_tensor(images), torch.from_numpy(labels.astype(np.int64))
     loss_value = float("nan")
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -156,7 +156,7 @@ def train_and_evaluate(
             rows = order[begin : begin + config.batch_size]
             batch, target = all_images[rows], all_labels[rows]
             if augment:
-                batch = _augment(batch, generator)
+                batch = augment_batch(batch, generator)
             batch, target = batch.to(device), target.to(device)
             if cuda and config.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)

@@ -1,7 +1,10 @@
 """Search methods by name: what ``--method`` accepts.
 
 Each entry builds a fresh searcher from a :class:`SearchContext`; each method's builder
-lives beside it (TNAS's in :mod:`tnas.search.methods.tnas_setup`).
+lives beside it (TNAS's in :mod:`tnas.search.methods.tnas_setup`). :data:`METHODS` are the
+black-box methods (many queries, the benchmark grid's); :data:`ONE_SHOT_METHODS` the
+weight-sharing ones (one query: the cell derived from a trained supernet,
+:mod:`tnas.search.methods.oneshot`). :func:`get_method` knows both.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from tnas.search.methods.evolution import EvolutionConfig, RegularizedEvolution
 from tnas.search.methods.gp_bo import GPBO, GPBOConfig
 from tnas.search.methods.local_search import LocalSearch, LocalSearchConfig
 from tnas.search.methods.nasbowl import NASBOWL, NASBOWLConfig
+from tnas.search.methods.oneshot import build_one_shot, one_shot_config, one_shot_summary
 from tnas.search.methods.peers import HEBOConfig, OptunaTPEConfig, build_hebo, build_optuna_tpe
 from tnas.search.methods.random_search import RandomSearch
 from tnas.search.methods.reinforce import Reinforce, ReinforceConfig
@@ -42,6 +46,9 @@ class SearchContext:
         space: the cells the searcher may propose (the feasible cells of a constrained run,
             the cells a partial table holds).
         run_info: facts the factory wants recorded in ``config.json`` (filled in by it).
+        run_dir: the run directory, for methods that keep state there (the one-shot
+            methods' supernet); ``None`` when the run keeps none.
+        device: where a method that trains networks itself runs them (``None``: cpu).
     """
 
     config: RunConfig
@@ -51,6 +58,8 @@ class SearchContext:
     progress: bool = False
     space: SearchSpace = FULL_SPACE
     run_info: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,12 +71,14 @@ class Method:
         summary: one line for ``--help``.
         build: factory returning a fresh searcher.
         settings: the method's settings, recorded in ``config.json``.
+        one_shot: a weight-sharing method (one query: its derived cell).
     """
 
     name: str
     summary: str
     build: Callable[[SearchContext], Searcher]
     settings: dict[str, Any]
+    one_shot: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -104,6 +115,14 @@ METHODS: dict[str, Method] = {
 }  # fmt: skip
 
 
+def _one_shot_method(algorithm: str) -> Method:
+    return Method(algorithm, one_shot_summary(algorithm), lambda context: build_one_shot(context, algorithm),
+                  one_shot_config(algorithm, {}).to_dict(), one_shot=True)  # fmt: skip
+
+
+ONE_SHOT_METHODS: dict[str, Method] = {name: _one_shot_method(name) for name in ("darts-v1", "darts-v2", "gdas")}
+
+
 def gp_config(options: dict[str, Any]) -> GPBOConfig:
     """GP-BO's settings from a run's options (empty: the defaults)."""
     try:
@@ -114,18 +133,20 @@ def gp_config(options: dict[str, Any]) -> GPBOConfig:
 
 def get_method(name: str) -> Method:
     """The method called ``name``."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ConfigError(f"unknown method {name!r}; methods: {', '.join(METHODS)}") from None
+    method = METHODS.get(name) or ONE_SHOT_METHODS.get(name)
+    if method is None:
+        raise ConfigError(f"unknown method {name!r}; methods: {', '.join([*METHODS, *ONE_SHOT_METHODS])}")
+    return method
 
 
 def make_searcher(config: RunConfig, *, data_dir: Path | None = None, data_root: Path | None = None,
                   progress: bool = False, run_info: dict[str, Any] | None = None,
-                  space: SearchSpace | None = None) -> Searcher:  # fmt: skip
+                  space: SearchSpace | None = None, run_dir: Path | None = None,
+                  device: str | None = None) -> Searcher:  # fmt: skip
     """A fresh searcher for ``config``, seeded with ``config.seed``, proposing cells of ``space``.
 
     ``run_info``, if given, receives what the method wants recorded in ``config.json``.
+    ``run_dir`` and ``device``: see :class:`SearchContext` (the one-shot methods need them).
     ``space=None`` is every cell for an unconstrained NAS-Bench-201 run, and otherwise the
     run's own space (its oracle is built to find it: pass the space you have to save that).
     """
@@ -137,5 +158,6 @@ def make_searcher(config: RunConfig, *, data_dir: Path | None = None, data_root:
             space = search_space(config, build_oracle(config, data_dir=data_dir)[0], data_dir)
     context = SearchContext(config=config, rng=np.random.default_rng(config.seed), data_dir=data_dir,
                             data_root=data_root, progress=progress, space=space,
-                            run_info=run_info if run_info is not None else {})  # fmt: skip
+                            run_info=run_info if run_info is not None else {}, run_dir=run_dir,
+                            device=device)  # fmt: skip
     return get_method(config.method).build(context)
