@@ -19,6 +19,7 @@ isomorphic cell that NAS-Bench-201 trained in their place. We build the cell as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -103,6 +104,26 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def macro_skeleton(config: NetworkConfig, make_cell: Callable[[int], nn.Module]
+                   ) -> tuple[nn.Module, list[nn.Module], nn.Module, nn.Module]:  # fmt: skip
+    """NAS-Bench-201's macro network around the cells ``make_cell(width)`` builds.
+
+    Returns:
+        ``(stem, layers, head, classifier)``: the 3x3 stem; N cells at C channels, a
+        residual reduction, N cells at 2C, a reduction, N cells at 4C; BN + ReLU + global
+        pooling; the linear classifier.
+    """
+    c, n = config.channels, config.cells_per_stage
+    stem = nn.Sequential(nn.Conv2d(config.in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+    layers: list[nn.Module] = []
+    for stage, width in enumerate((c, 2 * c, 4 * c)):
+        if stage:
+            layers.append(ResidualReduction(width // 2, width))
+        layers.extend(make_cell(width) for _ in range(n))
+    head = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return stem, layers, head, nn.Linear(4 * c, config.num_classes)
+
+
 class NB201Network(nn.Module):
     """The NAS-Bench-201 network of one cell.
 
@@ -112,16 +133,8 @@ class NB201Network(nn.Module):
     def __init__(self, cell: Cell, config: NetworkConfig = NetworkConfig()) -> None:
         super().__init__()
         self.cell, self.config = cell, config
-        c, n = config.channels, config.cells_per_stage
-        self.stem = nn.Sequential(nn.Conv2d(config.in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-        layers: list[nn.Module] = []
-        for stage, width in enumerate((c, 2 * c, 4 * c)):
-            if stage:
-                layers.append(ResidualReduction(width // 2, width))
-            layers.extend(CellModule(cell, width) for _ in range(n))
+        self.stem, layers, self.head, self.classifier = macro_skeleton(config, lambda width: CellModule(cell, width))
         self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(4 * c, config.num_classes)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.classifier(self.head(self.cells(self.stem(images))))

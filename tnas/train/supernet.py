@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from tnas.space import EDGES, NUM_EDGES, NUM_OPS, OPERATIONS, Cell
-from tnas.train.network import NetworkConfig, ResidualReduction, build_operation
+from tnas.train.network import NetworkConfig, build_operation, macro_skeleton
 
 
 class MixedOperation(nn.Module):
@@ -67,16 +67,8 @@ class SuperNetwork(nn.Module):
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         self.config = config
-        c, n = config.channels, config.cells_per_stage
-        self.stem = nn.Sequential(nn.Conv2d(config.in_channels, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-        layers: list[nn.Module] = []
-        for stage, width in enumerate((c, 2 * c, 4 * c)):
-            if stage:
-                layers.append(ResidualReduction(width // 2, width))
-            layers.extend(SuperCell(width) for _ in range(n))
+        self.stem, layers, self.head, self.classifier = macro_skeleton(config, SuperCell)
         self.layers = nn.ModuleList(layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(4 * c, config.num_classes)
 
     def forward(self, images: Tensor, weights: Tensor, chosen: tuple[int, ...] | None = None) -> Tensor:
         """Logits for ``weights`` (``6 x 5``: soft mixing, or one-hot with ``chosen``, 6 op ids)."""
