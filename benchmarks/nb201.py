@@ -31,7 +31,7 @@ from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, re
 from tnas.rundir import RunDirectory
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
-from tnas.search.methods import METHODS, get_method
+from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method
 from tnas.search.methods.gp_bo import GPBOConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.methods.tnas_setup import SURROGATE_OPTIONS
@@ -203,6 +203,9 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
           if not _is_task(n) and str(Path(n).expanduser().resolve()) not in user_tables.values()),
         *(f"observation policy {n!r}" for n in _names(args.observe) if n not in OBSERVATION_POLICIES),
     ]
+    one_shot = [name for name in _names(args.methods) if name in ONE_SHOT_METHODS]
+    if one_shot:
+        raise ConfigError(f"{', '.join(one_shot)}: one-shot methods have their own benchmark, python -m benchmarks.oneshot")
     if unknown:
         raise ConfigError(
             f"unknown {', '.join(unknown)}; methods: {', '.join(METHODS)}; datasets: {', '.join(TASKS)}; "
