@@ -58,7 +58,7 @@ import torch
 from torch import Tensor
 
 from tnas.errors import ConfigError
-from tnas.oracles import Evaluation
+from tnas.search.methods.observations import ObservingSearcher
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
 from tnas.space import EDGES, FULL_SPACE, OPERATIONS, Cell, SearchSpace, neighbours
@@ -222,7 +222,7 @@ def train_ensemble(x: Tensor, y: Tensor, config: BananasConfig, generator: torch
 
 
 # ---------------------------------------------------------------------- the searcher
-class Bananas:
+class Bananas(ObservingSearcher):
     """Ask/tell BANANAS with the path encoding and ITS over mutation candidates."""
 
     def __init__(self, rng: np.random.Generator, config: BananasConfig = BananasConfig(),
@@ -248,15 +248,10 @@ class Bananas:
                           "pred_std": float(std[best])}  # fmt: skip
         return candidates[best]
 
-    def tell(self, cell: Cell, evaluation: Evaluation) -> None:
-        self._valid[cell.index] = evaluation.valid
-        self._noisy = self._noisy or evaluation.seed is not None
-
     def recommend(self) -> Cell | None:
         """The evaluated cell of best ensemble mean (noisy observations, after the initial
         design), else ``None``: the best observed. The ensemble is kept for the next ask."""
-        policy = self.config.recommend
-        if policy == "observed" or (policy == "auto" and not self._noisy) or len(self._valid) < self.config.num_init:
+        if not self._recommends_by_model():
             return None
         cells = [Cell.from_index(index) for index in self._valid]
         mean, _ = self.predict(cells)

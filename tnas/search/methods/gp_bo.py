@@ -59,7 +59,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 from tnas.errors import ConfigError
-from tnas.oracles import Evaluation
+from tnas.search.methods.observations import ObservingSearcher
 from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
@@ -125,7 +125,7 @@ class GPBOConfig:
             raise ConfigError(f"fit_maxiter must be positive, got {self.fit_maxiter}")
 
 
-class GPBO:
+class GPBO(ObservingSearcher):
     """Ask/tell GP-BO with LogEI over all unevaluated cells."""
 
     def __init__(self, rng: np.random.Generator, config: GPBOConfig = GPBOConfig(),
@@ -175,15 +175,10 @@ class GPBO:
         return qLogNoisyExpectedImprovement(model, X_baseline=baseline, X_pending=pending_x, sampler=sampler,
                                             prune_baseline=False)  # fmt: skip
 
-    def tell(self, cell: Cell, evaluation: Evaluation) -> None:
-        self._valid[cell.index] = evaluation.valid
-        self._noisy = self._noisy or evaluation.seed is not None
-
     def recommend(self) -> Cell | None:
         """The evaluated cell of best posterior mean (noisy observations, after the initial
         design), else ``None``: the best observed."""
-        policy = self.config.recommend
-        if policy == "observed" or (policy == "auto" and not self._noisy) or len(self._valid) < self.config.num_init:
+        if not self._recommends_by_model():
             return None
         indexes = list(self._valid)
         with single_threaded():

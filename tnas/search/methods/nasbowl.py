@@ -53,7 +53,7 @@ from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from tnas.errors import ConfigError
-from tnas.oracles import Evaluation
+from tnas.search.methods.observations import ObservingSearcher
 from tnas.search.methods.pending import kriging_believer
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
@@ -113,7 +113,7 @@ class NASBOWLConfig:
             raise ConfigError(f"max_noise must exceed {MIN_NOISE}, got {self.max_noise}")
 
 
-class NASBOWL:
+class NASBOWL(ObservingSearcher):
     """Ask/tell NASBOWL: WL-kernel GP, EI over a pool of mutations and random cells."""
 
     def __init__(self, rng: np.random.Generator, config: NASBOWLConfig = NASBOWLConfig(),
@@ -156,15 +156,10 @@ class NASBOWL:
         }
         return pool[row]
 
-    def tell(self, cell: Cell, evaluation: Evaluation) -> None:
-        self._valid[cell.index] = evaluation.valid
-        self._noisy = self._noisy or evaluation.seed is not None
-
     def recommend(self) -> Cell | None:
         """The evaluated cell of best posterior mean (noisy observations, after the initial
         design), else ``None``: the best observed."""
-        policy = self.config.recommend
-        if policy == "observed" or (policy == "auto" and not self._noisy) or len(self._valid) < self.config.num_init:
+        if not self._recommends_by_model():
             return None
         indexes = list(self._valid)
         with single_threaded():
