@@ -221,8 +221,11 @@ def render_page(methods: Sequence[str], seeds: int, protocol: str, out: Path, ta
     else:
         lines += [f"From the grids under {', '.join(f'`{r}`' for r in roots)} (`--observe mean`, 200 epochs): median "
                   "simulated GPU-hours and median queries until the cell the method returns has at least the one-shot "
-                  "method's mean CIFAR-10 test accuracy (`inf`: some median run never got there within its budget), "
-                  "and the runs that got there.", "",
+                  "method's mean CIFAR-10 test accuracy (`inf`: the median run never got there within its budget), "
+                  "and the runs that got there. A query costs the table's recorded training time of the cell (200 "
+                  "epochs on NAS-Bench-201's GPUs); the one-shot seconds above are CPU seconds of a small supernet, "
+                  "so the two columns price different things. Methods without run directories in these grids are "
+                  "absent.", "",
                   "| one-shot method (mean C10 test) | method | simulated GPU-hours | queries | runs reaching it |",
                   "| --- | --- | --- | --- | --- |"]  # fmt: skip
         for method, runs in per_method.items():
