@@ -5,13 +5,14 @@
 
 from tnas.rundir import TRAJECTORY_COLUMNS, RunDirectory, TrajectoryRow
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
-from tnas.search.methods import METHODS, Method, SearchContext, get_method, make_searcher
+from tnas.search.methods import METHODS, ONE_SHOT_METHODS, Method, SearchContext, get_method, make_searcher
 from tnas.search.protocol import Searcher
 from tnas.search.runner import RunResult, run, summarize
 
 __all__ = [
     "METHODS",
     "OBSERVATION_POLICIES",
+    "ONE_SHOT_METHODS",
     "TRAJECTORY_COLUMNS",
     "Method",
     "RunConfig",
