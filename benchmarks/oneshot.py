@@ -133,6 +133,17 @@ def load_runs(out: Path, method: str, seeds: int) -> list[OneShotRun]:
     return runs
 
 
+def _runs_of(values: Sequence[str]) -> str:
+    """``a -> a -> b`` as ``a (x2) -> b``."""
+    parts: list[list] = []
+    for value in values:
+        if parts and parts[-1][0] == value:
+            parts[-1][1] += 1
+        else:
+            parts.append([value, 1])
+    return " -> ".join(f"{value} (x{count})" if count > 1 else value for value, count in parts)
+
+
 def parameter_free_share(cell: Cell) -> float:
     """Share of the cell's six edges that hold no parameters (none, skip, pooling)."""
     return sum(op in PARAMETER_FREE for op in cell.ops) / len(cell.ops)
@@ -209,10 +220,10 @@ def render_page(methods: Sequence[str], seeds: int, protocol: str, out: Path, ta
                      f"| {free}/{len(runs)} | {first:.1f} -> {last:.1f} of 6 "
                      f"| {' / '.join(f'{v:.2f}' for v in PAPER[method])} |")  # fmt: skip
         for r, acc in zip(runs, accuracies):
-            drift = " -> ".join(f"{parameter_free_share(c):.2f}" for c in r.epochs)
+            drift = _runs_of([f"{parameter_free_share(c) * 6:.0f}/6" for c in r.epochs])
             details.append(f"- `{method}` seed {r.seed}: #{r.cell.index} `{r.cell.arch_str}` (test {acc[0]:.2f} / "
-                           f"{acc[1]:.2f} / {acc[2]:.2f}; {r.seconds:.0f} s on {r.device}); parameter-free share of the "
-                           f"derived cell per epoch: {drift}")  # fmt: skip
+                           f"{acc[1]:.2f} / {acc[2]:.2f}; {r.seconds:.0f} s on {r.device}); parameter-free edges of the "
+                           f"derived cell, epoch by epoch: {drift}")  # fmt: skip
     for method in ("setn", "enas"):
         lines.append(f"| {method.upper()} (not run here) | - | - | - | - | - | - | - "
                      f"| {' / '.join(f'{v:.2f}' for v in PAPER[method])} |")  # fmt: skip
