@@ -244,6 +244,9 @@ def render_page(methods: Sequence[str], seeds: int, protocol: str, out: Path, ta
                   "absent.", "",
                   "| one-shot method (mean C10 test) | method | simulated GPU-hours | queries | runs reaching it |",
                   "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        sources = [f"`{m.name}` {len(list(m.glob('seed*/summary.json')))} runs in `{root}`"
+                   for root in roots for m in sorted((root / "mean" / DATASET).iterdir()) if m.is_dir()]
+        lines[-3:-3] = ["", f"Runs found: {'; '.join(sources)}."]
         for method, runs in per_method.items():
             if not runs:
                 continue
