@@ -58,7 +58,7 @@ import torch
 from torch import Tensor
 
 from tnas.errors import ConfigError
-from tnas.search.methods.observations import ObservingSearcher
+from tnas.search.methods.observations import ObservingSearcher, check_recommend_policy
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
 from tnas.space import EDGES, FULL_SPACE, OPERATIONS, Cell, SearchSpace, neighbours
@@ -148,8 +148,7 @@ class BananasConfig:
     recommend: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.recommend not in ("auto", "posterior", "observed"):
-            raise ConfigError(f"recommend must be auto, posterior or observed, got {self.recommend!r}")
+        check_recommend_policy(self.recommend)
         positive = ("num_init", "num_candidates", "max_mutations", "num_layers", "layer_width", "epochs",
                     "batch_size")  # fmt: skip
         for name in positive:

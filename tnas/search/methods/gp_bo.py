@@ -59,7 +59,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 from tnas.errors import ConfigError
-from tnas.search.methods.observations import ObservingSearcher
+from tnas.search.methods.observations import ObservingSearcher, check_recommend_policy
 from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
@@ -117,8 +117,7 @@ class GPBOConfig:
     def __post_init__(self) -> None:
         if self.pending not in PENDING_STRATEGIES:
             raise ConfigError(f"pending must be one of {', '.join(PENDING_STRATEGIES)}, got {self.pending!r}")
-        if self.recommend not in ("auto", "posterior", "observed"):
-            raise ConfigError(f"recommend must be auto, posterior or observed, got {self.recommend!r}")
+        check_recommend_policy(self.recommend)
         if self.num_init < 2:
             raise ConfigError(f"num_init must be at least 2 (a GP needs two points), got {self.num_init}")
         if self.fit_maxiter < 1:

@@ -53,7 +53,7 @@ from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from tnas.errors import ConfigError
-from tnas.search.methods.observations import ObservingSearcher
+from tnas.search.methods.observations import ObservingSearcher, check_recommend_policy
 from tnas.search.methods.pending import kriging_believer
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
@@ -101,8 +101,7 @@ class NASBOWLConfig:
     recommend: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.recommend not in ("auto", "posterior", "observed"):
-            raise ConfigError(f"recommend must be auto, posterior or observed, got {self.recommend!r}")
+        check_recommend_policy(self.recommend)
         if self.num_init < 2:
             raise ConfigError(f"num_init must be at least 2 (a GP needs two points), got {self.num_init}")
         if min(self.pool_size, self.num_parents, self.fit_maxiter) < 1:

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from tnas.errors import ConfigError
 from tnas.oracles import Evaluation
 from tnas.space import Cell
+
+RECOMMEND_POLICIES = ("auto", "posterior", "observed")
+"""``auto``: the evaluated cell of best posterior mean when observations are noisy, else the
+best observed; ``posterior``: always the former; ``observed``: always the latter."""
+
+
+def check_recommend_policy(value: str) -> None:
+    """Raise :class:`~tnas.errors.ConfigError` unless ``value`` is one of :data:`RECOMMEND_POLICIES`."""
+    if value not in RECOMMEND_POLICIES:
+        raise ConfigError(f"recommend must be auto, posterior or observed, got {value!r}")
 
 
 class ObservingSearcher:
