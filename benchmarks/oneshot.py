@@ -162,7 +162,8 @@ def black_box_costs(roots: Sequence[Path], accuracy: float) -> dict[str, tuple[f
                 trajectory = run_dir / "trajectory.csv"
                 if not (run_dir / "summary.json").exists() or not trajectory.exists():
                     continue
-                rows = np.genfromtxt(trajectory, delimiter=",", names=True, dtype=None, encoding="utf-8")
+                rows = np.atleast_1d(np.genfromtxt(trajectory, delimiter=",", names=True, dtype=None,
+                                                   encoding="utf-8"))  # a one-query run reads as 0-d
                 returned = np.asarray(rows["recommended_test"], dtype=float)
                 reached = np.nonzero(returned >= accuracy)[0]
                 hit = (float(rows["sim_cost_s"][reached[0]]) / 3600, float(reached[0] + 1)) if len(reached) else (
