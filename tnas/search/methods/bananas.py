@@ -226,19 +226,13 @@ class Bananas(ObservingSearcher):
 
     def __init__(self, rng: np.random.Generator, config: BananasConfig = BananasConfig(),
                  space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
-        self.config = config
-        self._rng = rng
-        self._space = space
-        self._valid: dict[int, float] = {}  # official index -> observed validation accuracy
-        self._noisy = False
+        super().__init__(rng, config, space)
         self._trained: tuple[int, Layers, float, float] | None = None  # (observations, layers, shift, scale)
-        self.last_info: dict[str, float] = {}
 
     def ask(self, pending: Sequence[Cell] = ()) -> Cell:
         busy = pending_indexes(pending)
-        if len(self._valid) < self.config.num_init:
-            self.last_info = {}
-            return self._space.sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())
+        if (first := self._initial_design_cell(busy)) is not None:
+            return first
         candidates = self.candidates(busy)
         mean, std = self.predict(candidates)
         draws = mean + std * self._rng.standard_normal(len(candidates))  # independent Thompson sampling

@@ -129,22 +129,16 @@ class GPBO(ObservingSearcher):
 
     def __init__(self, rng: np.random.Generator, config: GPBOConfig = GPBOConfig(),
                  space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
-        self.config = config
-        self._rng = rng
-        self._space = space
+        super().__init__(rng, config, space)
         self._allowed = torch.as_tensor(space.mask)
         self._choices = all_cells_one_hot()  # 15625 x 30, rows in official index order
-        self._valid: dict[int, float] = {}  # official index -> observed validation accuracy
         self._hyperparameters: dict[str, Tensor] = {}  # of the last fit, for warm starts
         self._fitted: tuple[int, SingleTaskGP] | None = None  # (observations, model)
-        self._noisy = False
-        self.last_info: dict[str, float] = {}
 
     def ask(self, pending: Sequence[Cell] = ()) -> Cell:
         busy = pending_indexes(pending)
-        if len(self._valid) < self.config.num_init:
-            self.last_info = {}
-            return self._space.sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())
+        if (first := self._initial_design_cell(busy)) is not None:
+            return first
         free = self._allowed.clone()
         free[list(self._valid)] = False
         free[list(busy)] = False

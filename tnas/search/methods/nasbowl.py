@@ -117,13 +117,8 @@ class NASBOWL(ObservingSearcher):
 
     def __init__(self, rng: np.random.Generator, config: NASBOWLConfig = NASBOWLConfig(),
                  space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
-        self.config = config
-        self._rng = rng
-        self._space = space
-        self._valid: dict[int, float] = {}  # official index -> observed validation accuracy
-        self._noisy = False
+        super().__init__(rng, config, space)
         self._fitted: tuple[int, int, SingleTaskGP] | None = None  # (observations, h, model)
-        self.last_info: dict[str, float] = {}
 
     @property
     def chosen_iterations(self) -> int | None:
@@ -132,9 +127,8 @@ class NASBOWL(ObservingSearcher):
 
     def ask(self, pending: Sequence[Cell] = ()) -> Cell:
         busy = pending_indexes(pending)
-        if len(self._valid) < self.config.num_init:
-            self.last_info = {}
-            return self._space.sample_unseen(self._rng, self._valid.keys() | busy if busy else self._valid.keys())
+        if (first := self._initial_design_cell(busy)) is not None:
+            return first
         pool = self.candidates(busy)
         with single_threaded():
             model = self.model()
