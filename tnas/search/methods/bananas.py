@@ -241,14 +241,8 @@ class Bananas(ObservingSearcher):
                           "pred_std": float(std[best])}  # fmt: skip
         return candidates[best]
 
-    def recommend(self) -> Cell | None:
-        """The evaluated cell of best ensemble mean (noisy observations, after the initial
-        design), else ``None``: the best observed. The ensemble is kept for the next ask."""
-        if not self._recommends_by_model():
-            return None
-        cells = [Cell.from_index(index) for index in self._valid]
-        mean, _ = self.predict(cells)
-        return cells[int(np.argmax(mean))]
+    def _model_means(self, indexes: list[int]) -> np.ndarray:
+        return self.predict([Cell.from_index(index) for index in indexes])[0]  # the ensemble's mean
 
     def candidates(self, busy: frozenset[int] = frozenset()) -> list[Cell]:
         """Distinct unevaluated, not pending cells near the best evaluated ones (see the module docstring)."""

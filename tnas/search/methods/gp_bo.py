@@ -49,8 +49,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
-from botorch.exceptions.errors import ModelFittingError
-from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf_discrete
@@ -59,7 +57,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 from tnas.errors import ConfigError
-from tnas.search.methods.observations import ObservingSearcher, check_recommend_policy
+from tnas.search.methods.observations import ObservingSearcher, check_recommend_policy, fit_seeded
 from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
@@ -168,17 +166,11 @@ class GPBO(ObservingSearcher):
         return qLogNoisyExpectedImprovement(model, X_baseline=baseline, X_pending=pending_x, sampler=sampler,
                                             prune_baseline=False)  # fmt: skip
 
-    def recommend(self) -> Cell | None:
-        """The evaluated cell of best posterior mean (noisy observations, after the initial
-        design), else ``None``: the best observed."""
-        if not self._recommends_by_model():
-            return None
-        indexes = list(self._valid)
+    def _model_means(self, indexes: list[int]) -> np.ndarray:
         with single_threaded():
             model = self.model()  # fitting needs gradients: outside no_grad
             with torch.no_grad():
-                means = model.posterior(self._choices[indexes]).mean.reshape(-1)
-        return Cell.from_index(indexes[int(torch.argmax(means))])
+                return model.posterior(self._choices[indexes]).mean.reshape(-1).numpy()
 
     def model(self) -> SingleTaskGP:
         """:meth:`fit`, once per set of observations (shared by a recommendation and the next ask)."""
@@ -197,11 +189,6 @@ class GPBO(ObservingSearcher):
                 for name, parameter in model.named_parameters():
                     parameter.copy_(self._hyperparameters[name])
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self._rng.integers(2**63)))
-            try:
-                fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": self.config.fit_maxiter}})
-            except ModelFittingError:
-                pass  # every attempt failed and was rolled back: go on with the initial hyperparameters
+        fit_seeded(mll, self._rng, self.config.fit_maxiter)
         self._hyperparameters = {name: p.detach().clone() for name, p in model.named_parameters()}
         return model.eval()

@@ -42,8 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from botorch.acquisition import LogExpectedImprovement
-from botorch.exceptions.errors import ModelFittingError
-from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf_discrete
@@ -51,9 +49,10 @@ from gpytorch.constraints import Interval
 from gpytorch.kernels import Kernel, LinearKernel
 from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from torch import Tensor
 
 from tnas.errors import ConfigError
-from tnas.search.methods.observations import ObservingSearcher, check_recommend_policy
+from tnas.search.methods.observations import ObservingSearcher, check_recommend_policy, fit_seeded
 from tnas.search.methods.pending import kriging_believer
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
@@ -132,7 +131,7 @@ class NASBOWL(ObservingSearcher):
         pool = self.candidates(busy)
         with single_threaded():
             model = self.model()
-            features = wl_features(self._fitted[1])  # type: ignore[index]
+            features = self._features()
             pending_x = features[[cell.index for cell in pending]] if pending else None
             with kriging_believer(model, pending_x) if pending_x is not None else nullcontext(model):
                 acquisition = LogExpectedImprovement(model, best_f=max(self._valid.values()))
@@ -149,17 +148,15 @@ class NASBOWL(ObservingSearcher):
         }
         return pool[row]
 
-    def recommend(self) -> Cell | None:
-        """The evaluated cell of best posterior mean (noisy observations, after the initial
-        design), else ``None``: the best observed."""
-        if not self._recommends_by_model():
-            return None
-        indexes = list(self._valid)
+    def _model_means(self, indexes: list[int]) -> np.ndarray:
         with single_threaded():
             model = self.model()
             with torch.no_grad():
-                means = model.posterior(wl_features(self._fitted[1])[indexes]).mean.reshape(-1)  # type: ignore[index]
-        return Cell.from_index(indexes[int(torch.argmax(means))])
+                return model.posterior(self._features()[indexes]).mean.reshape(-1).numpy()
+
+    def _features(self) -> Tensor:
+        """The WL features (all cells) of the last fit's iteration count."""
+        return wl_features(self._fitted[1])  # type: ignore[index]
 
     def candidates(self, busy: frozenset[int] = frozenset()) -> list[Cell]:
         """The pool: one-edit mutations of the best evaluated cells, then random cells.
@@ -200,12 +197,7 @@ class NASBOWL(ObservingSearcher):
         model = SingleTaskGP(train_x, train_y, likelihood=likelihood, covar_module=WLKernel(),
                              outcome_transform=Standardize(m=1))  # fmt: skip
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self._rng.integers(2**63)))
-            try:
-                fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": self.config.fit_maxiter}})
-            except ModelFittingError:
-                pass  # every attempt failed and was rolled back: go on with the initial hyperparameters
+        fit_seeded(mll, self._rng, self.config.fit_maxiter)
         model.train()
         with torch.no_grad():
             score = float(mll(model(*model.train_inputs), model.train_targets))
