@@ -64,11 +64,11 @@ from torch.func import functional_call
 
 from tnas.datasets.splits import DataSplits
 from tnas.errors import ConfigError, TnasError
-from tnas.io import atomic_write, atomic_write_text
+from tnas.io import atomic_write, atomic_write_json, atomic_write_text
 from tnas.space import NUM_EDGES, NUM_OPS, OPERATIONS, Cell
 from tnas.train.network import NetworkConfig
 from tnas.train.supernet import SuperNetwork, derive_cell, gumbel_sample
-from tnas.train.trainer import augment_batch, images_to_tensor
+from tnas.train.trainer import augment_batch, split_tensors
 
 ALGORITHMS: dict[str, str] = {
     "darts-v1": "DARTS, first order: alpha on the validation gradient at the current weights (Liu et al. 2019)",
@@ -240,7 +240,7 @@ def search(
     """
     folder = Path(state_dir)
     identity = _identity(config, splits, seed)
-    finished = _read_result(folder, identity)
+    finished = read_result(folder, identity)
     if finished is not None:
         return finished
     folder.mkdir(parents=True, exist_ok=True)
@@ -248,7 +248,7 @@ def search(
     _restore(folder, identity, state, device)
     resumed_from = len(state.history)
     train_x, train_y = _training_images(config, splits, seed)
-    valid_x, valid_y = images_to_tensor(splits.valid[0]), torch.from_numpy(splits.valid[1].astype(np.int64))
+    valid_x, valid_y = split_tensors(splits.valid)
     augment = config.augment and splits.image_shape == (32, 32, 3)
     bar = _bar(config, resumed_from) if progress else None
     try:
@@ -276,10 +276,10 @@ def search(
             bar.close()
     result = OneShotResult(cell=state.history[-1].derived, seconds=sum(r.seconds for r in state.history),
                            device=device, history=state.history, resumed_from_epoch=resumed_from)  # fmt: skip
-    atomic_write_text(folder / RESULT, json.dumps({
+    atomic_write_json(folder / RESULT, {
         "identity": identity, "derived_index": result.cell.index, "derived_arch": result.cell.arch_str,
         "search_seconds": result.seconds, "device": device, "epochs": [r.to_dict() for r in state.history],
-    }, indent=1) + "\n")  # fmt: skip
+    })  # fmt: skip
     return result
 
 
@@ -453,7 +453,7 @@ def _training_images(config: OneShotConfig, splits: DataSplits, seed: int) -> tu
         keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
         rows = np.sort(keep[: config.train_subset].numpy())
         images, labels = images[rows], labels[rows]
-    return images_to_tensor(images), torch.from_numpy(labels.astype(np.int64))
+    return split_tensors((images, labels))
 
 
 def _fresh_state(config: OneShotConfig, splits: DataSplits, seed: int, device: str) -> _State:
@@ -518,13 +518,18 @@ def _restore(folder: Path, identity: dict[str, Any], state: _State, device: str)
                                 "delete it to start the search again") from None  # fmt: skip
 
 
-def _read_result(folder: Path, identity: dict[str, Any]) -> OneShotResult | None:
-    path = folder / RESULT
+def read_result(folder: str | Path, identity: dict[str, Any] | None = None) -> OneShotResult | None:
+    """The finished search in ``folder`` (``None`` if it has not finished).
+
+    Raises:
+        OneShotStateError: ``search.json`` is damaged, or (with ``identity``) another search's.
+    """
+    path = Path(folder) / RESULT
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data["identity"] != identity:
+        if identity is not None and data["identity"] != identity:
             raise OneShotStateError(f"{path} belongs to another search; use another --out or delete the folder")
         history = [EpochRecord.from_dict(record) for record in data["epochs"]]
         return OneShotResult(cell=Cell.from_index(int(data["derived_index"])), seconds=float(data["search_seconds"]),

@@ -63,6 +63,12 @@ def images_to_tensor(images: np.ndarray) -> Tensor:
     return torch.tensor(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)  # copy: may be read-only
 
 
+def split_tensors(split: tuple[np.ndarray, np.ndarray]) -> tuple[Tensor, Tensor]:
+    """``(images, labels)`` as tensors: float ``N x C x H x W`` in [-1, 1] and int64 ``N``."""
+    images, labels = split
+    return images_to_tensor(images), torch.from_numpy(labels.astype(np.int64))
+
+
 def augment_batch(batch: Tensor, generator: torch.Generator) -> Tensor:
     """Random 4-pixel-padded crop and horizontal flip (applied to 32 x 32 colour images)."""
     count, _, height, width = batch.shape
@@ -146,7 +152,7 @@ def train_and_evaluate(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.mixed_precision)
     augment = config.augment and images.shape[1:] == (32, 32, 3)
-    all_images, all_labels = images_to_tensor(images), torch.from_numpy(labels.astype(np.int64))
+    all_images, all_labels = split_tensors((images, labels))
     loss_value = float("nan")
     for epoch in range(1, config.epochs + 1):
         model.train()
