@@ -22,7 +22,6 @@ epoch), and several processes may share the grid (each run is claimed with a loc
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -38,13 +37,14 @@ from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle
-from tnas.search.cli import build_run
+from tnas.rundir import RunDirectory
+from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import RunConfig
 from tnas.search.methods import ONE_SHOT_METHODS
 from tnas.search.methods.oneshot import STATE_FOLDER
 from tnas.search.runner import run
 from tnas.space import OPERATIONS, Cell
-from tnas.train.oneshot import PROTOCOLS, RESULT
+from tnas.train.oneshot import PROTOCOLS, read_result
 
 PROG = "python -m benchmarks.oneshot"
 DATASET = "cifar10"
@@ -85,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_config(method: str, seed: int, protocol: str) -> RunConfig:
-    """The configuration ``python -m tnas.search --dataset cifar10 --method M --seed S`` gives."""
+    """The configuration ``python -m tnas.search --dataset cifar10 --method M --seed S --protocol P`` gives."""
+    options = {**default_method_options(method), "protocol": protocol}
     return RunConfig(method=method, dataset=DATASET, seed=seed, budget=1, fidelity=200, observe="mean",
-                     options={"protocol": protocol, "valid_fraction": 0.2})  # fmt: skip
+                     options=options)  # fmt: skip
 
 
 def run_grid(methods: Sequence[str], seeds: int, protocol: str, out: Path, table: NB201Table, *, device: str,
@@ -121,15 +122,13 @@ class OneShotRun:
 
 
 def load_runs(out: Path, method: str, seeds: int) -> list[OneShotRun]:
+    """The finished one-shot runs of ``method`` under ``out`` (seeds without a result are left out)."""
     runs = []
     for seed in range(seeds):
-        path = out / method / f"seed{seed}" / STATE_FOLDER / RESULT
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text(encoding="utf-8"))
-        runs.append(OneShotRun(seed=seed, cell=Cell.from_index(int(data["derived_index"])),
-                               seconds=float(data["search_seconds"]), device=str(data["device"]),
-                               epochs=[Cell.from_index(int(e["derived_index"])) for e in data["epochs"]]))  # fmt: skip
+        result = read_result(out / method / f"seed{seed}" / STATE_FOLDER)
+        if result is not None:
+            runs.append(OneShotRun(seed=seed, cell=result.cell, seconds=result.seconds, device=result.device,
+                                   epochs=[record.derived for record in result.history]))  # fmt: skip
     return runs
 
 
@@ -159,15 +158,15 @@ def black_box_costs(roots: Sequence[Path], accuracy: float) -> dict[str, tuple[f
             continue
         for method_dir in sorted(p for p in base.iterdir() if p.is_dir()):
             for run_dir in sorted(method_dir.glob("seed*")):
-                trajectory = run_dir / "trajectory.csv"
-                if not (run_dir / "summary.json").exists() or not trajectory.exists():
+                directory = RunDirectory(run_dir)
+                if directory.read_summary() is None:  # unfinished
                     continue
-                rows = np.atleast_1d(np.genfromtxt(trajectory, delimiter=",", names=True, dtype=None,
-                                                   encoding="utf-8"))  # a one-query run reads as 0-d
-                returned = np.asarray(rows["recommended_test"], dtype=float)
-                reached = np.nonzero(returned >= accuracy)[0]
-                hit = (float(rows["sim_cost_s"][reached[0]]) / 3600, float(reached[0] + 1)) if len(reached) else (
-                    math.inf, math.inf)
+                hit = (math.inf, math.inf)
+                for row in directory.read_trajectory():
+                    returned = row.incumbent_test if row.recommended_test is None else row.recommended_test
+                    if returned >= accuracy:
+                        hit = (row.sim_cost_s / 3600, float(row.query))
+                        break
                 found.setdefault(method_dir.name, []).append(hit)
     return {method: (float(np.median([h for h, _ in hits])), float(np.median([q for _, q in hits])),
                      sum(math.isfinite(h) for h, _ in hits), len(hits)) for method, hits in found.items()}  # fmt: skip
@@ -206,12 +205,14 @@ def render_page(methods: Sequence[str], seeds: int, protocol: str, out: Path, ta
     ]
     per_method: dict[str, list[OneShotRun]] = {m: load_runs(out, m, seeds) for m in methods}
     details: list[str] = []
+    targets: dict[str, float] = {}  # method -> mean CIFAR-10 test of its derived cells
     for method, runs in per_method.items():
         if not runs:
             lines.append(f"| `{method}` | 0 | - | - | - | - | - | - | {' / '.join(f'{v:.2f}' for v in PAPER[method])} |")
             continue
         accuracies = np.array([[oracles[t].evaluate(r.cell, fidelity=200, seed=None).test for t in TASKS] for r in runs])
         stat = mean_and_se(accuracies)
+        targets[method] = float(stat.mean[0])
         seconds = mean_and_se(np.array([r.seconds for r in runs]))
         free = sum(parameter_free_share(r.cell) == 1.0 for r in runs)
         first = np.mean([parameter_free_share(r.epochs[0]) * 6 for r in runs])
@@ -248,10 +249,7 @@ def render_page(methods: Sequence[str], seeds: int, protocol: str, out: Path, ta
         sources = [f"`{m.name}` {len(list(m.glob('seed*/summary.json')))} runs in `{root}`"
                    for root in roots for m in sorted((root / "mean" / DATASET).iterdir()) if m.is_dir()]
         lines[-3:-3] = ["", f"Runs found: {'; '.join(sources)}."]
-        for method, runs in per_method.items():
-            if not runs:
-                continue
-            target = float(np.mean([oracles["cifar10"].evaluate(r.cell, fidelity=200, seed=None).test for r in runs]))
+        for method, target in targets.items():
             for other, (hours, queries, reached, total) in sorted(black_box_costs(roots, target).items()):
                 lines.append(f"| `{method}` ({target:.2f}) | `{other}` | {hours:.2f} | {queries:g} | {reached}/{total} |")
     return "\n".join(lines) + "\n"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
 
 from benchmarks.oneshot import black_box_costs, main, parameter_free_share, render_page
 from tnas.oracles import TableOracle
+from tnas.rundir import RunDirectory, TrajectoryRow, append_row
 from tnas.space import Cell
+from tnas.train.oneshot import EpochRecord
 
 SKIPS = Cell.from_ops(["skip_connect"] * 6)
 CONVS = Cell.from_ops(["nor_conv_3x3"] * 6)
@@ -18,20 +19,22 @@ CONVS = Cell.from_ops(["nor_conv_3x3"] * 6)
 def _one_shot_run(out, method, seed, cells, seconds):
     folder = out / method / f"seed{seed}" / "oneshot"
     folder.mkdir(parents=True)
-    epochs = [{"derived_index": cell.index} for cell in cells]
-    (folder / "search.json").write_text(json.dumps({"derived_index": cells[-1].index, "search_seconds": seconds,
-                                                    "device": "cpu", "epochs": epochs}))  # fmt: skip
+    epochs = [EpochRecord(epoch=e, seconds=seconds / len(cells), train_loss=1.0, train_accuracy=50.0, valid_loss=1.0,
+                          valid_accuracy=50.0, tau=None, probabilities=[[0.2] * 5] * 6, derived=cell).to_dict()
+              for e, cell in enumerate(cells, 1)]  # fmt: skip
+    (folder / "search.json").write_text(json.dumps({"identity": {}, "derived_index": cells[-1].index,
+                                                    "search_seconds": seconds, "device": "cpu", "epochs": epochs}))
 
 
 def _black_box_run(root, method, seed, returned_tests, hours_per_query):
-    folder = root / "mean" / "cifar10" / method / f"seed{seed}"
-    folder.mkdir(parents=True)
-    (folder / "summary.json").write_text("{}")
-    with open(folder / "trajectory.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["query", "recommended_test", "sim_cost_s"])
+    directory = RunDirectory(root / "mean" / "cifar10" / method / f"seed{seed}")
+    with directory.open_trajectory(0) as handle:
         for query, test in enumerate(returned_tests, 1):
-            writer.writerow([query, test, query * hours_per_query * 3600])
+            append_row(handle, TrajectoryRow(
+                query=query, index=query, arch=Cell.from_index(query).arch_str, valid=test, test=test, seed=None,
+                cost_s=hours_per_query * 3600, params_mb=1.0, incumbent_index=query, incumbent_valid=test,
+                incumbent_test=test, sim_cost_s=query * hours_per_query * 3600, overhead_s=0.0))  # fmt: skip
+    directory.write_summary({"seed": seed})
 
 
 def test_parameter_free_share():
