@@ -319,7 +319,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     if get_method(method).one_shot:
         if args.search_epochs is not None and args.search_epochs < 1:
             raise ConfigError(f"--search-epochs must be positive, got {args.search_epochs}")
-        table = args.table is None and (args.oracle or default_oracle(args.dataset)) == "table"
+        table = _oracle_kind(args) == "table"
         return {
             "protocol": args.protocol,
             **({"epochs": args.search_epochs} if args.search_epochs is not None else {}),
