@@ -62,10 +62,10 @@ VARIANTS = {"tnas": True, "tnas-nodata": False}
 """Benchmark variant -> whether its surrogates use the dataset encoder."""
 
 
-def member_command(config: MetaTrainConfig, out: Path, data_dir: str | None) -> list[str]:
+def member_command(config: MetaTrainConfig, out: Path, data_dir: str | None, keep_epochs: bool = False) -> list[str]:
     """The ``python -m tnas.meta_train`` command of one surrogate (or ensemble member)."""
     command = [sys.executable, "-m", "tnas.meta_train", "--exclude", *config.exclude, "--seed", str(config.seed),
-               "--out", str(out), "--no-progress"]  # fmt: skip
+               "--out", str(out), "--no-progress", *(["--keep-epochs"] if keep_epochs else [])]  # fmt: skip
     if not config.kernel.use_dataset:
         command.append("--no-dataset-encoder")
     return command + (["--data-dir", data_dir] if data_dir else [])
@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=DEFAULT_MEMBERS,
                         help=f"members per surrogate (default: {DEFAULT_MEMBERS}, the search's default)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--keep-epochs", action="store_true",
+                        help="members also keep every epoch's kernel (tnas.meta_train --keep-epochs)")
     parser.add_argument("--exclusions", default=",".join(EXCLUSIONS), help="targets to leave out, one at a time")
     parser.add_argument("--out", type=Path, default=None, help="root of the surrogates (default: the cache's)")
     parser.add_argument("--jobs", type=int, default=1, help="meta-trainings at once, one thread each (default: 1)")
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 directory_j = member_dir(directory, j, args.members)
                 if not is_finished(directory_j):
                     member = replace(config, seed=config.seed + j)
-                    jobs.append((str(directory_j), member_command(member, directory_j, args.data_dir)))
+                    jobs.append((str(directory_j), member_command(member, directory_j, args.data_dir, args.keep_epochs)))
         threads = 1 if args.jobs > 1 else None
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = {name: pool.submit(run_meta_training, command, args.cold, threads) for name, command in jobs}

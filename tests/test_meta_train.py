@@ -13,6 +13,7 @@ from tnas.meta_train import CheckpointError, MetaTrainConfig, load_model, meta_t
 from tnas.meta_train import reptile as reptile_module
 from tnas.meta_train.cli import main
 from tnas.meta_train.reptile import reptile_update
+from tnas.meta_train.trainer import epoch_dir
 
 
 def test_reptile_moves_exactly_epsilon_towards_the_inner_weights():
@@ -292,3 +293,16 @@ def test_damaged_metad2a_records_give_a_one_line_error_before_any_work(data_dir,
     with pytest.raises(DataFileError) as error:
         build_meta_dataset((), seed=0, samples_per_class=2, data_dir=tmp_path)
     assert str(target) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_kept_epochs_are_loadable_and_do_not_change_the_run(tmp_path):
+    plain = _train(tmp_path / "plain", epochs=3)
+    kept = meta_train(small_config(epochs=3), tmp_path / "kept", meta=synthetic_meta(), keep_epochs=True)
+    assert kept.metrics == plain.metrics
+    assert sorted(path.name for path in (tmp_path / "kept" / "epochs").iterdir()) == ["001", "002", "003"]
+    best = load_model(epoch_dir(tmp_path / "kept", kept.best_epoch))
+    model = load_model(tmp_path / "kept")
+    assert best.epoch == model.epoch == kept.best_epoch
+    for (name, value), (_, again) in zip(best.kernel.state_dict().items(), model.kernel.state_dict().items()):
+        assert torch.equal(value, again), name
+    assert not (tmp_path / "plain" / "epochs").exists()

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--dataset-code-dim", type=int, default=kernel.dataset.code_dim)
     group.add_argument("--dataset-hidden-dim", type=int, default=kernel.dataset.hidden_dim)
     group.add_argument("--no-dataset-encoder", action="store_true", help="zero the dataset code (ablation)")
+    parser.add_argument("--keep-epochs", action="store_true",
+                        help="also keep every epoch's kernel as OUT/epochs/NNN/model.pt (loadable as a surrogate directory, "
+                             "about 2.5 MB), e.g. to study epoch selection or ensemble epochs")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -119,7 +122,8 @@ def _meta_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / "meta" / ("no-" + "-".join(config.exclude) if config.exclude else "all")
     if args.members < 1:
         raise ConfigError(f"--members must be at least 1, got {args.members}")
-    options = {"data_dir": args.data_dir, "device": args.device, "progress": not args.no_progress}
+    options = {"data_dir": args.data_dir, "device": args.device, "progress": not args.no_progress,
+               "keep_epochs": args.keep_epochs}  # fmt: skip
     if args.members == 1:
         results = [meta_train(config, out, **options)]
     else:

@@ -61,7 +61,7 @@ def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, 
             result then does not depend on the machine's core count); 1 trains them one
             after the other in this process, with torch's threads.
         options: passed to :func:`~tnas.meta_train.meta_train` (``data_dir``, ``device``,
-            ``progress``, ``meta``).
+            ``progress``, ``meta``, ``keep_epochs``).
 
     Raises:
         CheckpointError: ``out`` holds an ensemble of other settings or size.

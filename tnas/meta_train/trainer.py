@@ -24,6 +24,12 @@ from tnas.models.deep_kernel import DeepKernel
 from tnas.versions import package_versions
 
 
+def epoch_dir(out: str | Path, epoch: int) -> Path:
+    """Where ``meta_train(..., keep_epochs=True)`` keeps epoch ``epoch``'s kernel: a directory
+    that :func:`~tnas.meta_train.checkpoint.load_model` reads like a finished run's."""
+    return Path(out) / "epochs" / f"{epoch:03d}"
+
+
 @dataclass(frozen=True)
 class MetaTrainResult:
     """The outcome of :func:`meta_train`.
@@ -66,6 +72,7 @@ def meta_train(
     device: str = "cpu",
     progress: bool = False,
     meta: MetaDataset | None = None,
+    keep_epochs: bool = False,
 ) -> MetaTrainResult:
     """Meta-train a deep kernel with REPTILE, writing ``out`` (resumed if it holds a run).
 
@@ -76,6 +83,9 @@ def meta_train(
         device: torch device of the model.
         progress: show a progress bar on stderr.
         meta: a prebuilt meta-dataset (tests); by default built from the data directory.
+        keep_epochs: also write every epoch's kernel as a loadable model file,
+            ``out/epochs/NNN/model.pt`` (:func:`epoch_dir`; about 2.5 MB each; for
+            ensembles of epochs and for studying epoch selection).
     """
     started = time.perf_counter()
     out = Path(out)
@@ -131,7 +141,10 @@ def meta_train(
             score = selection_score(figures)
             if best is None or math.isnan(score) or score > best["score"]:
                 best = {"epoch": epoch, "score": score, "kernel": copy.deepcopy(kernel.state_dict())}
-                _save_model(out, config, meta, best, row)
+                _save_model(out / checkpoint.MODEL_FILE, config, meta, best, row)
+            if keep_epochs:
+                snapshot = {"epoch": epoch, "kernel": kernel.state_dict()}
+                _save_model(epoch_dir(out, epoch) / checkpoint.MODEL_FILE, config, meta, snapshot, row)
             checkpoint.write_metrics(out / checkpoint.METRICS_FILE, metrics)
             checkpoint.save(out / checkpoint.CHECKPOINT_FILE, {
                 "format": checkpoint.FORMAT, "epoch": epoch, "config": config.to_dict(),
@@ -144,9 +157,10 @@ def meta_train(
     return MetaTrainResult(metrics, int(best["epoch"]), done, time.perf_counter() - started)
 
 
-def _save_model(out: Path, config: MetaTrainConfig, meta: MetaDataset, best: dict[str, Any],
+def _save_model(path: Path, config: MetaTrainConfig, meta: MetaDataset, best: dict[str, Any],
                 row: dict[str, float]) -> None:  # fmt: skip
-    checkpoint.save(out / checkpoint.MODEL_FILE, {
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(path, {
         "format": checkpoint.FORMAT, "kernel": best["kernel"], "kernel_config": config.to_dict()["kernel"],
         "exclude": list(config.exclude), "statistics": meta.statistics(), "epoch": best["epoch"],
         "validation": {key: value for key, value in row.items() if key != "epoch"},
