@@ -47,6 +47,7 @@ def test_a_run_writes_its_directory_and_a_summary(data_dir, tmp_path, capsys):
         (["--dataset", "cifar10", "--method", "rs", "--fidelity", "50"], "invalid choice"),
         (["--dataset", "cifar10", "--method", "rs", "--fidelity", "12", "--observe", "seed"], "--observe seed"),
         (["--method", "rs"], "--dataset"),
+        (["--dataset", "cifar10", "--method", "tnas", "--last-epochs", "-1"], "--last-epochs must be >= 0"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(data_dir, tmp_path, capsys, args, message):

@@ -12,6 +12,7 @@ from tnas.errors import ConfigError
 from tnas.meta_train import CheckpointError, MetaTrainConfig, load_model, meta_train
 from tnas.meta_train import reptile as reptile_module
 from tnas.meta_train.cli import main
+from tnas.meta_train.ensemble import last_epochs, load_surrogate
 from tnas.meta_train.reptile import reptile_update
 from tnas.meta_train.trainer import epoch_dir
 
@@ -306,3 +307,10 @@ def test_kept_epochs_are_loadable_and_do_not_change_the_run(tmp_path):
     for (name, value), (_, again) in zip(best.kernel.state_dict().items(), model.kernel.state_dict().items()):
         assert torch.equal(value, again), name
     assert not (tmp_path / "plain" / "epochs").exists()
+    surrogate = last_epochs(load_surrogate(tmp_path / "kept"), 2)
+    assert [member.epoch for member in surrogate.members] == [2, 3] and len(surrogate.kernels) == 2
+    assert last_epochs(load_surrogate(tmp_path / "kept"), 0).members[0].epoch == kept.best_epoch
+    with pytest.raises(CheckpointError, match="keeps no kernel of epoch 0"):
+        last_epochs(load_surrogate(tmp_path / "kept"), 4)
+    with pytest.raises(CheckpointError, match="--keep-epochs"):
+        last_epochs(load_surrogate(tmp_path / "plain"), 1)

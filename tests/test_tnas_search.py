@@ -246,6 +246,14 @@ def test_cli_refuses_a_corrupt_or_contaminated_surrogate(tiny_surrogate, data_di
     assert "meta-trained on cifar100" in err and err.count("\n") == 1
 
 
+def test_cli_last_epochs_needs_kept_epochs(tiny_surrogate, data_dir, tmp_path, capsys):
+    args = ["--dataset", "cifar10", "--method", "tnas", "--surrogate", str(tiny_surrogate), "--budget", "5",
+            "--data-dir", str(data_dir), "--out", str(tmp_path / "r"), "--no-progress", "--last-epochs", "1"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--keep-epochs" in err and err.count("\n") == 1
+
+
 @pytest.fixture(scope="module")
 def tiny_nodata_surrogate(data_dir, tmp_path_factory):
     """The tiny surrogate's settings, meta-trained without the dataset encoder."""

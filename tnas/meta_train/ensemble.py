@@ -179,3 +179,32 @@ def load_surrogate(directory: str | Path) -> Surrogate:
     if len({member.samples_per_class for member in members}) > 1 or len({tuple(m.exclude) for m in members}) > 1:
         raise CheckpointError(f"the members of ensemble {directory} were meta-trained on different data")
     return Surrogate(tuple(members), directory)
+
+
+def last_epochs(surrogate: Surrogate, count: int) -> Surrogate:
+    """The same surrogate with each member replaced by its last ``count`` epochs' kernels
+    (``M * count`` kernels searched as one GP, :mod:`tnas.models.ensemble`); ``count`` 0
+    leaves each member's selected epoch (``model.pt``).
+
+    The members must have been meta-trained with ``--keep-epochs``
+    (:func:`~tnas.meta_train.trainer.epoch_dir`).
+
+    Raises:
+        CheckpointError: a member lacks one of those epochs.
+    """
+    from tnas.meta_train.trainer import epoch_dir
+
+    if count == 0:
+        return surrogate
+    if count < 0:
+        raise CheckpointError(f"the number of last epochs must be >= 0, got {count}")
+    kernels = []
+    for member in surrogate.members:
+        epochs = int(member.settings.get("epochs", 0))
+        for epoch in range(epochs - count + 1, epochs + 1):
+            directory = epoch_dir(member.path, epoch)
+            if epoch < 1 or not (directory / MODEL_FILE).is_file():
+                raise CheckpointError(f"{member.path} keeps no kernel of epoch {epoch} (of {epochs}); meta-train it "
+                                      "again with --keep-epochs to search with its last epochs")  # fmt: skip
+            kernels.append(load_model(directory))
+    return Surrogate(tuple(kernels), surrogate.path)

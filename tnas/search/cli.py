@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--surrogate-seed", type=int, default=0,
                       help="which draw of the default surrogate: k uses meta-training seeds k*M..k*M+M-1 "
                       "(default: 0, the shipped default)")
+    tnas.add_argument("--last-epochs", type=int, default=0, metavar="K",
+                      help="search with the last K epochs' kernels of every member instead of each member's "
+                      "selected epoch (members meta-trained with --keep-epochs; default: 0, the selected epoch)")
     tnas.add_argument("--sample-seed", type=int, default=None,
                       help="seed of the sample of the target's images that encodes it (default: the run seed)")
     tnas.add_argument("--recommend", choices=RECOMMENDATIONS, default=defaults.recommend,
@@ -332,8 +335,8 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         return {}
     if args.members is not None and args.members < 1:
         raise ConfigError(f"--members must be at least 1, got {args.members}")
-    if args.surrogate_seed < 0 or (args.sample_seed is not None and args.sample_seed < 0):
-        raise ConfigError("--surrogate-seed and --sample-seed must be >= 0")
+    if args.surrogate_seed < 0 or (args.sample_seed is not None and args.sample_seed < 0) or args.last_epochs < 0:
+        raise ConfigError("--surrogate-seed, --sample-seed and --last-epochs must be >= 0")
     return {
         "surrogate": str(args.surrogate) if args.surrogate else None,
         "allow_target_in_meta_train": args.allow_target_in_meta_train,
@@ -353,6 +356,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         # recorded only when chosen, so that runs made before the option existed keep their identity
         **({"pending": args.pending} if args.pending != TNASConfig().pending else {}),
         **({"dataset_code": args.dataset_code} if args.dataset_code is not None else {}),
+        **({"last_epochs": args.last_epochs} if args.last_epochs else {}),
     }
 
 

@@ -48,6 +48,7 @@ SURROGATE_OPTIONS: dict[str, Any] = {
     "members": None,
     "sample_seed": None,
     "dataset_code": None,
+    "last_epochs": 0,
 }
 """Run options that choose the surrogate and the target's sample (not searcher settings):
 ``surrogate`` a directory (``None``: the default); ``surrogate_seed`` which default
@@ -55,7 +56,10 @@ surrogate of the family; ``members`` its size (``None``: ``DEFAULT_MEMBERS``);
 ``sample_seed`` the seed of the target's image sample (``None``: the run seed);
 ``dataset_code`` what encodes the target: ``"images"`` its image sample, ``"mean"`` the mean
 code of the shipped samples other than the target (:func:`tnas.encoders.inputs.stand_in_inputs`),
-``None`` its images when the registry has the dataset, else (a table of your own) the mean."""
+``None`` its images when the registry has the dataset, else (a table of your own) the mean;
+``last_epochs`` K > 0 searches with the last K epochs' kernels of every member instead of
+each member's selected epoch (members meta-trained with ``--keep-epochs``;
+:func:`tnas.meta_train.ensemble.last_epochs`)."""
 
 DATASET_CODES = ("images", "mean")
 
@@ -84,6 +88,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     from tnas.encoders import ImageFeaturizer, dataset_inputs
     from tnas.encoders.inputs import stand_in_inputs
     from tnas.meta_train import MetaTrainConfig
+    from tnas.meta_train.ensemble import last_epochs
     from tnas.models import DeepKernel
     from tnas.search.methods.prior_ranking import PriorRanking
     from tnas.search.methods.tnas import TNASSearcher, codes_and_prior, target_scale_of
@@ -110,6 +115,10 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
         if variant == "no-dataset" and info["uses_dataset_code"]:
             raise ConfigError(f"tnas-nodata needs a surrogate meta-trained without the dataset encoder "
                               f"(python -m tnas.meta_train --no-dataset-encoder); {surrogate.path} has one")  # fmt: skip
+        if chosen["last_epochs"]:
+            surrogate = last_epochs(surrogate, int(chosen["last_epochs"]))
+            info = {**info, "last_epochs": int(chosen["last_epochs"]),
+                    "epoch": [member.epoch for member in surrogate.members]}  # fmt: skip
         kernels, samples_per_class = surrogate.kernels, surrogate.samples_per_class
         scale = target_scale_of(surrogate.statistics)
         context.run_info["surrogate"] = {**info, "variant": variant, "target_scale": scale}
