@@ -29,7 +29,7 @@ from tnas.io import atomic_write_json
 from tnas.meta_train.checkpoint import MODEL_FILE, CheckpointError, MetaTrainedModel, is_finished, load_model
 from tnas.meta_train.config import MetaTrainConfig
 from tnas.meta_train.sources import source_datasets
-from tnas.meta_train.trainer import MetaTrainResult, meta_train
+from tnas.meta_train.trainer import MetaTrainResult, epoch_dir, meta_train
 
 ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_FORMAT = 1
@@ -192,8 +192,6 @@ def last_epochs(surrogate: Surrogate, count: int) -> Surrogate:
     Raises:
         CheckpointError: a member lacks one of those epochs.
     """
-    from tnas.meta_train.trainer import epoch_dir
-
     if count == 0:
         return surrogate
     if count < 0:
