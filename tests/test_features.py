@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tnas.datasets import Sources, load_imagenet_sample
 from tnas.encoders import FEATURE_DIM, FeaturizerConfig, FeaturizerError, ImageFeaturizer
 from tnas.encoders import features as features_module
 from tnas.encoders.features import load_network, to_network_input
+from tnas.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,33 @@ def test_features_shape_dtype_and_cache_hit(featurizer):
     changed = images.copy()
     changed[0, 0, 0, 0] ^= 1
     assert featurizer.cache_key(changed) != featurizer.cache_key(images)
+
+
+def test_features_are_the_same_bits_whatever_the_callers_thread_count(tmp_path):
+    """Convolutions on 2 threads sum in another order than on 1; the default featurizer
+    computes on one thread, so the caller's setting never reaches the features."""
+    images = np.random.default_rng(3).integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
+    featurizer = ImageFeaturizer(FeaturizerConfig(use_cache=False), cache_dir=tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        on_two = featurizer.features(images)
+        assert torch.get_num_threads() == 2  # restored after the forward passes
+        torch.set_num_threads(1)
+        on_one = featurizer.features(images)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(on_one, on_two)
+
+
+def test_the_cache_key_records_where_features_were_computed(tmp_path):
+    images = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    keys = {ImageFeaturizer(FeaturizerConfig(threads=count), cache_dir=tmp_path).cache_key(images) for count in (1, 2)}
+    assert len(keys) == 2
+    assert FeaturizerConfig().compute_setting() == "cpu-t1"
+    assert FeaturizerConfig(device="cuda:1").compute_setting() == "cuda"
+    with pytest.raises(ConfigError, match="threads"):
+        FeaturizerConfig(threads=-1)
 
 
 def test_grey_and_odd_sized_images_are_accepted(featurizer):

@@ -13,7 +13,16 @@ were trained with (the classifier reaches 45% top-1 on the 64-px ImageNet sample
 way, 37% with the usual torchvision constants).
 
 Features are cached on disk, keyed by a hash of the images' bytes, shape and dtype plus
-the network and preprocessing, so featurising the same images again is a file read.
+the network, preprocessing, device kind and CPU thread count, so featurising the same images
+again is a file read.
+
+**The same bits on every machine.** A convolution's float sums run in an order that
+depends on the number of CPU threads (on 1 and on 2 threads, 45% of a sample's feature
+values differ, by up to 7e-6), and the meta-training and searches fed with the features
+follow those bits: a meta-training run that read 2-thread features kept another epoch than
+the same run on 1-thread features. Features are therefore computed on one CPU thread
+(``FeaturizerConfig.threads``) whatever the caller's thread setting or the machine's core
+count, and a cache entry written by another setting is never read in their place.
 """
 
 from __future__ import annotations
@@ -31,12 +40,13 @@ from torch import Tensor, nn
 from tnas import paths
 from tnas.errors import ConfigError, TnasError
 from tnas.io import atomic_write
+from tnas.threads import torch_threads
 
 FEATURE_DIM = 1280
 NETWORK = "efficientnet-lite0"
 _WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 _MEAN, _STD = 0.498, 0.502
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 class FeaturizerError(TnasError, RuntimeError):
@@ -52,16 +62,32 @@ class FeaturizerConfig:
         batch_size: images per forward pass.
         image_size: side the images are resized to (224 is what the network expects).
         use_cache: read and write the on-disk feature cache.
+        threads: CPU threads for the forward passes on ``cpu``. The default 1 gives the same
+            features on every machine (see the module docstring); 0 uses torch's current
+            setting (faster on many cores, cached apart, and results then depend on it).
     """
 
     device: str = "cpu"
     batch_size: int = 32
     image_size: int = 224
     use_cache: bool = True
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.image_size < 32:
             raise ConfigError("FeaturizerConfig needs batch_size >= 1 and image_size >= 32")
+        if self.threads < 0:
+            raise ConfigError("FeaturizerConfig needs threads >= 0 (0: torch's current setting)")
+
+    @property
+    def on_cpu(self) -> bool:
+        return not self.device.startswith("cuda")
+
+    def compute_setting(self) -> str:
+        """Where the features are computed, as the cache key records it: ``cpu-t1``, ``cuda``."""
+        if not self.on_cpu:
+            return "cuda"
+        return f"cpu-t{self.threads or torch.get_num_threads()}"
 
 
 def load_network(device: str = "cpu") -> nn.Module:
@@ -165,12 +191,16 @@ class ImageFeaturizer:
 
     def cache_key(self, images: np.ndarray) -> str:
         digest = hashlib.sha256()
-        digest.update(f"{NETWORK}|{self.config.image_size}|{_CACHE_VERSION}|{images.dtype}|{images.shape}".encode())
+        header = f"{NETWORK}|{self.config.image_size}|{_CACHE_VERSION}|{self.config.compute_setting()}"
+        digest.update(f"{header}|{images.dtype}|{images.shape}".encode())
         digest.update(memoryview(images).cast("B"))
         return digest.hexdigest()[:32]
 
-    @torch.inference_mode()
     def _run(self, images: np.ndarray, *, head: bool, progress: bool) -> np.ndarray:
+        with torch_threads(self.config.threads if self.config.on_cpu else 0), torch.inference_mode():
+            return self._forward(images, head=head, progress=progress)
+
+    def _forward(self, images: np.ndarray, *, head: bool, progress: bool) -> np.ndarray:
         network = self.network
         outputs = []
         starts = range(0, len(images), self.config.batch_size)

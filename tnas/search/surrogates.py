@@ -33,6 +33,7 @@ from tnas.meta_train.ensemble import (
     meta_train_ensemble,
 )
 from tnas.meta_train.trainer import meta_train
+from tnas.threads import torch_threads
 
 DEFAULT_MEMBERS = 2
 """Members of the default surrogate (independent meta-training runs averaged into one GP)."""
@@ -123,11 +124,13 @@ def resolve_surrogate(
             if progress:
                 print(f"meta-training the default surrogate without {source or 'nothing'} in {directory} "
                       f"({members} member{'s' if members > 1 else ''}, once)")  # fmt: skip
-            if members == 1:
-                meta_train(expected, directory, data_dir=data_dir, progress=progress)
-            else:  # finished members are kept, an interrupted one resumes; members in parallel
-                jobs = min(members, os.cpu_count() or 1)
-                meta_train_ensemble(expected, directory, members, jobs=jobs, data_dir=data_dir, progress=progress)
+            with torch_threads(1):  # one thread per member: the same surrogate on every machine
+                if members == 1:
+                    meta_train(expected, directory, data_dir=data_dir, progress=progress)
+                else:  # finished members are kept, an interrupted one resumes; members in parallel
+                    jobs = min(members, os.cpu_count() or 1)
+                    meta_train_ensemble(expected, directory, members, jobs=jobs, data_dir=data_dir,
+                                        progress=progress)  # fmt: skip
         origin = "default (cache)"
     else:
         directory, origin = Path(surrogate), "--surrogate"

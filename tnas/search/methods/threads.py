@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import torch
+from tnas.threads import torch_threads
 
 
 @contextlib.contextmanager
@@ -16,12 +16,5 @@ def single_threaded() -> Iterator[None]:
     adds synchronisation, and on a busy machine threads waiting for cores made fits ten to
     fifty times slower (measured: a GP fit on 50 cells 19 s on 2 threads, 1.3 s on one).
     """
-    threads = torch.get_num_threads()
-    if threads == 1:
+    with torch_threads(1):
         yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
