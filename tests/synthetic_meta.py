@@ -20,7 +20,9 @@ def _quality(cells: np.ndarray, offset: float) -> np.ndarray:
     return 60 + 3 * (ops == 3).sum(1) + 2 * (ops == 2).sum(1) - 4 * (ops == 0).sum(1) + offset
 
 
-def synthetic_meta(seed: int = 0) -> MetaDataset:
+def synthetic_meta(seed: int = 0, *, full_table: bool = False) -> MetaDataset:
+    """``full_table``: ``cifar10-valid`` is a whole table (95% of its cells trained on, 5% held
+    out, as a real NAS-Bench-201 source) instead of 300 training cells."""
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     bank = ContextBank(
@@ -36,13 +38,18 @@ def synthetic_meta(seed: int = 0) -> MetaDataset:
 
     metad2a_cells = rng.choice(NUM_CELLS, 240, replace=False)
     context = rng.integers(0, 40, 240)
-    train = (
-        triples("metad2a", metad2a_cells[:200], context[:200], 0.0),
-        triples("cifar10-valid", rng.choice(NUM_CELLS, 300, replace=False), np.zeros(300, dtype=np.int64), 20.0),
-    )
+    heldout: tuple[Triples, ...] = ()
+    if full_table:
+        order = rng.permutation(NUM_CELLS)
+        cut = NUM_CELLS // 20
+        cifar10 = triples("cifar10-valid", np.sort(order[cut:]), np.zeros(NUM_CELLS - cut, dtype=np.int64), 20.0)
+        heldout = (triples("cifar10-valid", np.sort(order[:cut]), np.zeros(cut, dtype=np.int64), 20.0),)
+    else:
+        cifar10 = triples("cifar10-valid", rng.choice(NUM_CELLS, 300, replace=False), np.zeros(300, dtype=np.int64), 20.0)
+    train = (triples("metad2a", metad2a_cells[:200], context[:200], 0.0), cifar10)
     valid = triples("metad2a", metad2a_cells[200:], context[200:], 0.0)
     excluded = {"cifar100": _quality(np.arange(NUM_CELLS), -10.0)}
-    return MetaDataset(train, valid, excluded, bank)
+    return MetaDataset(train, valid, excluded, bank, heldout)
 
 
 def small_config(**changes) -> MetaTrainConfig:

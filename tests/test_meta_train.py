@@ -115,6 +115,44 @@ def test_runs_written_before_top_batches_resume_as_uniform_batches(tmp_path):
         _train(tmp_path, epochs=3, top_fraction=0.25)  # another setting
 
 
+def test_top_cells_rank_is_the_mean_prior_rank_of_the_best_cells():
+    from tnas.meta_train.validation import top_cells_rank
+
+    accuracy = np.arange(100.0)
+    assert top_cells_rank(accuracy, accuracy) == pytest.approx(4.5)  # ranks 0..9
+    assert top_cells_rank(-accuracy, accuracy) == pytest.approx(94.5)  # ranks 90..99
+    assert top_cells_rank(np.zeros(100), accuracy) == 0  # ties count as ahead of no one
+
+
+def test_top_cells_selection_keeps_the_eligible_epoch_that_ranks_the_sources_best_cells_highest(tmp_path):
+    from tnas.meta_train.validation import selection_starts
+
+    meta = synthetic_meta(full_table=True)
+    result = meta_train(small_config(epochs=5), tmp_path / "top", meta=meta)
+    assert selection_starts(5, "top-cells") == 2 and selection_starts(5, "spearman") == 1
+    eligible = [row for row in result.metrics if row["epoch"] >= 2]
+    expected = max(eligible, key=lambda row: -np.log1p(row["cifar10-valid_top10_prior_rank"]))
+    assert result.best_epoch == expected["epoch"] == load_model(tmp_path / "top").epoch
+    spearman = meta_train(small_config(epochs=5, selection="spearman"), tmp_path / "spearman", meta=meta)
+    assert [row["train_nll"] for row in spearman.metrics] == [row["train_nll"] for row in result.metrics]
+    scores = [(row["metad2a_spearman"] + row["cifar10-valid_heldout_spearman"]) / 2 for row in spearman.metrics]
+    assert spearman.best_epoch == int(np.argmax(scores)) + 1
+    with pytest.raises(ConfigError, match="selection"):
+        small_config(selection="best")
+
+
+def test_runs_written_before_top_cells_selection_resume_with_spearman_selection(tmp_path):
+    from tnas.meta_train.checkpoint import CHECKPOINT_FILE
+
+    _train(tmp_path, epochs=1, selection="spearman")
+    state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    del state["config"]["selection"]
+    torch.save(state, tmp_path / CHECKPOINT_FILE)
+    with pytest.raises(CheckpointError, match="selection"):
+        _train(tmp_path, epochs=2)
+    assert _train(tmp_path, epochs=2, selection="spearman").resumed_from == 1
+
+
 def _train(out, meta=None, **changes):
     return meta_train(small_config(**changes), out, meta=meta or synthetic_meta())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
 from tnas.errors import ConfigError
-from tnas.meta_train.config import MetaTrainConfig
+from tnas.meta_train.config import SELECTIONS, MetaTrainConfig
 from tnas.meta_train.data import EXCLUDABLE
 from tnas.meta_train.ensemble import meta_train_ensemble
 from tnas.meta_train.trainer import format_row, meta_train
@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the best cells of a source: this top fraction of it by accuracy")
     group.add_argument("--samples-per-class", type=int, default=defaults.samples_per_class)
     group.add_argument("--conditioning-cells", type=int, default=defaults.conditioning_cells)
+    group.add_argument("--selection", choices=SELECTIONS, default=defaults.selection,
+                       help="which epoch model.pt keeps: top-cells (default): the one whose prior ranks the "
+                            "NAS-Bench-201 training tables' 10 best cells highest, after the first fifth of the "
+                            "epochs; spearman: the best held-out Spearman (MetaD2A records and held-out cells)")
     group = parser.add_argument_group("model")
     group.add_argument("--widths", type=_widths, default=kernel.widths, help="MLP xi widths, e.g. 64,32")
     group.add_argument("--kernel", choices=KERNELS, default=kernel.kernel)
@@ -107,7 +111,7 @@ def config_from_args(args: argparse.Namespace) -> MetaTrainConfig:
         tasks_per_step=args.tasks_per_step, inner_steps=args.inner_steps, inner_lr=args.inner_lr,
         outer_step=args.outer_step, anneal_outer_step=not args.no_anneal, batch_size=args.batch_size,
         top_fraction=args.top_fraction, top_quantile=args.top_quantile, samples_per_class=args.samples_per_class,
-        conditioning_cells=args.conditioning_cells, kernel=kernel,
+        conditioning_cells=args.conditioning_cells, selection=args.selection, kernel=kernel,
     )  # fmt: skip
 
 

@@ -11,9 +11,11 @@ from tnas.meta_train.data import normalise_exclusions
 from tnas.meta_train.sources import SourceSpec
 from tnas.models.deep_kernel import DeepKernelConfig
 
-LEGACY_SETTINGS: dict[str, Any] = {"top_fraction": 0.0, "top_quantile": 0.1, "sources": []}
+LEGACY_SETTINGS: dict[str, Any] = {"top_fraction": 0.0, "top_quantile": 0.1, "sources": [], "selection": "spearman"}
 """Settings added after runs were first written, with the value those older runs used
-(their stored configuration lacks them): uniform mini-batches."""
+(their stored configuration lacks them): uniform mini-batches, selection by Spearman."""
+SELECTIONS = ("top-cells", "spearman")
+"""Model-selection rules (:func:`tnas.meta_train.validation.selection_score`)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class MetaTrainConfig:
             accuracy.
         samples_per_class: images per class fed to the dataset encoder.
         conditioning_cells: cells the validation conditions the GP on.
+        selection: which epoch ``model.pt`` keeps: ``top-cells`` (default) the epoch whose
+            prior ranks the NAS-Bench-201 training tables' 10 best cells highest, after the
+            first fifth of the epochs; ``spearman`` the epoch of best held-out Spearman
+            (MetaD2A records and held-out cells). Neither looks at an excluded dataset.
         kernel: architecture of the deep-kernel GP.
     """
 
@@ -58,6 +64,7 @@ class MetaTrainConfig:
     top_quantile: float = 0.1
     samples_per_class: int = 20
     conditioning_cells: int = 10
+    selection: str = "top-cells"
     kernel: DeepKernelConfig = field(default_factory=DeepKernelConfig)
 
     def __post_init__(self) -> None:
@@ -76,6 +83,8 @@ class MetaTrainConfig:
             raise ConfigError(f"inner_lr must be positive, got {self.inner_lr}")
         if not 0 < self.outer_step <= 1:
             raise ConfigError(f"outer_step (epsilon) must be in (0, 1], got {self.outer_step}")
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
         if self.seed < 0 or self.conditioning_cells < 2:
             raise ConfigError("seed must be >= 0 and conditioning_cells >= 2")
 

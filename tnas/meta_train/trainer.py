@@ -19,7 +19,7 @@ from tnas.meta_train.checkpoint import CheckpointError
 from tnas.meta_train.config import LEGACY_SETTINGS, MetaTrainConfig
 from tnas.meta_train.data import MetaDataset, build_meta_dataset
 from tnas.meta_train.reptile import BatchLoss, StepReport, make_inner_loop, reptile_update
-from tnas.meta_train.validation import selection_score, validate
+from tnas.meta_train.validation import selection_score, selection_starts, validate
 from tnas.models.deep_kernel import DeepKernel
 from tnas.versions import package_versions
 
@@ -138,8 +138,9 @@ def meta_train(
             metrics.append(row)
             if bar is not None:
                 bar.write(format_row(row))
-            score = selection_score(figures)
-            if best is None or math.isnan(score) or score > best["score"]:
+            eligible = epoch >= selection_starts(config.epochs, config.selection)
+            score = selection_score(figures, config.selection) if eligible else math.nan
+            if best is None or math.isnan(score) or math.isnan(best["score"]) or score > best["score"]:
                 best = {"epoch": epoch, "score": score, "kernel": copy.deepcopy(kernel.state_dict())}
                 _save_model(out / checkpoint.MODEL_FILE, config, meta, best, row)
             if keep_epochs:
