@@ -39,17 +39,21 @@ def synthetic_meta(seed: int = 0, *, full_table: bool = False) -> MetaDataset:
     metad2a_cells = rng.choice(NUM_CELLS, 240, replace=False)
     context = rng.integers(0, 40, 240)
     heldout: tuple[Triples, ...] = ()
+    tables: dict[str, np.ndarray] = {}
     if full_table:
         order = rng.permutation(NUM_CELLS)
         cut = NUM_CELLS // 20
         cifar10 = triples("cifar10-valid", np.sort(order[cut:]), np.zeros(NUM_CELLS - cut, dtype=np.int64), 20.0)
         heldout = (triples("cifar10-valid", np.sort(order[:cut]), np.zeros(cut, dtype=np.int64), 20.0),)
+        table = np.empty(NUM_CELLS)
+        table[cifar10.cells], table[heldout[0].cells] = cifar10.raw, heldout[0].raw
+        tables["cifar10-valid"] = table
     else:
         cifar10 = triples("cifar10-valid", rng.choice(NUM_CELLS, 300, replace=False), np.zeros(300, dtype=np.int64), 20.0)
     train = (triples("metad2a", metad2a_cells[:200], context[:200], 0.0), cifar10)
     valid = triples("metad2a", metad2a_cells[200:], context[200:], 0.0)
     excluded = {"cifar100": _quality(np.arange(NUM_CELLS), -10.0)}
-    return MetaDataset(train, valid, excluded, bank, heldout)
+    return MetaDataset(train, valid, excluded, bank, heldout, tables)
 
 
 def small_config(**changes) -> MetaTrainConfig:

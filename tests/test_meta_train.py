@@ -297,6 +297,9 @@ def test_end_to_end_on_the_real_data(data_dir, tmp_path, capsys):
     header, row = (out / "metrics.csv").read_text().splitlines()
     values = dict(zip(header.split(","), row.split(",")))
     assert -1 <= float(values["cifar100_prior_spearman"]) <= 1 and -1 <= float(values["metad2a_spearman"]) <= 1
+    for source in ("cifar10-valid", "imagenet16-120"):  # the whole training tables rank their best cells
+        assert 0 <= float(values[f"{source}_top10_prior_rank"]) < 15625
+    assert "cifar100_top10_prior_rank" not in values  # the excluded target never selects
     model = load_model(out)
     assert model.exclude == ("cifar100",)
     assert set(model.statistics) == {"metad2a", "cifar10-valid", "imagenet16-120"}

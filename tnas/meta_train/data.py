@@ -21,7 +21,7 @@ accuracy is used when it is excluded, but its classes are seen at 32 px.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -134,10 +134,13 @@ class MetaDataset:
     Attributes:
         train: the REPTILE tasks.
         metad2a_valid: MetaD2A's held-out records (``None`` when MetaD2A is excluded).
-        heldout: held-out cells of each NAS-Bench-201 training dataset (5%, never trained on).
         excluded: excluded NB201 dataset -> its 15,625 validation accuracies (for
             validation only; they never enter training).
         bank: dataset-encoder inputs of every dataset named above.
+        heldout: held-out cells of each NAS-Bench-201 training dataset (5%, never trained on).
+        training_tables: NAS-Bench-201 training dataset -> its whole table of 15,625
+            accuracies (training and held-out cells together), for the top-cells model
+            selection; only datasets whose table covers every cell.
     """
 
     train: tuple[Triples, ...]
@@ -145,6 +148,7 @@ class MetaDataset:
     excluded: dict[str, np.ndarray]
     bank: ContextBank
     heldout: tuple[Triples, ...] = ()
+    training_tables: dict[str, np.ndarray] = field(default_factory=dict)
 
     def statistics(self) -> dict[str, dict[str, float]]:
         """Standardisation statistics per training source (stored in checkpoints)."""
@@ -206,6 +210,7 @@ def build_meta_dataset(
     named: dict[str, tuple[Tensor, Tensor]] = {}
     excluded: dict[str, np.ndarray] = {}
     heldout: list[Triples] = []
+    training_tables: dict[str, np.ndarray] = {}
     for name, column in NB201_SOURCES.items():
         dataset = get_dataset(name, data_dir=data_dir)
         named[name] = dataset_inputs(dataset, featurizer, rng, samples_per_class, progress=progress)
@@ -213,6 +218,8 @@ def build_meta_dataset(
         if name in exclude:
             excluded[name] = values
             continue
+        if np.isfinite(values).all():
+            training_tables[name] = values
         order = rng.permutation(NUM_CELLS)
         cut = round(NB201_VALID_FRACTION * NUM_CELLS)
         kept, held = np.sort(order[cut:]), np.sort(order[:cut])
@@ -228,7 +235,7 @@ def build_meta_dataset(
                                      progress)  # fmt: skip
         train.append(_standardise(name, data.cells, data.values, np.zeros(len(data.cells), dtype=np.int64)))
     bank = ContextBank(imagenet_features, task_rows, named)
-    return MetaDataset(tuple(train), metad2a_valid, excluded, bank, tuple(heldout))
+    return MetaDataset(tuple(train), metad2a_valid, excluded, bank, tuple(heldout), training_tables)
 
 
 def _source_inputs(dataset: str, featurizer: ImageFeaturizer, rng: np.random.Generator, samples_per_class: int,

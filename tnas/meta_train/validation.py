@@ -36,9 +36,9 @@ from tnas.models.deep_kernel import posterior_mean
 from tnas.models.surrogate import features_of_all_cells
 from tnas.space import NUM_CELLS
 
-TOP_K = 10
 TOP_CELLS = 10
-"""How many of a training table's best cells ``{name}_top10_prior_rank`` averages over."""
+"""The size of the prior's top in ``best_in_top10``, and how many of a training table's best
+cells ``{name}_top10_prior_rank`` averages over."""
 TOP_SHARE = 0.01
 """The share of best cells (by accuracy) that ``{name}_top1pct_spearman`` is computed on."""
 
@@ -55,7 +55,7 @@ def prior_figures(prior: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
     top = accuracy >= np.quantile(accuracy, 1 - TOP_SHARE)
     return {
         "prior_spearman": _correlation(spearmanr, prior, accuracy),
-        f"best_in_top{TOP_K}": float(best in np.argsort(-prior)[:TOP_K]),
+        f"best_in_top{TOP_CELLS}": float(best in np.argsort(-prior)[:TOP_CELLS]),
         "best_prior_rank": float((prior > prior[best]).sum()),
         "top1pct_spearman": _correlation(spearmanr, prior[top], accuracy[top]),
     }
@@ -67,19 +67,6 @@ def top_cells_rank(prior: np.ndarray, accuracy: np.ndarray, count: int = TOP_CEL
     best = np.argsort(-accuracy, kind="stable")[:count]
     ascending = np.sort(prior)
     return float(np.mean(len(prior) - np.searchsorted(ascending, prior[best], side="right")))
-
-
-def _full_tables(meta: MetaDataset) -> dict[str, np.ndarray]:
-    """The 15,625 accuracies of every NAS-Bench-201 training dataset (training and held-out
-    cells together), keyed by name."""
-    tables = {}
-    for held in meta.heldout:
-        train = next(source for source in meta.train if source.name == held.name)
-        accuracy = np.full(NUM_CELLS, np.nan)
-        accuracy[train.cells], accuracy[held.cells] = train.raw, held.raw
-        if not np.isnan(accuracy).any():
-            tables[held.name] = accuracy
-    return tables
 
 
 @torch.no_grad()
@@ -99,7 +86,7 @@ def validate(loss: BatchLoss, meta: MetaDataset, *, seed: int, conditioning_cell
         for held in meta.heldout:
             prior = posterior_mean(loss.gp, loss.features(held.name, held.cells, held.context)).cpu().numpy()
             figures[f"{held.name}_heldout_spearman"] = _correlation(spearmanr, prior, held.raw)
-        for name, accuracy in _full_tables(meta).items():
+        for name, accuracy in meta.training_tables.items():
             prior = posterior_mean(loss.gp, features_of_all_cells(loss.kernel, *loss.bank.dataset(name))).cpu().numpy()
             figures[f"{name}_top{TOP_CELLS}_prior_rank"] = top_cells_rank(prior, accuracy)
         for name, accuracy in meta.excluded.items():
