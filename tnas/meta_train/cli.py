@@ -33,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Meta-train the deep-kernel GP of TNAS with REPTILE on MetaD2A's records and the\n"
             "NAS-Bench-201 tables, leaving out the datasets you will search on (--exclude).\n"
-            "After every epoch the GP is validated (metrics.csv) and checkpointed; the best\n"
-            "epoch by the mean of the MetaD2A held-out Spearman and the held-out cells' Spearman\n"
-            "(never the excluded dataset) is model.pt.\n"
+            "After every epoch the GP is validated (metrics.csv) and checkpointed; model.pt is\n"
+            "the best epoch by --selection (default top-cells: the epoch whose prior ranks the\n"
+            "10 best cells of every NAS-Bench-201 training table highest, after the first fifth\n"
+            "of the epochs), never by the excluded dataset.\n"
             "Re-running the same command resumes; raising --epochs continues a finished run."
         ),
         epilog=(
