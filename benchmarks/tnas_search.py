@@ -9,7 +9,7 @@ Runs ``--runs`` TNAS searches (run seeds 0..R-1) on a NAS-Bench-201 table with t
 default settings of ``python -m tnas.search`` (or ``--options``, a JSON object of TNAS
 settings), through the same runner, and reads the optimizer time of every proposal from
 the trajectory (``overhead_s``, the time spent in the searcher's ``ask``, ``tell`` and
-``recommend``). It prints the median and 90th percentile, over the runs, of the proposals
+``recommend``). It prints the median, 90th percentile and mean, over the runs, of the proposals
 made with about 10, 50 and 100 observations (within 2): conditioning on the observations, fine-tuning the
 GP, and scoring the candidate cells with the acquisition function. Search quality is
 measured by ``python -m benchmarks.nb201``, not here.
@@ -76,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         if observed < per_run.shape[1]:
             window = slice(max(observed - WINDOW, 0), min(observed + WINDOW + 1, per_run.shape[1]))
             values = per_run[:, window].reshape(-1)  # proposals made with observed +- WINDOW observations
-            figures[observed] = {"median_s": float(np.median(values)), "p90_s": float(np.percentile(values, 90))}
+            figures[observed] = {"median_s": float(np.median(values)), "p90_s": float(np.percentile(values, 90)),
+                                 "mean_s": float(np.mean(values))}  # fmt: skip
             print(f"  {observed:>4} observations: median {figures[observed]['median_s']:.3f} s, "
-                  f"p90 {figures[observed]['p90_s']:.3f} s")  # fmt: skip
+                  f"p90 {figures[observed]['p90_s']:.3f} s, mean {figures[observed]['mean_s']:.3f} s")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
