@@ -326,3 +326,28 @@ def test_fine_tuning_happens_only_when_the_observations_grew_enough(oracle, monk
     steps.clear()
     run(_searcher(refit_growth=0.0, finetune_steps=2), oracle, _config(budget=9))
     assert steps == [5, 6, 7, 8]
+
+
+def test_a_fine_tuning_stopped_by_a_non_psd_covariance_is_counted_and_logged(oracle, monkeypatch, caplog):
+    from linear_operator.utils.errors import NotPSDError
+
+    import tnas.search.methods.tnas as tnas_module
+
+    calls = {"n": 0}
+    real_mll = tnas_module.ExactMarginalLogLikelihood
+
+    class FailingOnThirdStep(real_mll):
+        def forward(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise NotPSDError("Matrix not positive definite after repeatedly adding jitter")
+            return super().forward(*args, **kwargs)
+
+    monkeypatch.setattr(tnas_module, "ExactMarginalLogLikelihood", FailingOnThirdStep)
+    with caplog.at_level("WARNING", logger="tnas.search.methods.tnas"):
+        searcher = _observing_30_cells(oracle, finetune_steps=10)
+        model, _, _ = searcher.surrogate()
+    assert searcher.finetune_failures == 1
+    assert calls["n"] == 3  # the loop stopped at the failing step
+    assert "stopped at step 2 of 10 with 30 observations" in caplog.text
+    assert torch.isfinite(model.posterior(model.train_inputs[0].unsqueeze(-2)).mean).all()  # still usable

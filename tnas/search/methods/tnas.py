@@ -60,6 +60,7 @@ returns the evaluated cell of best posterior mean (``recommend``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -92,6 +93,8 @@ INITS = ("prior", "random")
 RECOMMENDATIONS = ("auto", "posterior", "observed")
 PRIOR_MEANS = ("frozen", "features")
 QMC_SAMPLES = 512  # base samples of q-batch acquisitions (BoTorch's default)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,10 @@ class TNASSearcher:
             of 7 to 12 points), so observations are divided by the same typical deviation
             (:func:`target_scale_of`) and the kernel keeps its meaning. ``None`` divides by
             the observations' own deviation (for kernels without meta-training).
+
+    A fine-tuning whose covariance stops being positive definite keeps the values of its
+    last good step; ``finetune_failures`` counts such fits and each one is logged as a
+    warning (logger ``tnas.search.methods.tnas``).
     """
 
     def __init__(self, kernel: DeepKernel | Sequence[DeepKernel], dataset_features: Tensor, dataset_mask: Tensor,
@@ -253,6 +260,7 @@ class TNASSearcher:
         self._fitted: tuple[int, TNASSurrogate, float, float] | None = None  # (observations, model, y mean, y std)
         self._warm_start: dict[str, Tensor] | None = None  # the last fit's parameters (warm_steps, refit_growth)
         self._fitted_at: int | None = None  # observations at the last fine-tuning
+        self.finetune_failures = 0  # fine-tunings cut short by a covariance that is not PSD
         self.last_info: dict[str, float] = {}
 
     # ------------------------------------------------------------------ ask / tell
@@ -347,13 +355,18 @@ class TNASSearcher:
             for parameter in feature_parameters:
                 parameter.requires_grad_(False)
         optimizer = torch.optim.Adam(groups)
-        for _ in range(steps):
+        for step in range(steps):
             optimizer.zero_grad()
             try:
                 loss = -mll(model(*model.train_inputs), model.train_targets)
                 loss.backward()
             except NotPSDError:
-                break  # keep the head as it is; the search goes on
+                # keep the values of the last good step; the search goes on, and says so
+                self.finetune_failures += 1
+                logger.warning("TNAS fine-tuning stopped at step %d of %d with %d observations: the covariance is "
+                               "not positive definite; the GP keeps its last values (failure %d of this search)",
+                               step, steps, len(model.train_targets), self.finetune_failures)  # fmt: skip
+                break
             optimizer.step()
 
     def _acquisition(self, model: TNASSurrogate, best_f: Tensor, observed: Tensor,
