@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="example:\n  OMP_NUM_THREADS=1 python -m benchmarks.constrained --seeds 10 "
                                 "--budget 50   # one process per core may share the grid")  # fmt: skip
-    parser.add_argument("--methods", default="tnas,re,rs", help="comma-separated methods (default: tnas,re,rs)")
+    parser.add_argument("--methods", default="tnas,tnas-prior,re,rs",
+                        help="comma-separated methods (default: tnas,tnas-prior,re,rs)")
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per method and setting (default: 10)")
     parser.add_argument("--budget", type=int, default=50, help="queries per run (default: 50)")
     parser.add_argument("--surrogates", type=int, default=5,
