@@ -12,6 +12,12 @@ accuracy, and the page reports
 - HELP + MetaD2A's reported accuracy and the latency of their pick, flagged where that
   latency exceeds the limit.
 
+``--source-ranks`` runs nothing and prints, per setting, how the plain average of the
+*source* tables (the standardised seed-mean validation accuracies of the other two
+NAS-Bench-201 datasets, the data TNAS meta-trains on without CIFAR-100) ranks the best
+feasible cell among the feasible cells: a transfer reference without any learning, to
+hold the meta-learned prior's rank against.
+
 Runs go through the same runner and configuration as ``python -m tnas.search`` (TNAS's run
 seed selects one of the ``--surrogates`` meta-training draws and draws the target's image
 sample), one directory per run under ``--out``; finished runs are skipped, interrupted ones
@@ -43,7 +49,7 @@ from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.constraints import TASK_GEOMETRY, Constraints, constrained_space
 from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
-from tnas.oracles import NB201Table, get_task
+from tnas.oracles import NB201Table, TableOracle, get_task
 from tnas.search.cli import build_run
 from tnas.search.methods import get_method
 from tnas.search.runner import run
@@ -120,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
     parser.add_argument("--report-only", action="store_true", help="write the page from the finished runs")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--source-ranks", action="store_true",
+                        help="run nothing; print where the source tables' average ranks each setting's best "
+                        "feasible cell")
     return parser
 
 
@@ -220,9 +229,43 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
     return "\n".join(lines) + "\n", (met if have_tnas else None)
 
 
+SOURCE_TASKS = ("cifar10", "imagenet16-120")
+"""The NAS-Bench-201 tasks other than CIFAR-100 (``cifar10`` observes cifar10-valid, TNAS's source)."""
+
+
+def source_average(table: NB201Table, sources: Sequence[str] = SOURCE_TASKS) -> np.ndarray:
+    """Mean over ``sources`` of each cell's standardised seed-mean validation accuracy, ``(15625,)``."""
+    values = [TableOracle(table, source).valid_values(200) for source in sources]
+    return np.mean([(value - value.mean()) / value.std() for value in values], axis=0)
+
+
+def source_ranks(table: NB201Table, settings: Sequence[HelpSetting],
+                 data_dir: Path | None) -> list[tuple[str, int, int]]:  # fmt: skip
+    """Per setting: its name, the number of feasible cells, and the source average's rank
+    (0 = first) of the best feasible CIFAR-100 cell among the feasible cells."""
+    prior = source_average(table)
+    valid = TableOracle(table, DATASET).valid_values(200)
+    rows = []
+    for setting in settings:
+        feasible = constrained_space(setting.constraints, TASK_GEOMETRY[DATASET], data_dir=data_dir).mask
+        best = int(np.argmax(np.where(feasible, valid, -np.inf)))
+        rows.append((setting.name, int(feasible.sum()), int(np.sum(feasible & (prior > prior[best])))))
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(PROG, lambda: _grid_and_page(args))
+    return run_command(PROG, lambda: _source_ranks(args) if args.source_ranks else _grid_and_page(args))
+
+
+def _source_ranks(args: argparse.Namespace) -> int:
+    rows = source_ranks(NB201Table.load(args.data_dir), _settings(args.settings), args.data_dir)
+    print("setting                feasible  source average's rank of the best feasible cell (0 = first)")
+    for name, feasible, rank in rows:
+        print(f"{name:<22} {feasible:>8}  {rank}")
+    within = sum(rank < TARGET_QUERIES for _, _, rank in rows)
+    print(f"within the first {TARGET_QUERIES} cells of that order: {within} of {len(rows)} settings")
+    return 0
 
 
 def _grid_and_page(args: argparse.Namespace) -> int:

@@ -350,3 +350,18 @@ def test_the_api_finds_the_search_space_of_a_constrained_config_by_itself(table)
     result = run(make_searcher(config), TableOracle(table, "cifar10-valid"), config)
     assert all(row.latency_ms <= 3 for row in result.rows) and result.summary["feasible_cells"] < 15625
     assert np.int64(3) in SearchSpace() and 3 in SearchSpace()
+
+
+def test_the_source_average_rank_counts_the_feasible_cells_above_the_best_one(table, data_dir):
+    from benchmarks.constrained import HELP_SETTINGS, source_average, source_ranks
+
+    setting = next(one for one in HELP_SETTINGS if one.name == "fpga-4ms")
+    [(name, feasible, rank)] = source_ranks(table, [setting], data_dir)
+    latency = constrained_space(setting.constraints, None, data_dir=data_dir).quantities["latency_ms"]
+    mask = latency <= 4
+    valid = TableOracle(table, "cifar100").valid_values(200)
+    best = int(np.argmax(np.where(mask, valid, -np.inf)))
+    prior = source_average(table)
+    above = [index for index in np.flatnonzero(mask) if prior[index] > prior[best]]
+    assert (name, feasible, rank) == ("fpga-4ms", int(mask.sum()), len(above))
+    assert prior.shape == (NUM_CELLS,) and abs(float(prior.mean())) < 1e-9  # standardised sources
