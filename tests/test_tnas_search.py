@@ -346,8 +346,31 @@ def test_a_fine_tuning_stopped_by_a_non_psd_covariance_is_counted_and_logged(ora
     monkeypatch.setattr(tnas_module, "ExactMarginalLogLikelihood", FailingOnThirdStep)
     with caplog.at_level("WARNING", logger="tnas.search.methods.tnas"):
         searcher = _observing_30_cells(oracle, finetune_steps=10)
-        model, _, _ = searcher.surrogate()
+        searcher.surrogate()
     assert searcher.finetune_failures == 1
     assert calls["n"] == 3  # the loop stopped at the failing step
     assert "stopped at step 2 of 10 with 30 observations" in caplog.text
+
+
+def test_a_fine_tuning_that_turns_nan_goes_back_to_its_last_good_values(oracle, monkeypatch):
+    import tnas.search.methods.tnas as tnas_module
+
+    calls = {"n": 0}
+    real_mll = tnas_module.ExactMarginalLogLikelihood
+
+    class NanOnThirdStep(real_mll):
+        def forward(self, *args, **kwargs):
+            calls["n"] += 1
+            value = super().forward(*args, **kwargs)
+            return value * float("nan") if calls["n"] == 3 else value
+
+    reference, _, _ = _observing_30_cells(oracle, finetune_steps=1).surrogate()  # the values after one step
+    monkeypatch.setattr(tnas_module, "ExactMarginalLogLikelihood", NanOnThirdStep)
+    searcher = _observing_30_cells(oracle, finetune_steps=10)
+    model, _, _ = searcher.surrogate()
+    assert searcher.finetune_failures == 1 and calls["n"] == 3
+    fitted, expected = dict(model.named_parameters()), dict(reference.named_parameters())
+    assert fitted.keys() == expected.keys()
+    for name, value in fitted.items():
+        assert torch.isfinite(value).all() and torch.equal(value, expected[name]), name
     assert torch.isfinite(model.posterior(model.train_inputs[0].unsqueeze(-2)).mean).all()  # still usable

@@ -16,15 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from linear_operator.utils.errors import NanError, NotPSDError
+from linear_operator.utils.errors import NanError
 from torch import Tensor, nn
 
 from tnas.encoders import cells_to_batch
 from tnas.meta_train.data import METAD2A, ContextBank, Triples
-from tnas.models.deep_kernel import DeepKernel, FeatureGP, negative_log_marginal_likelihood
+from tnas.models.deep_kernel import (
+    NUMERICAL_FAILURES,
+    DeepKernel,
+    FeatureGP,
+    negative_log_marginal_likelihood,
+)
 from tnas.space import Cell
-
-NUMERICAL_FAILURES = (NotPSDError, NanError, torch.linalg.LinAlgError)
 
 
 @dataclass

@@ -24,12 +24,17 @@ from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.means import ConstantMean, LinearMean
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.models import ExactGP
+from linear_operator.utils.errors import NanError, NotPSDError
 from torch import Tensor, nn
 
 from tnas.encoders import ArchEncoder, ArchEncoderConfig, DatasetEncoder, DatasetEncoderConfig
 from tnas.errors import ConfigError
 
 KERNELS = ("matern52", "matern32", "rbf")
+NUMERICAL_FAILURES = (NotPSDError, NanError, torch.linalg.LinAlgError)
+"""What a GP's marginal likelihood raises when its covariance breaks down (not positive
+definite after jitter, NaN entries, a failed factorisation): meta-training skips the batch,
+a search's fine-tuning keeps its last good values."""
 MEANS = ("learned", "constant")
 
 

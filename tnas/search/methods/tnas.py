@@ -77,11 +77,11 @@ from botorch.acquisition import (
 from botorch.optim import optimize_acqf_discrete
 from botorch.sampling import SobolQMCNormalSampler
 from gpytorch.mlls import ExactMarginalLogLikelihood
-from linear_operator.utils.errors import NotPSDError
+from linear_operator.utils.errors import NanError
 from torch import Tensor
 
 from tnas.errors import ConfigError
-from tnas.models.deep_kernel import DeepKernel, map_codes
+from tnas.models.deep_kernel import NUMERICAL_FAILURES, DeepKernel, map_codes
 from tnas.models.surrogate import TNASSurrogate, all_cell_inputs, encoder_codes_of_all_cells
 from tnas.oracles import Evaluation
 from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
@@ -230,8 +230,9 @@ class TNASSearcher:
             (:func:`target_scale_of`) and the kernel keeps its meaning. ``None`` divides by
             the observations' own deviation (for kernels without meta-training).
 
-    A fine-tuning whose covariance stops being positive definite keeps the values of its
-    last good step; ``finetune_failures`` counts such fits and each one is logged as a
+    A fine-tuning whose covariance breaks down (not positive definite, NaN: any of
+    :data:`~tnas.models.deep_kernel.NUMERICAL_FAILURES`) goes back to the values of its last
+    good step; ``finetune_failures`` counts such fits and each one is logged as a
     warning (logger ``tnas.search.methods.tnas``).
     """
 
@@ -355,18 +356,27 @@ class TNASSearcher:
             for parameter in feature_parameters:
                 parameter.requires_grad_(False)
         optimizer = torch.optim.Adam(groups)
+        trained = [parameter for group in groups for parameter in group["params"]]
+        last_good: list[Tensor] = []  # the values at which the likelihood was last computed
         for step in range(steps):
             optimizer.zero_grad()
             try:
                 loss = -mll(model(*model.train_inputs), model.train_targets)
+                if not torch.isfinite(loss):
+                    raise NanError("non-finite marginal likelihood")
                 loss.backward()
-            except NotPSDError:
-                # keep the values of the last good step; the search goes on, and says so
+            except NUMERICAL_FAILURES as error:
+                # back to the values of the last step whose likelihood was computed; the search
+                # goes on, and says so
+                with torch.no_grad():
+                    for parameter, value in zip(trained, last_good):
+                        parameter.copy_(value)
                 self.finetune_failures += 1
-                logger.warning("TNAS fine-tuning stopped at step %d of %d with %d observations: the covariance is "
-                               "not positive definite; the GP keeps its last values (failure %d of this search)",
-                               step, steps, len(model.train_targets), self.finetune_failures)  # fmt: skip
+                logger.warning("TNAS fine-tuning stopped at step %d of %d with %d observations (%s); the GP keeps "
+                               "the values of the step before (failure %d of this search)", step, steps,
+                               len(model.train_targets), type(error).__name__, self.finetune_failures)  # fmt: skip
                 break
+            last_good = [parameter.detach().clone() for parameter in trained]
             optimizer.step()
 
     def _acquisition(self, model: TNASSurrogate, best_f: Tensor, observed: Tensor,
