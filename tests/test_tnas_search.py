@@ -10,6 +10,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from tests.synthetic_meta import FEATURES, small_config, synthetic_meta
 from tests.test_runner import CountingOracle
+from tnas.errors import ConfigError
 from tnas.meta_train import meta_train
 from tnas.models import DeepKernel
 from tnas.oracles import TableOracle
@@ -220,6 +221,7 @@ def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_p
         (["--surrogate", "/nonexistent/surrogate"], "does not exist"),
         (["--init", "best"], "invalid choice: 'best'"),
         (["--finetune-feature-lr", "-0.1"], "finetune_feature_lr must be >= 0"),
+        (["--recommend-plausible", "-1"], "expected 'all' or a number >= 0"),
     ],
 )
 def test_cli_error_paths(data_dir, tmp_path, capsys, extra, message):
@@ -374,3 +376,21 @@ def test_a_fine_tuning_that_turns_nan_goes_back_to_its_last_good_values(oracle, 
     for name, value in fitted.items():
         assert torch.isfinite(value).all() and torch.equal(value, expected[name]), name
     assert torch.isfinite(model.posterior(model.train_inputs[0].unsqueeze(-2)).mean).all()  # still usable
+
+
+def _noisy_run(oracle, **settings):
+    """A TNAS run from a random initial design on one training seed per query (so it
+    recommends by posterior mean, and finds better cells than its first ones)."""
+    return run(_searcher(finetune_steps=3, init="random", **settings), oracle, _config(budget=10, observe="seed"))
+
+
+def test_the_recommendation_can_be_kept_to_plausibly_best_observations(oracle):
+    every = _noisy_run(oracle, recommend_plausible=None).rows
+    assert any(row.recommended_index != row.incumbent_index for row in every[4:])  # the posterior overrules ...
+    only_best = _noisy_run(oracle, recommend_plausible=0.0).rows
+    assert [row.index for row in only_best] == [row.index for row in every]  # (proposals do not change)
+    assert all(row.recommended_index == row.incumbent_index for row in only_best)  # ... unless kept to the best
+    wide = _noisy_run(oracle, recommend_plausible=1e9).rows
+    assert [row.recommended_index for row in wide] == [row.recommended_index for row in every]
+    with pytest.raises(ConfigError, match="recommend_plausible"):
+        TNASConfig(recommend_plausible=-1.0)

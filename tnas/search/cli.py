@@ -37,6 +37,19 @@ from tnas.train.oneshot import PROTOCOLS
 PROG = "python -m tnas.search"
 
 
+def _plausible(text: str) -> float | None:
+    """``--recommend-plausible``: ``all`` or a number of noise standard deviations >= 0."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a number >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     datasets = help_listing({name: task.description for name, task in TASKS.items()})
     trainable = help_listing({name: spec.description for name, spec in DATASETS.items()
@@ -143,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--recommend", choices=RECOMMENDATIONS, default=defaults.recommend,
                       help="cell the search returns: the best observed, the evaluated cell of best posterior "
                       "mean, or auto: posterior mean when each query observes one training seed (default: auto)")
+    tnas.add_argument("--recommend-plausible", type=_plausible, default=defaults.recommend_plausible, metavar="Z",
+                      help="with the posterior-mean recommendation, consider only the evaluated cells observed "
+                      "within Z noise standard deviations of the best observation, or 'all' (default: "
+                      f"{'all' if defaults.recommend_plausible is None else format(defaults.recommend_plausible, 'g')})")
     tnas.add_argument("--acquisition", choices=ACQUISITIONS, default=defaults.acquisition,
                       help=f"acquisition function (default: {defaults.acquisition})")
     tnas.add_argument("--init", choices=INITS, default=defaults.init,
@@ -357,6 +374,8 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         **({"pending": args.pending} if args.pending != TNASConfig().pending else {}),
         **({"dataset_code": args.dataset_code} if args.dataset_code is not None else {}),
         **({"last_epochs": args.last_epochs} if args.last_epochs else {}),
+        **({"recommend_plausible": args.recommend_plausible}
+           if args.recommend_plausible != TNASConfig().recommend_plausible else {}),
     }
 
 
