@@ -55,7 +55,8 @@ Initial design: the ``init_size`` cells with the highest prior mean (``init="pri
 random cells (``init="random"``). Observations are centred on their mean and divided by
 the meta-training sources' typical deviation before they reach the GP (see
 :class:`TNASSearcher`). With noisy observations (one training seed per query) the search
-returns the evaluated cell of best posterior mean (``recommend``).
+returns the evaluated cell of best posterior mean (``recommend``) among those whose reading
+is within ``recommend_plausible`` noise standard deviations of the best reading.
 """
 
 from __future__ import annotations
