@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from botorch.acquisition import LogExpectedImprovement, qLogNoisyExpectedImprovement
+from botorch.exceptions.errors import BotorchTensorDimensionError, InputDataError
 from botorch.optim import optimize_acqf_discrete
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
@@ -20,6 +22,18 @@ def _surrogate(observed=(0, 5, 6111, 9930, 77)) -> TNASSurrogate:
     train_X = cell_inputs([Cell.from_index(i) for i in observed])
     train_Y = torch.linspace(-1, 1, len(observed), dtype=torch.float64).unsqueeze(-1)
     return TNASSurrogate(kernel, features, mask, train_X, train_Y).eval()
+
+
+def test_training_data_must_follow_botorch_conventions():
+    kernel = DeepKernel(small_config().kernel).eval()
+    features, mask = torch.zeros(1, 4, 3, FEATURES), torch.ones(1, 4, 3, dtype=torch.bool)
+    train_X = cell_inputs([Cell.from_index(i) for i in (0, 5)])
+    with pytest.raises(BotorchTensorDimensionError, match="n x 1"):  # no output dimension
+        TNASSurrogate(kernel, features, mask, train_X, torch.zeros(2, dtype=torch.float64))
+    with pytest.raises(BotorchTensorDimensionError, match="n x 1"):  # one observation too few
+        TNASSurrogate(kernel, features, mask, train_X, torch.zeros(1, 1, dtype=torch.float64))
+    with pytest.raises(InputDataError, match="dtype"):
+        TNASSurrogate(kernel, features, mask, train_X, torch.zeros(2, 1, dtype=torch.float32))
 
 
 def test_posterior_over_all_cells_and_the_cache():

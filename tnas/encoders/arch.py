@@ -168,7 +168,6 @@ def cells_to_batch(cells: Sequence[Cell], device: torch.device | str | None = No
         edge_index=edge_index,
         cell_id=torch.tensor([cell.index for cell in cells], dtype=torch.long),
         batch=torch.arange(count).repeat_interleave(NUM_DAG_NODES),
-        ptr=torch.arange(count + 1) * NUM_DAG_NODES,
+        ptr=torch.arange(count + 1) * NUM_DAG_NODES,  # Batch.num_graphs reads it
     )
-    batch._num_graphs = count
     return batch.to(device) if device is not None else batch

@@ -25,6 +25,7 @@ import copy
 from collections.abc import Sequence
 
 import torch
+from botorch.exceptions.errors import BotorchTensorDimensionError, InputDataError
 from botorch.models.gpytorch import GPyTorchModel
 from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.constraints import Positive
@@ -82,6 +83,24 @@ class PriorValues(Mean):
         return x[..., 0]
 
 
+def _check_training_data(train_X: Tensor, train_Y: Tensor) -> None:
+    """BoTorch's tensor conventions for this model: ``train_X`` and ``train_Y`` both
+    ``n x 1`` (cell indexes, observations; ``n`` may be 0), of one dtype.
+
+    Raises:
+        BotorchTensorDimensionError: other shapes (e.g. ``train_Y`` without its output
+            dimension).
+        InputDataError: the dtypes differ.
+    """
+    if train_X.dim() != 2 or train_X.shape[-1] != 1 or train_Y.shape != train_X.shape:
+        raise BotorchTensorDimensionError(
+            f"train_X and train_Y must both be n x 1 (cell indexes, observations); "
+            f"got {tuple(train_X.shape)} and {tuple(train_Y.shape)}"
+        )
+    if train_X.dtype != train_Y.dtype:
+        raise InputDataError(f"train_X and train_Y must share a dtype; got {train_X.dtype} and {train_Y.dtype}")
+
+
 class TNASSurrogate(ExactGP, GPyTorchModel):
     """TNAS's meta-learned GP on one dataset, usable by any BoTorch acquisition function.
 
@@ -108,7 +127,7 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
     def __init__(self, kernel: DeepKernel | Sequence[DeepKernel], dataset_features: Tensor, dataset_mask: Tensor,
                  train_X: Tensor, train_Y: Tensor, *, codes_table: Tensor | None = None,
                  prior_table: Tensor | None = None) -> None:  # fmt: skip
-        self._validate_tensor_args(X=train_X, Y=train_Y)
+        _check_training_data(train_X, train_Y)
         members = [kernel] if isinstance(kernel, DeepKernel) else list(kernel)
         if len(members) > 1 and codes_table is None:
             raise ValueError("an ensemble of kernels needs the encoder codes of all cells (codes_table)")
