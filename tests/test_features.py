@@ -17,12 +17,13 @@ def featurizer(tmp_path_factory) -> ImageFeaturizer:
 
 
 def test_pretrained_classifier_recognises_the_imagenet_sample(featurizer, data_dir):
-    """The weights really loaded: >= 30% top-1 on the 1,000 sample images (chance: 0.1%)."""
+    """The weights really loaded: >= 30% top-1 on every 4th of the 1,000 sample images
+    (chance: 0.1%; 45% on all of them, README; a quarter keeps the test under 20 s)."""
     sample = load_imagenet_sample(Sources(data_dir, None), size=64)
     with np.load(data_dir / "images/imagenet_sample/imagenet_1per_class_64.npz", allow_pickle=False) as raw:
         order = np.argsort(raw["clsloc_label_1based"])
-        truth = raw["torchvision_index"][order]
-    predictions = featurizer.logits(sample.images).argmax(axis=1)
+        truth = raw["torchvision_index"][order][::4]
+    predictions = featurizer.logits(sample.images[::4]).argmax(axis=1)
     accuracy = float((predictions == truth).mean())
     assert accuracy >= 0.30, accuracy
 
