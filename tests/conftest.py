@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tnas.cli_common import prefer_huge_pages
 from tnas.errors import DataNotFoundError
 from tnas.oracles import TABLE_FILE, NB201Table
 from tnas.paths import find_data_file
+
+prefer_huge_pages()  # as the command lines do, before any test allocates a large tensor
 
 
 @pytest.fixture(autouse=True, scope="session")

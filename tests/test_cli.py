@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -84,3 +85,14 @@ def _exit_code(call):
         return call()
     except SystemExit as exit_:
         return exit_.code
+
+
+def test_command_lines_put_large_tensors_on_huge_pages_unless_the_user_says_otherwise(monkeypatch):
+    from tnas.cli_common import HUGE_PAGES_VARIABLE, run_command
+
+    monkeypatch.delenv(HUGE_PAGES_VARIABLE, raising=False)
+    assert run_command("prog", lambda: 0) == 0
+    assert os.environ[HUGE_PAGES_VARIABLE] == "1"
+    monkeypatch.setenv(HUGE_PAGES_VARIABLE, "0")
+    run_command("prog", lambda: 0)
+    assert os.environ[HUGE_PAGES_VARIABLE] == "0"
