@@ -70,8 +70,10 @@ def test_the_cache_key_records_where_features_were_computed(tmp_path):
     images = np.zeros((2, 8, 8, 3), dtype=np.uint8)
     keys = {ImageFeaturizer(FeaturizerConfig(threads=count), cache_dir=tmp_path).cache_key(images) for count in (1, 2)}
     assert len(keys) == 2
-    assert FeaturizerConfig().compute_setting() == "cpu-t1"
+    assert FeaturizerConfig().compute_setting() == "cpu-t1"  # the key earlier versions wrote
     assert FeaturizerConfig(device="cuda:1").compute_setting() == "cuda"
+    assert FeaturizerConfig(batch_size=8).compute_setting() == "cpu-t1-b8"  # other bits, cached apart
+    assert FeaturizerConfig(device="cuda", batch_size=64).compute_setting() == "cuda-b64"
     with pytest.raises(ConfigError, match="threads"):
         FeaturizerConfig(threads=-1)
 

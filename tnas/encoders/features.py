@@ -13,8 +13,8 @@ were trained with (the classifier reaches 45% top-1 on the 64-px ImageNet sample
 way, 37% with the usual torchvision constants).
 
 Features are cached on disk, keyed by a hash of the images' bytes, shape and dtype plus
-the network, preprocessing, device kind and CPU thread count, so featurising the same images
-again is a file read.
+the network, preprocessing, device kind, CPU thread count and (when not the default) batch
+size, so featurising the same images again is a file read.
 
 **The same bits on every machine.** A convolution's float sums run in an order that
 depends on the number of CPU threads (on 1 and on 2 threads, 45% of a sample's feature
@@ -47,6 +47,7 @@ NETWORK = "efficientnet-lite0"
 _WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 _MEAN, _STD = 0.498, 0.502
 _CACHE_VERSION = 2
+DEFAULT_BATCH_SIZE = 32
 
 
 class FeaturizerError(TnasError, RuntimeError):
@@ -68,7 +69,7 @@ class FeaturizerConfig:
     """
 
     device: str = "cpu"
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE
     image_size: int = 224
     use_cache: bool = True
     threads: int = 1
@@ -84,10 +85,16 @@ class FeaturizerConfig:
         return not self.device.startswith("cuda")
 
     def compute_setting(self) -> str:
-        """Where the features are computed, as the cache key records it: ``cpu-t1``, ``cuda``."""
-        if not self.on_cpu:
-            return "cuda"
-        return f"cpu-t{self.threads or torch.get_num_threads()}"
+        """Where and how the features are computed, as the cache key records it: ``cpu-t1``,
+        ``cuda``, with ``-b8`` appended for a batch size other than the default 32.
+
+        The batch size changes the bits too (the convolution library picks its kernels by
+        batch size: on a 2-core AMD EPYC, 128 images in batches of 8 gave other features than
+        in batches of 32; batches of 16 the same), so another batch size is cached apart; the
+        default's key is the one earlier versions wrote, so their caches stay valid.
+        """
+        where = "cuda" if not self.on_cpu else f"cpu-t{self.threads or torch.get_num_threads()}"
+        return where if self.batch_size == DEFAULT_BATCH_SIZE else f"{where}-b{self.batch_size}"
 
 
 def load_network(device: str = "cpu") -> nn.Module:
