@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from tnas.io import atomic_write_json
-from tnas.meta_train.checkpoint import MODEL_FILE, CheckpointError, MetaTrainedModel, is_finished, load_model
+from tnas.meta_train.checkpoint import (
+    METRICS_FILE,
+    MODEL_FILE,
+    CheckpointError,
+    MetaTrainedModel,
+    is_finished,
+    load_model,
+)
 from tnas.meta_train.config import MetaTrainConfig
 from tnas.meta_train.sources import source_datasets
 from tnas.meta_train.trainer import MetaTrainResult, epoch_dir, meta_train
@@ -75,6 +82,8 @@ def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_one_thread) as pool:
         futures = [pool.submit(meta_train, member, directory, **options) for member, directory in plan]
+        if progress:
+            _follow_epochs(futures, [directory for _, directory in plan], config.epochs)
         results = []
         for (member, directory), future in zip(plan, futures):
             results.append(future.result())
@@ -82,6 +91,30 @@ def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, 
                 print(f"  member {directory.name} (seed {member.seed}) meta-trained in {results[-1].seconds:.0f} s",
                       file=sys.stderr, flush=True)  # fmt: skip
     return results
+
+
+def _epochs_done(directory: Path) -> int:
+    """Epochs a member has finished: the rows of its ``metrics.csv`` (written atomically)."""
+    try:
+        with open(directory / METRICS_FILE) as file:
+            return max(sum(1 for _ in file) - 1, 0)
+    except OSError:
+        return 0
+
+
+def _follow_epochs(futures: list[Future], directories: list[Path], epochs: int, poll_s: float = 2.0) -> None:
+    """One progress bar (stderr) over the epochs that the members running in other processes
+    have finished, read from their ``metrics.csv``, until every member has returned."""
+    from tqdm import tqdm
+
+    with tqdm(total=epochs * len(directories), desc=f"meta-training {len(directories)} members",
+              unit="epoch") as bar:  # fmt: skip
+        while True:
+            _, running = wait(futures, timeout=poll_s)
+            bar.n = sum(min(_epochs_done(directory), epochs) for directory in directories)
+            bar.refresh()
+            if not running:
+                return
 
 
 def _one_thread() -> None:
