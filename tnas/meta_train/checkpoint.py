@@ -73,6 +73,16 @@ def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def recorded_epochs(directory: str | Path) -> int:
+    """Epochs whose figures ``directory``'s ``metrics.csv`` holds (one row each, after the
+    header; 0 before the first epoch). Cheap enough to poll: the file is written atomically."""
+    try:
+        with open(Path(directory) / METRICS_FILE) as file:
+            return max(sum(1 for _ in file) - 1, 0)
+    except OSError:
+        return 0
+
+
 def is_finished(directory: str | Path) -> bool:
     """Whether ``directory`` holds a finished meta-training run.
 

@@ -27,12 +27,12 @@ import numpy as np
 
 from tnas.io import atomic_write_json
 from tnas.meta_train.checkpoint import (
-    METRICS_FILE,
     MODEL_FILE,
     CheckpointError,
     MetaTrainedModel,
     is_finished,
     load_model,
+    recorded_epochs,
 )
 from tnas.meta_train.config import MetaTrainConfig
 from tnas.meta_train.sources import source_datasets
@@ -93,15 +93,6 @@ def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, 
     return results
 
 
-def _epochs_done(directory: Path) -> int:
-    """Epochs a member has finished: the rows of its ``metrics.csv`` (written atomically)."""
-    try:
-        with open(directory / METRICS_FILE) as file:
-            return max(sum(1 for _ in file) - 1, 0)
-    except OSError:
-        return 0
-
-
 def _follow_epochs(futures: list[Future], directories: list[Path], epochs: int, poll_s: float = 2.0) -> None:
     """One progress bar (stderr) over the epochs that the members running in other processes
     have finished, read from their ``metrics.csv``, until every member has returned."""
@@ -111,7 +102,7 @@ def _follow_epochs(futures: list[Future], directories: list[Path], epochs: int, 
               unit="epoch") as bar:  # fmt: skip
         while True:
             _, running = wait(futures, timeout=poll_s)
-            bar.n = sum(min(_epochs_done(directory), epochs) for directory in directories)
+            bar.n = sum(min(recorded_epochs(directory), epochs) for directory in directories)
             bar.refresh()
             if not running:
                 return
