@@ -102,3 +102,24 @@ def test_fast_marginal_path_equals_gpytorchs_batched_posterior():
         reference = GPyTorchModel.posterior(model, X)
     torch.testing.assert_close(fast.mean, reference.mean, atol=1e-8, rtol=1e-6)
     torch.testing.assert_close(fast.variance, reference.variance, atol=1e-8, rtol=1e-6)
+
+
+def test_posterior_of_a_singular_covariance_adds_jitter_and_nan_fails_typed():
+    from gpytorch.kernels import RBFKernel, ScaleKernel
+    from gpytorch.means import ZeroMean
+    from linear_operator.utils.errors import NanError
+
+    from tnas.models.deep_kernel import NUMERICAL_FAILURES, predictive_moments
+
+    kernel, mean = ScaleKernel(RBFKernel()).double(), ZeroMean()
+    train = torch.zeros(3, 2, dtype=torch.float64)  # three identical points and no noise: singular
+    targets = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64)
+    test = torch.tensor([[0.0, 0.0], [5.0, 5.0]], dtype=torch.float64)
+    zero_noise = torch.tensor(0.0, dtype=torch.float64)
+    with torch.no_grad(), pytest.warns(Warning, match="jitter"):
+        posterior_mean, variance = predictive_moments(mean, kernel, zero_noise, train, targets, test)
+    torch.testing.assert_close(posterior_mean, torch.tensor([1.0, 0.0], dtype=torch.float64), atol=1e-4, rtol=0)
+    assert variance[0] < 1e-4 < variance[1]
+    with torch.no_grad(), pytest.raises(NanError):
+        predictive_moments(mean, kernel, zero_noise, torch.full_like(train, float("nan")), targets, test)
+    assert NanError in NUMERICAL_FAILURES

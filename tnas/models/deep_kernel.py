@@ -24,6 +24,7 @@ from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.means import ConstantMean, LinearMean
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.models import ExactGP
+from linear_operator.utils.cholesky import psd_safe_cholesky
 from linear_operator.utils.errors import NanError, NotPSDError
 from torch import Tensor, nn
 
@@ -36,6 +37,12 @@ NUMERICAL_FAILURES = (NotPSDError, NanError, torch.linalg.LinAlgError)
 definite after jitter, NaN entries, a failed factorisation): meta-training skips the batch,
 a search's fine-tuning keeps its last good values."""
 MEANS = ("learned", "constant")
+CHOLESKY_RELATIVE_JITTER = 1e-8
+"""First jitter added to a covariance whose Cholesky factorisation fails, relative to the
+mean of its diagonal (the GP runs on standardised targets, so the diagonal is the kernel's
+output scale plus the noise); gpytorch's ``psd_safe_cholesky`` multiplies it by 10 per try."""
+CHOLESKY_JITTER_TRIES = 5
+"""How many growing jitters ``psd_safe_cholesky`` tries before it raises ``NotPSDError``."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,8 @@ def predictive_moments(mean_module, covar_module, noise: Tensor, train_features:
     """
     covariance = covar_module(train_features).to_dense()
     covariance = covariance + noise * torch.eye(len(train_targets), dtype=covariance.dtype, device=covariance.device)
-    factor = _cholesky_with_jitter(covariance)
+    jitter = CHOLESKY_RELATIVE_JITTER * covariance.diagonal().mean().item()
+    factor = psd_safe_cholesky(covariance, jitter=jitter, max_tries=CHOLESKY_JITTER_TRIES)
     train_mean = mean_module(train_features) if train_mean is None else train_mean
     test_mean = mean_module(features) if test_mean is None else test_mean
     residual = (train_targets - train_mean).unsqueeze(-1)
@@ -213,14 +221,3 @@ def posterior_mean(gp: FeatureGP, features: Tensor, train_features: Tensor | Non
     noise = gp.likelihood.noise.squeeze()
     return predictive_moments(gp.mean_module, gp.covar_module, noise, train_features, train_targets, features,
                               variance=False)[0]  # fmt: skip
-
-
-def _cholesky_with_jitter(matrix: Tensor, tries: int = 6) -> Tensor:
-    jitter = 1e-8 * matrix.diagonal().mean()
-    for _ in range(tries):
-        factor, info = torch.linalg.cholesky_ex(matrix)
-        if not info.any():
-            return factor
-        matrix = matrix + jitter * torch.eye(len(matrix), dtype=matrix.dtype, device=matrix.device)
-        jitter = jitter * 10
-    raise torch.linalg.LinAlgError("covariance is not positive definite even with jitter")
