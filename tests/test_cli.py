@@ -96,3 +96,36 @@ def test_command_lines_put_large_tensors_on_huge_pages_unless_the_user_says_othe
     monkeypatch.setenv(HUGE_PAGES_VARIABLE, "0")
     run_command("prog", lambda: 0)
     assert os.environ[HUGE_PAGES_VARIABLE] == "0"
+
+
+def test_command_lines_show_the_librarys_log_messages_on_stderr_and_leave_no_handler(monkeypatch, capsys):
+    import logging
+
+    from tnas.cli_common import LIBRARY_LOGGER, run_command
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # a plain process: no logging configured
+    library = logging.getLogger(LIBRARY_LOGGER)
+    before = (list(library.handlers), library.level)
+
+    def body() -> int:
+        logging.getLogger("tnas.search.surrogates").info("meta-training the default surrogate")
+        logging.getLogger("tnas.search.surrogates").debug("not shown")
+        logging.getLogger("elsewhere").info("not ours")
+        return 0
+
+    assert run_command("prog", body) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "meta-training the default surrogate\n" and captured.out == ""
+    assert (list(library.handlers), library.level) == before
+
+
+def test_a_program_with_its_own_logging_keeps_it(monkeypatch, capsys):
+    import logging
+
+    from tnas.cli_common import LIBRARY_LOGGER, run_command
+
+    own = logging.StreamHandler()
+    monkeypatch.setattr(logging.getLogger(), "handlers", [own])
+    seen = []
+    run_command("prog", lambda: seen.append(list(logging.getLogger(LIBRARY_LOGGER).handlers)) or 0)
+    assert seen == [[]]

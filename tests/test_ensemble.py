@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -107,12 +108,14 @@ def test_an_ensemble_trains_its_members_with_consecutive_seeds_and_resumes(tmp_p
             load_surrogate(out)
 
 
-def test_members_meta_trained_in_parallel_processes_equal_one_thread_runs(tmp_path, capsys):
+def test_members_meta_trained_in_parallel_processes_equal_one_thread_runs(tmp_path, capsys, caplog):
     meta = synthetic_meta()
     config = small_config(epochs=1)
-    parallel = meta_train_ensemble(config, tmp_path / "parallel", 2, jobs=2, meta=meta, progress=True)
-    shown = capsys.readouterr().err  # one bar over the members' epochs, then a line per member
-    assert "meta-training 2 members" in shown and "2/2" in shown and "member member1 (seed 1) meta-trained" in shown
+    with caplog.at_level(logging.INFO, logger="tnas"):
+        parallel = meta_train_ensemble(config, tmp_path / "parallel", 2, jobs=2, meta=meta, progress=True)
+    shown = capsys.readouterr().err  # one bar over the members' epochs, then a log record per member
+    assert "meta-training 2 members" in shown and "2/2" in shown
+    assert "member member1 (seed 1) meta-trained" in caplog.text
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

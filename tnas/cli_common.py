@@ -1,14 +1,22 @@
-"""What every tnas command line shares: user errors are one line on stderr, exit code 2."""
+"""What every tnas command line shares: user errors are one line on stderr, exit code 2;
+the library's log messages as plain lines on stderr."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import NoReturn
 
+from tqdm.auto import tqdm
+
 from tnas.errors import TnasError
+
+LIBRARY_LOGGER = "tnas"
+"""The parent of every tnas module's logger (``logging.getLogger(__name__)``)."""
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -40,12 +48,49 @@ def prefer_huge_pages() -> None:
     os.environ.setdefault(HUGE_PAGES_VARIABLE, "1")
 
 
+class _ProgressAwareHandler(logging.Handler):
+    """Writes each record as one line on stderr through ``tqdm.write``, so that a message
+    appears above a running progress bar instead of breaking it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging's contract: a failing handler reports, never raises
+            self.handleError(record)
+
+
+@contextmanager
+def library_messages(level: int = logging.INFO) -> Iterator[None]:
+    """Show the tnas loggers' messages of ``level`` and above as plain lines on stderr while
+    the block runs (a command line's view; the library itself only logs).
+
+    A program that configured logging itself (a handler on the root logger) keeps its own
+    configuration: then nothing is added.
+    """
+    logger = logging.getLogger(LIBRARY_LOGGER)
+    if logging.getLogger().handlers or logger.handlers:
+        yield
+        return
+    handler = _ProgressAwareHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
 def run_command(prog: str, body: Callable[[], int], *, on_interrupt: str = "run the same command again to resume") -> int:
     """``body()``, with a user error as one line on stderr (exit 2) and Ctrl-C as a hint (exit
-    130); large tensors on huge pages (:func:`prefer_huge_pages`)."""
+    130); the library's log messages on stderr (:func:`library_messages`); large tensors on
+    huge pages (:func:`prefer_huge_pages`)."""
     prefer_huge_pages()
     try:
-        return body()
+        with library_messages():
+            return body()
     except TnasError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2

@@ -16,8 +16,8 @@ starts from it; the average of a few independent runs is far steadier (see the R
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
-import sys
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +37,8 @@ from tnas.meta_train.checkpoint import (
 from tnas.meta_train.config import MetaTrainConfig
 from tnas.meta_train.sources import source_datasets
 from tnas.meta_train.trainer import MetaTrainResult, epoch_dir, meta_train
+
+logger = logging.getLogger(__name__)
 
 ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_FORMAT = 1
@@ -87,9 +89,7 @@ def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, 
         results = []
         for (member, directory), future in zip(plan, futures):
             results.append(future.result())
-            if progress:
-                print(f"  member {directory.name} (seed {member.seed}) meta-trained in {results[-1].seconds:.0f} s",
-                      file=sys.stderr, flush=True)  # fmt: skip
+            logger.info("  member %s (seed %d) meta-trained in %.0f s", directory.name, member.seed, results[-1].seconds)
     return results
 
 

@@ -16,7 +16,7 @@ This module imports torch; ``tnas.oracles`` does not import it by itself.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -32,6 +32,8 @@ from tnas.space import Cell
 from tnas.train.network import NetworkConfig, count_parameters_mb
 from tnas.train.results import TrainingCache, TrainingRecord
 from tnas.train.trainer import EpochProgress, TrainConfig, train_and_evaluate
+
+logger = logging.getLogger(__name__)
 
 ORACLE_KIND = "train"
 _OUT_OF_MEMORY = ("out of memory", "can't allocate memory")
@@ -57,7 +59,7 @@ class TrainingOracle:
         device: ``cpu``, ``cuda``, ``cuda:1``...
         progress: show a progress bar per training (epoch, loss, accuracy).
         retry_failed: train again cells whose stored training failed.
-        log: where failure reports go (default: stderr).
+        log: where failure reports go (default: the ``tnas.oracles.training`` logger, as warnings).
     """
 
     def __init__(
@@ -86,7 +88,7 @@ class TrainingOracle:
         self.device = device
         self.progress = progress
         self.retry_failed = retry_failed
-        self._log = log or (lambda text: print(text, file=sys.stderr))
+        self._log = log or logger.warning
         self.trainings_run = 0
         self.cache = TrainingCache(cache_root, splits.name, self.setup(split_config))
 

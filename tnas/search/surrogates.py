@@ -16,6 +16,7 @@ dataset encoder (the ``tnas-nodata`` ablation).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +35,8 @@ from tnas.meta_train.ensemble import (
 )
 from tnas.meta_train.trainer import meta_train
 from tnas.threads import torch_threads
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MEMBERS = 2
 """Members of the default surrogate (independent meta-training runs averaged into one GP)."""
@@ -121,9 +124,8 @@ def resolve_surrogate(
     if surrogate is None:
         directory = default_surrogate_dir(source, seed=seed, members=members, use_dataset=use_dataset)
         if not _is_complete(directory, members):
-            if progress:
-                print(f"meta-training the default surrogate without {source or 'nothing'} in {directory} "
-                      f"({members} member{'s' if members > 1 else ''}, once)")  # fmt: skip
+            logger.info("meta-training the default surrogate without %s in %s (%d member%s, once)",
+                        source or "nothing", directory, members, "s" if members > 1 else "")  # fmt: skip
             with torch_threads(1):  # one thread per member: the same surrogate on every machine
                 if members == 1:
                     meta_train(expected, directory, data_dir=data_dir, progress=progress)
@@ -136,9 +138,9 @@ def resolve_surrogate(
         directory, origin = Path(surrogate), "--surrogate"
     loaded = load_surrogate(directory)
     outdated = outdated_settings(loaded, expected) if surrogate is None else []
-    if outdated and progress:
-        print(f"note: the cached surrogate {directory} was meta-trained with older settings "
-              f"({', '.join(outdated)}); delete it to meta-train one with the current defaults")
+    if outdated:
+        logger.warning("note: the cached surrogate %s was meta-trained with older settings (%s); delete it to "
+                       "meta-train one with the current defaults", directory, ", ".join(outdated))  # fmt: skip
     if source is not None and source not in loaded.exclude and not allow_target:
         raise ContaminatedSurrogateError(
             f"surrogate {directory} was meta-trained on {source}, the data this search observes; "
