@@ -250,7 +250,7 @@ def _setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
         raise ConfigError(f"--set {text!r}: expected METHOD:OPTION=VALUE for a method of the grid ({', '.join(methods)})")
     configurable = {"gp": GPBOConfig, **dict.fromkeys(("tnas", "tnas-nodata", "tnas-untrained"), TNASConfig)}
     known = set(default_method_options(method)) | (set(asdict(configurable[method]())) if method in configurable else set())
-    known |= set(SURROGATE_OPTIONS) if method.startswith("tnas") else set()
+    known |= set(SURROGATE_OPTIONS) if get_method(method).tnas_family else set()
     if name not in known:
         raise ConfigError(f"--set {text!r}: {method} has no option {name!r}")
     if method in SURROGATE_METHODS and name in ("surrogate_seed", "sample_seed"):

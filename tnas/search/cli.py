@@ -348,7 +348,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         }
     if args.protocol != "cpu" or args.search_epochs is not None:
         raise ConfigError("--protocol and --search-epochs go with the one-shot methods (darts-v1, darts-v2, gdas)")
-    if not method.startswith("tnas"):  # TNAS and its ablations share the settings
+    if not get_method(method).tnas_family:  # TNAS and its ablations share the settings
         return {}
     if args.members is not None and args.members < 1:
         raise ConfigError(f"--members must be at least 1, got {args.members}")

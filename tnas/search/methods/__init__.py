@@ -72,6 +72,8 @@ class Method:
         build: factory returning a fresh searcher.
         settings: the method's settings, recorded in ``config.json``.
         one_shot: a weight-sharing method (one query: its derived cell).
+        tnas_family: TNAS or one of its ablations: the method takes TNAS's surrogate and
+            search options (``--surrogate``, ``--members``, ``--init``...).
     """
 
     name: str
@@ -79,6 +81,7 @@ class Method:
     build: Callable[[SearchContext], Searcher]
     settings: dict[str, Any]
     one_shot: bool = False
+    tnas_family: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -91,13 +94,14 @@ METHODS: dict[str, Method] = {
         Method("ls", "local search, 10 random starts, best-improvement moves (White et al. 2021)",
                lambda context: LocalSearch(context.rng, space=context.space), asdict(LocalSearchConfig())),
         Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
-               lambda context: build_tnas(context), asdict(TNASConfig())),
+               lambda context: build_tnas(context), asdict(TNASConfig()), tnas_family=True),
         Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
-               lambda context: build_tnas(context, "untrained"), asdict(TNASConfig(**UNTRAINED_SETTINGS))),
+               lambda context: build_tnas(context, "untrained"), asdict(TNASConfig(**UNTRAINED_SETTINGS)),
+               tnas_family=True),
         Method("tnas-nodata", "TNAS ablation: a surrogate meta-trained without the dataset encoder",
-               lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig())),
+               lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig()), tnas_family=True),
         Method("tnas-prior", "TNAS ablation: cells in the order of the meta-learned prior, no BO (as MetaD2A)",
-               lambda context: build_tnas(context, "prior"), {}),
+               lambda context: build_tnas(context, "prior"), {}, tnas_family=True),
         Method("bananas", "BANANAS: path encoding, MLP ensemble, ITS on mutations (White et al. 2021)",
                lambda context: Bananas(context.rng, space=context.space), asdict(BananasConfig())),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
