@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 
+from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.datasets import DATASETS, DatasetNotFoundError, get_dataset
 from tnas.encoders import (
     ArchEncoder,
@@ -31,6 +32,8 @@ from tnas.encoders import (
     dataset_inputs,
 )
 from tnas.space import all_cells
+
+PROG = "python -m benchmarks.encoders"
 
 
 def time_cells(repeats: int) -> list[float]:
@@ -66,13 +69,16 @@ def time_dataset(name: str, data_dir: str | None, samples_per_class: int, cache:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.encoders", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = OneLineErrorParser(prog=PROG, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--samples-per-class", type=int, default=20)
     args = parser.parse_args(argv)
+    return run_command(PROG, lambda: _run(args))
 
+
+def _run(args: argparse.Namespace) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     seconds = time_cells(args.repeats)
     print(f"architecture encoder, all 15,625 cells: median {statistics.median(seconds):.3f} s "

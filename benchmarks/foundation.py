@@ -23,6 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tnas.cli_common import OneLineErrorParser, run_command
+
+PROG = "python -m benchmarks.foundation"
+
 _LOAD_SNIPPET = """
 import json, sys, time
 def rss_mb():
@@ -88,8 +92,8 @@ def _environ() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.foundation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = OneLineErrorParser(prog=PROG, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--data-dir", default=None, help="data directory (default: the usual lookup)")
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per load figure")
     parser.add_argument("--seeds", type=int, default=10, help="runs per method for the overhead")
@@ -97,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="cifar100", help="task of the overhead runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
+    return run_command(PROG, lambda: _run(args))
 
+
+def _run(args: argparse.Namespace) -> int:
     loads = measure_table_load(args.data_dir, args.repeats)
     print(f"NB201 table load, {args.repeats} fresh processes each (median [min, max]):")
     for kind, runs in loads.items():

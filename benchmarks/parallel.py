@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.aggregate import best_cells, mean_and_se, regret_curves, step_values_at
-from tnas.cli_common import OneLineErrorParser
-from tnas.errors import ConfigError, TnasError
+from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.errors import ConfigError
 from tnas.oracles import NB201Table, TableOracle
 from tnas.rundir import RunDirectory
 from tnas.search.journal import read_journal
@@ -289,27 +289,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == "overhead":
-            seconds = measure_overhead(args.dataset, args.observations, args.pending, args.proposals,
-                                       args.data_dir, args.strategy, args.method)  # fmt: skip
-            print(f"{args.method} ({args.strategy}) on {args.dataset}, {args.observations} observations, {args.pending} "
-                  f"pending, {len(seconds)} proposals: median {statistics.median(seconds):.3f} s, mean "
-                  f"{statistics.mean(seconds):.3f} s, max {max(seconds):.3f} s")  # fmt: skip
-            return 0
-        sources = {}
-        for text in args.runs:
-            workers, _, folder = text.partition("=")
-            if not workers.isdigit() or not folder:
-                raise ConfigError(f"--runs {text!r}: expected WORKERS=FOLDER")
-            sources[int(workers)] = Path(folder)
-        cells, missing = collect(sources, args.seeds, NB201Table.load(args.data_dir))
-        command = f"{PROG} report --runs {' '.join(args.runs)} --seeds {args.seeds}"
-        page = write_page(cells, missing, args.results_page, command)
-        print(f"{len(cells)} cells, {len(missing)} runs missing; page {page}")
-    except TnasError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "overhead":
+        seconds = measure_overhead(args.dataset, args.observations, args.pending, args.proposals,
+                                   args.data_dir, args.strategy, args.method)  # fmt: skip
+        print(f"{args.method} ({args.strategy}) on {args.dataset}, {args.observations} observations, {args.pending} "
+              f"pending, {len(seconds)} proposals: median {statistics.median(seconds):.3f} s, mean "
+              f"{statistics.mean(seconds):.3f} s, max {max(seconds):.3f} s")  # fmt: skip
+        return 0
+    sources = {}
+    for text in args.runs:
+        workers, _, folder = text.partition("=")
+        if not workers.isdigit() or not folder:
+            raise ConfigError(f"--runs {text!r}: expected WORKERS=FOLDER")
+        sources[int(workers)] = Path(folder)
+    cells, missing = collect(sources, args.seeds, NB201Table.load(args.data_dir))
+    command = f"{PROG} report --runs {' '.join(args.runs)} --seeds {args.seeds}"
+    page = write_page(cells, missing, args.results_page, command)
+    print(f"{len(cells)} cells, {len(missing)} runs missing; page {page}")
     return 0
 
 

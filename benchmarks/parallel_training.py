@@ -19,8 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tnas.cli_common import OneLineErrorParser
-from tnas.errors import TnasError
+from tnas.cli_common import OneLineErrorParser, run_command
 
 PROG = "python -m benchmarks.parallel_training"
 
@@ -67,18 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            scratch = Path(folder)
-            for backend in args.backends.split(","):
-                one, trainings_one = one_run(backend, 1, args, scratch)
-                two, trainings_two = one_run(backend, 2, args, scratch)
-                same = trainings_one == trainings_two
-                print(f"{backend}: 1 worker {one:.1f} s, 2 workers {two:.1f} s, speed-up {one / two:.2f}x; "
-                      f"{len(trainings_one)} trainings each, same results in both caches: {same}", flush=True)  # fmt: skip
-    except TnasError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        for backend in args.backends.split(","):
+            one, trainings_one = one_run(backend, 1, args, scratch)
+            two, trainings_two = one_run(backend, 2, args, scratch)
+            same = trainings_one == trainings_two
+            print(f"{backend}: 1 worker {one:.1f} s, 2 workers {two:.1f} s, speed-up {one / two:.2f}x; "
+                  f"{len(trainings_one)} trainings each, same results in both caches: {same}", flush=True)  # fmt: skip
     return 0
 
 

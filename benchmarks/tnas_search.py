@@ -29,9 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.errors import ConfigError
 from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher, run
 from tnas.search.cli import default_method_options
+
+PROG = "python -m benchmarks.tnas_search"
 
 OBSERVATIONS = (10, 50, 100)
 WINDOW = 2
@@ -45,8 +49,8 @@ def proposal_seconds(rows) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.tnas_search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = OneLineErrorParser(prog=PROG, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--dataset", default="cifar100")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--budget", type=int, default=101, help="queries per run (default: 101, so that the "
@@ -56,8 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    return run_command(PROG, lambda: _run(args))
 
-    options = {**default_method_options("tnas"), **json.loads(args.options)}
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        changed = json.loads(args.options)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"--options is not a JSON object: {error}") from None
+    if not isinstance(changed, dict):
+        raise ConfigError(f"--options must be a JSON object of TNAS settings, got {args.options!r}")
+    options = {**default_method_options("tnas"), **changed}
     if args.surrogate is not None:
         options["surrogate"] = str(args.surrogate)
     oracle = TableOracle(NB201Table.load(args.data_dir), args.dataset)
@@ -71,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     per_run = np.stack(seconds)  # runs x queries
     figures = {}
     print(f"TNAS optimizer seconds per proposal on {args.dataset} (15,625 candidates, {torch.get_num_threads()} "
-          f"threads, {args.runs} runs; settings {json.dumps(json.loads(args.options))}):")  # fmt: skip
+          f"threads, {args.runs} runs; settings {json.dumps(changed)}):")  # fmt: skip
     for observed in OBSERVATIONS:
         if observed < per_run.shape[1]:
             window = slice(max(observed - WINDOW, 0), min(observed + WINDOW + 1, per_run.shape[1]))

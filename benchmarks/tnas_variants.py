@@ -30,9 +30,12 @@ import time
 import numpy as np
 
 from benchmarks.aggregate import best_cells
+from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher
 from tnas.search.cli import default_method_options
+
+PROG = "python -m benchmarks.tnas_variants"
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 
@@ -69,8 +72,8 @@ def _variant(text: str) -> tuple[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.tnas_variants", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = OneLineErrorParser(prog=PROG, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--variant", type=_variant, action="append", required=True)
     parser.add_argument("--surrogates", type=int, default=5)
     parser.add_argument("--sample-seeds", type=int, default=1, help="target image samples per surrogate")
@@ -78,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--json", default=None, help="append one JSON line per run to this file")
     args = parser.parse_args(argv)
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     table = NB201Table.load()
     for name, settings in args.variant:
         for dataset in args.datasets.split(","):

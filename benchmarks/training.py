@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.space import Cell
 from tnas.train import NetworkConfig, TrainConfig, count_parameters_mb, train_and_evaluate
+
+PROG = "python -m benchmarks.training"
 
 DEFAULT_CELLS = (1462, 6111, 4317, 7994)
 """All 3x3 convolutions (heaviest), the CIFAR-10 optimum, all 1x1 convolutions, pooling and skips only."""
@@ -52,9 +56,9 @@ def throughput(cell: Cell, device: str, *, steps: int, batch_size: int, network:
     return len(images) / (time.perf_counter() - start)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineErrorParser(prog=PROG, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--cells", default=",".join(map(str, DEFAULT_CELLS)), help="official cell indexes")
     parser.add_argument("--steps", type=int, default=6, help="SGD steps measured per cell (default: 6)")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -62,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cells-per-stage", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     network = NetworkConfig(channels=args.channels, cells_per_stage=args.cells_per_stage, num_classes=10)
     settings = [("cpu", False)]
     if torch.cuda.is_available():
@@ -82,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
                             "mixed_precision": amp, "images_per_s": rate})  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
