@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(BIN)/python -m tnas.search --dataset cifar100 --method tnas --budget 50 --seed 0 --out runs/demo/cifar100-tnas
 	$(BIN)/python -m tnas.search --dataset cifar100 --method re --budget 50 --seed 0 --out runs/demo/cifar100-re
+	$(BIN)/python -m tnas.compare runs/demo
 
 test: install
 	$(BIN)/python -m pytest -q
