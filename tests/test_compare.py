@@ -78,8 +78,8 @@ def test_runs_of_one_method_with_different_settings_are_told_apart():
 
     from tnas.compare import _labels
 
-    labels = _labels([run(0, {}), run(1, {}), run(0, {"init": "random"})])
-    assert sorted(set(labels.values())) == ["tnas (init=prior)", "tnas (init=random)"]
+    labels = _labels([run(0, {}), run(1, {"surrogate_seed": 1, "sample_seed": 1}), run(0, {"init": "random"})])
+    assert sorted(labels.values()) == ["tnas (init=prior)", "tnas (init=prior)", "tnas (init=random)"]
 
 
 def test_the_same_run_twice_is_refused(runs, tmp_path, capsys):

@@ -43,6 +43,10 @@ PROG = "python -m tnas.compare"
 CHECKPOINTS = (10, 50)
 """Queries at which the printed table quotes the returned cell's test accuracy (and at the
 group's last query)."""
+DRAW_OPTIONS = ("surrogate_seed", "sample_seed")
+"""Options that pick a run's random draws (TNAS's meta-trained surrogate and the target's
+image sample; the harness sets them from the run seed): pooled over like the seed, never a
+label."""
 ZOOM_FROM_QUERY = 5
 """The plots' accuracy axis spans the curves (mean +- standard error) from this query on,
 so that the first random draws do not squash the part that tells the methods apart."""
@@ -140,7 +144,7 @@ def _labels(runs: Sequence[Run]) -> dict[Path, str]:
         by_method.setdefault(str(run.config["method"]), []).append(run)
     for method, members in by_method.items():
         options = [run.config.get("options") or {} for run in members]
-        keys = sorted({key for option in options for key in option})
+        keys = sorted({key for option in options for key in option} - set(DRAW_OPTIONS))
         differing = [key for key in keys if len({json.dumps(option.get(key), sort_keys=True) for option in options}) > 1]
         for run, option in zip(members, options):
             suffix = ", ".join(f"{key}={option.get(key)}" for key in differing)
