@@ -13,6 +13,7 @@ design of the search). ``mean="constant"`` gives the plain constant-mean GP of F
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import gpytorch
@@ -26,6 +27,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.models import ExactGP
 from linear_operator.utils.cholesky import psd_safe_cholesky
 from linear_operator.utils.errors import NanError, NotPSDError
+from linear_operator.utils.warnings import NumericalWarning
 from torch import Tensor, nn
 
 from tnas.encoders import ArchEncoder, ArchEncoderConfig, DatasetEncoder, DatasetEncoderConfig
@@ -40,7 +42,10 @@ MEANS = ("learned", "constant")
 CHOLESKY_RELATIVE_JITTER = 1e-8
 """First jitter added to a covariance whose Cholesky factorisation fails, relative to the
 mean of its diagonal (the GP runs on standardised targets, so the diagonal is the kernel's
-output scale plus the noise); gpytorch's ``psd_safe_cholesky`` multiplies it by 10 per try."""
+output scale plus the noise); gpytorch's ``psd_safe_cholesky`` multiplies it by 10 per try.
+Its ``NumericalWarning`` per jitter is not passed on: near-duplicate cells (pending cells
+believed at their posterior mean, neighbours with equal codes) are expected there, and a
+covariance that jitter cannot mend raises ``NotPSDError``, which the callers count."""
 CHOLESKY_JITTER_TRIES = 5
 """How many growing jitters ``psd_safe_cholesky`` tries before it raises ``NotPSDError``."""
 
@@ -197,8 +202,12 @@ def predictive_moments(mean_module, covar_module, noise: Tensor, train_features:
     """
     covariance = covar_module(train_features).to_dense()
     covariance = covariance + noise * torch.eye(len(train_targets), dtype=covariance.dtype, device=covariance.device)
-    jitter = CHOLESKY_RELATIVE_JITTER * covariance.diagonal().mean().item()
-    factor = psd_safe_cholesky(covariance, jitter=jitter, max_tries=CHOLESKY_JITTER_TRIES)
+    factor, info = torch.linalg.cholesky_ex(covariance)
+    if info.any():  # near-duplicate cells (e.g. pending ones believed at their mean): jitter is the remedy
+        jitter = CHOLESKY_RELATIVE_JITTER * covariance.diagonal().mean().item()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumericalWarning)
+            factor = psd_safe_cholesky(covariance, jitter=jitter, max_tries=CHOLESKY_JITTER_TRIES)
     train_mean = mean_module(train_features) if train_mean is None else train_mean
     test_mean = mean_module(features) if test_mean is None else test_mean
     residual = (train_targets - train_mean).unsqueeze(-1)
