@@ -53,7 +53,7 @@ def test_never_repeats_a_cell_and_records_its_predictions(oracle, acquisition):
 
 def test_the_initial_design_is_the_top_of_the_prior_mean(oracle):
     searcher = _searcher()
-    top = torch.argsort(searcher._prior, descending=True)[:5]
+    top = torch.argsort(searcher.prior_mean, descending=True)[:5]
     expected = {int(i) for i in top}  # feature rows are official indexes
     result = run(searcher, oracle, _config(budget=5))
     assert {row.index for row in result.rows} == expected
@@ -68,23 +68,22 @@ def test_q_batch_proposes_q_distinct_cells(oracle):
     assert len(set(indexes)) == 11
     fresh = _searcher(batch_size=3, finetune_steps=2)
     for index in indexes[:5]:
-        fresh._observed[index] = float(oracle.evaluate(Cell.from_index(index), fidelity=200, seed=None).valid)
-    batch = fresh._acquire()
-    assert len(batch) == 3 and len({cell.index for cell, _ in batch}) == 3
-    assert not {cell.index for cell, _ in batch} & set(indexes[:5])
+        fresh.tell(Cell.from_index(index), oracle.evaluate(Cell.from_index(index), fidelity=200, seed=None))
+    batch = [fresh.ask() for _ in range(3)]  # one acquisition of q = 3, handed out one by one
+    assert len({cell.index for cell in batch}) == 3 and not {cell.index for cell in batch} & set(indexes[:5])
 
 
 def test_q_batch_is_seeded_by_the_run_and_leaves_the_global_generator_alone(oracle):
     searchers = [_searcher(seed=0, batch_size=3, finetune_steps=2) for _ in range(2)]
     for searcher in searchers:
         for index in (1, 2, 3, 4, 5):
-            searcher._observed[index] = float(oracle.evaluate(Cell.from_index(index), fidelity=200, seed=None).valid)
+            searcher.tell(Cell.from_index(index), oracle.evaluate(Cell.from_index(index), fidelity=200, seed=None))
     batches = []
     for searcher in searchers:
         torch.manual_seed(123 + len(batches))  # a different global state each time
         expected_next = torch.rand(1)
         torch.manual_seed(123 + len(batches))
-        batches.append([cell.index for cell, _ in searcher._acquire()])
+        batches.append([searcher.ask().index for _ in range(3)])
         assert torch.equal(torch.rand(1), expected_next)
     assert batches[0] == batches[1]
 
@@ -93,8 +92,8 @@ def _observing_30_cells(oracle, **settings) -> TNASSearcher:
     """A searcher that observed 30 random cells (its GP not fitted yet)."""
     searcher = _searcher(**settings)
     for index in np.random.default_rng(3).choice(15625, 30, replace=False):
-        searcher._observed[int(index)] = float(oracle.evaluate(Cell.from_index(int(index)), fidelity=200,
-                                                               seed=None).valid)  # fmt: skip
+        cell = Cell.from_index(int(index))
+        searcher.tell(cell, oracle.evaluate(cell, fidelity=200, seed=None))
     return searcher
 
 
@@ -161,8 +160,9 @@ def test_a_surrogate_that_saw_the_target_is_refused(synthetic_surrogates):
     assert info["target_in_meta_train"]
 
 
-def test_a_cached_surrogate_from_older_settings_is_named_so(synthetic_surrogates, tmp_path, monkeypatch, capsys):
+def test_a_cached_surrogate_from_older_settings_is_named_so(synthetic_surrogates, tmp_path, monkeypatch, caplog):
     import dataclasses
+    import logging
     import shutil
 
     from tnas.meta_train import MetaTrainConfig, load_model
@@ -171,10 +171,11 @@ def test_a_cached_surrogate_from_older_settings_is_named_so(synthetic_surrogates
 
     monkeypatch.setenv("TNAS_CACHE_DIR", str(tmp_path))
     shutil.copytree(synthetic_surrogates / "no-cifar100", default_surrogate_dir("cifar100", members=1))
-    _, info = resolve_surrogate("cifar100", None, members=1, progress=True)
+    with caplog.at_level(logging.WARNING, logger="tnas"):
+        _, info = resolve_surrogate("cifar100", None, members=1, progress=True)
     assert "epochs=1" in info["outdated_settings"]  # the synthetic run's settings are not the defaults
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "delete it to meta-train one with the current defaults" in out
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert "delete it to meta-train one with the current defaults" in caplog.text
     model = load_model(synthetic_surrogates / "no-cifar100")
     expected = MetaTrainConfig(exclude=("cifar100",), seed=7)
     current = Surrogate((dataclasses.replace(model, settings=expected.to_dict()),), tmp_path)
@@ -312,7 +313,7 @@ def test_a_surrogate_without_the_dataset_encoder_never_sees_a_dataset_code(tiny_
 
 def test_proposals_come_from_the_priors_top_cells_until_the_pool_is_spent(oracle):
     searcher = _searcher(candidate_pool=8, finetune_steps=2)
-    pool = set(torch.argsort(searcher._prior, descending=True)[:8].tolist())
+    pool = set(torch.argsort(searcher.prior_mean, descending=True)[:8].tolist())
     result = run(searcher, oracle, _config(budget=11))
     indexes = [row.index for row in result.rows]
     assert set(indexes[:8]) == pool and not set(indexes[8:]) & pool  # then the whole space

@@ -274,6 +274,13 @@ class TNASSearcher:
         self.finetune_failures = 0  # fine-tunings cut short by a covariance that is not PSD
         self.last_info: dict[str, float] = {}
 
+    @property
+    def prior_mean(self) -> Tensor:
+        """``15625`` prior means of the meta-learned GP on the target, by official cell index
+        (standardised units; the ensemble's average): what the initial design and the
+        candidate pool rank. Read only."""
+        return self._prior.detach().clone()
+
     # ------------------------------------------------------------------ ask / tell
     def ask(self, pending: Sequence[Cell] = ()) -> Cell:
         busy = pending_indexes(pending)
