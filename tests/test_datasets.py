@@ -111,6 +111,7 @@ def test_the_complete_fashion_mnist_from_debian():
     assert np.bincount(train.labels).tolist() == [6000] * 10
 
 
+@pytest.mark.slow
 def test_dataset_inputs_shapes_and_shared_parent_features(data_dir):
     featurizer = ImageFeaturizer()  # the session's cache: the ImageNet sample is featurised once per session
     rng = np.random.default_rng(0)

@@ -86,6 +86,7 @@ def test_sources_let_everything_shipped_be_excluded_and_are_recorded(history):
     assert MetaTrainConfig.from_dict(older).sources == ()  # written before sources existed
 
 
+@pytest.mark.slow
 def test_meta_training_on_a_history_and_a_table_then_searching_refuses_their_datasets(history, table, data_dir,
                                                                                      tmp_path, capsys):  # fmt: skip
     sensor = _user_table(tmp_path / "sensor.csv", table)

@@ -19,6 +19,7 @@ from tests.fakes import kill_driver_after
 from tnas.search import RunDirectory
 
 ray = pytest.importorskip("ray")  # installed by the test command (pip install -e ".[dev,ray]")
+pytestmark = pytest.mark.slow  # a Ray cluster started and stopped, real trainings
 
 BUDGET = 6
 

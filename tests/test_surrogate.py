@@ -36,6 +36,7 @@ def test_training_data_must_follow_botorch_conventions():
         TNASSurrogate(kernel, features, mask, train_X, torch.zeros(2, 1, dtype=torch.float32))
 
 
+@pytest.mark.slow
 def test_posterior_over_all_cells_and_the_cache():
     model = _surrogate()
     with torch.no_grad():
