@@ -52,6 +52,7 @@ from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle, get_task
 from tnas.search.cli import build_run
 from tnas.search.methods import get_method
+from tnas.search.methods.zero_shot import source_average, zero_shot_sources
 from tnas.search.runner import run
 
 PROG = "python -m benchmarks.constrained"
@@ -113,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="example:\n  OMP_NUM_THREADS=1 python -m benchmarks.constrained --seeds 10 "
                                 "--budget 50   # one process per core may share the grid")  # fmt: skip
-    parser.add_argument("--methods", default="tnas,tnas-prior,re,rs",
-                        help="comma-separated methods (default: tnas,tnas-prior,re,rs)")
+    parser.add_argument("--methods", default="tnas,tnas-prior,zero-shot,re,rs",
+                        help="comma-separated methods (default: tnas,tnas-prior,zero-shot,re,rs)")
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per method and setting (default: 10)")
     parser.add_argument("--budget", type=int, default=50, help="queries per run (default: 50)")
     parser.add_argument("--surrogates", type=int, default=5,
@@ -229,21 +230,11 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
     return "\n".join(lines) + "\n", (met if have_tnas else None)
 
 
-SOURCE_TASKS = ("cifar10", "imagenet16-120")
-"""The NAS-Bench-201 tasks other than CIFAR-100 (``cifar10`` observes cifar10-valid, TNAS's source)."""
-
-
-def source_average(table: NB201Table, sources: Sequence[str] = SOURCE_TASKS) -> np.ndarray:
-    """Mean over ``sources`` of each cell's standardised seed-mean validation accuracy, ``(15625,)``."""
-    values = [TableOracle(table, source).valid_values(200) for source in sources]
-    return np.mean([(value - value.mean()) / value.std() for value in values], axis=0)
-
-
 def source_ranks(table: NB201Table, settings: Sequence[HelpSetting],
                  data_dir: Path | None) -> list[tuple[str, int, int]]:  # fmt: skip
     """Per setting: its name, the number of feasible cells, and the source average's rank
     (0 = first) of the best feasible CIFAR-100 cell among the feasible cells."""
-    prior = source_average(table)
+    prior = source_average(table, zero_shot_sources(DATASET))  # the order the zero-shot method walks
     valid = TableOracle(table, DATASET).valid_values(200)
     rows = []
     for setting in settings:

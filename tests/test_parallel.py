@@ -20,7 +20,7 @@ from tnas.space import Cell, sample_unseen
 
 GOLDEN = Path(__file__).parent / "golden"
 FAST_METHODS = ("rs", "re", "ls", "bananas")
-PENDING_METHODS = (*FAST_METHODS, "reinforce", "gp", "nasbowl", "optuna-tpe", "tnas-untrained")
+PENDING_METHODS = (*FAST_METHODS, "reinforce", "gp", "nasbowl", "optuna-tpe", "tnas-untrained", "zero-shot")
 UNTRAINED = {"finetune_steps": 5}  # tnas-untrained, kept quick
 
 
@@ -299,6 +299,7 @@ def test_a_run_from_before_the_journal_resumes_twice(oracle, tmp_path):
     assert len(read_journal(directory.journal_path)) == 30
 
 
+@pytest.mark.slow
 def test_a_killed_driver_of_local_trainings_resumes_without_training_a_cell_twice(tmp_path, data_dir):
     import subprocess
     import sys

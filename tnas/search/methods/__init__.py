@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tnas.errors import ConfigError
+from tnas.oracles import NB201Table
 from tnas.search.config import RunConfig
 from tnas.search.methods.bananas import Bananas, BananasConfig
 from tnas.search.methods.evolution import EvolutionConfig, RegularizedEvolution
@@ -29,6 +30,7 @@ from tnas.search.methods.random_search import RandomSearch
 from tnas.search.methods.reinforce import Reinforce, ReinforceConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.methods.tnas_setup import UNTRAINED_SETTINGS, build_tnas
+from tnas.search.methods.zero_shot import zero_shot_search
 from tnas.search.protocol import Searcher
 from tnas.space import FULL_SPACE, SearchSpace
 
@@ -102,6 +104,9 @@ METHODS: dict[str, Method] = {
                lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig()), tnas_family=True),
         Method("tnas-prior", "TNAS ablation: cells in the order of the meta-learned prior, no BO (as MetaD2A)",
                lambda context: build_tnas(context, "prior"), {}, tnas_family=True),
+        Method("zero-shot", "zero-shot transfer: cells by the source tables' mean validation, no learning",
+               lambda context: zero_shot_search(NB201Table.load(context.data_dir), context.config.dataset,
+                                                context.space), {}),
         Method("bananas", "BANANAS: path encoding, MLP ensemble, ITS on mutations (White et al. 2021)",
                lambda context: Bananas(context.rng, space=context.space), asdict(BananasConfig())),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
