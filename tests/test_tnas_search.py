@@ -61,6 +61,23 @@ def test_the_initial_design_is_the_top_of_the_prior_mean(oracle):
     assert {row.index for row in random_rows} != expected
 
 
+def test_the_sources_initial_design_is_the_top_of_the_source_average_then_bo(oracle, table):
+    from tnas.search.methods.zero_shot import source_average, zero_shot_sources
+
+    order = torch.as_tensor(source_average(table, zero_shot_sources("cifar100")))
+    torch.manual_seed(0)
+    kernel = DeepKernel(small_config().kernel)
+    features = torch.randn(1, 4, 3, FEATURES, generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(1, 4, 3, dtype=torch.bool)
+    searcher = TNASSearcher(kernel, features, mask, np.random.default_rng(0),
+                            TNASConfig(init="sources", finetune_steps=2), source_order=order)  # fmt: skip
+    rows = run(searcher, oracle, _config(budget=7)).rows
+    assert [row.index for row in rows[:5]] == torch.argsort(order, descending=True)[:5].tolist()
+    assert all(row.pred_mean is not None for row in rows[5:])  # then the GP proposes
+    with pytest.raises(ConfigError, match="one source score per cell"):
+        TNASSearcher(kernel, features, mask, np.random.default_rng(0), TNASConfig(init="sources"))
+
+
 def test_q_batch_proposes_q_distinct_cells(oracle):
     searcher = _searcher(batch_size=3, finetune_steps=2)
     result = run(searcher, oracle, _config(budget=11))

@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--acquisition", choices=ACQUISITIONS, default=defaults.acquisition,
                       help=f"acquisition function (default: {defaults.acquisition})")
     tnas.add_argument("--init", choices=INITS, default=defaults.init,
-                      help="initial design: top cells of the prior mean, or random (default: prior)")
+                      help="initial design: top cells of the prior mean, random cells, or the source tables' "
+                      "top cells (sources: the zero-shot order) (default: prior)")
     tnas.add_argument("--init-size", type=int, default=defaults.init_size, help="cells in the initial design")
     tnas.add_argument("--batch-size", type=int, default=defaults.batch_size,
                       help="q, cells proposed per acquisition (q > 1: qLogNEI / qUCB)")

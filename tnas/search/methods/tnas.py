@@ -51,8 +51,9 @@ Constrained search space (``--max-latency-ms`` and the like): the initial design
 candidate pool and the acquisition's choices hold feasible cells only, so the prior's
 trust region is the ``candidate_pool`` best *feasible* cells.
 
-Initial design: the ``init_size`` cells with the highest prior mean (``init="prior"``) or
-random cells (``init="random"``). Observations are centred on their mean and divided by
+Initial design: the ``init_size`` cells with the highest prior mean (``init="prior"``),
+random cells (``init="random"``) or the source tables' best cells (``init="sources"``, the
+``zero-shot`` order). Observations are centred on their mean and divided by
 the meta-training sources' typical deviation before they reach the GP (see
 :class:`TNASSearcher`). With noisy observations (one training seed per query) the search
 returns the evaluated cell of best posterior mean (``recommend``) among those whose reading
@@ -90,7 +91,7 @@ from tnas.search.protocol import pending_indexes
 from tnas.space import FULL_SPACE, NUM_CELLS, Cell, SearchSpace
 
 ACQUISITIONS = ("logei", "ucb", "ts")
-INITS = ("prior", "random")
+INITS = ("prior", "random", "sources")
 RECOMMENDATIONS = ("auto", "posterior", "observed")
 PRIOR_MEANS = ("frozen", "features")
 QMC_SAMPLES = 512  # base samples of q-batch acquisitions (BoTorch's default)
@@ -105,7 +106,9 @@ class TNASConfig:
     Attributes:
         acquisition: ``logei`` (log expected improvement), ``ucb`` (upper confidence
             bound) or ``ts`` (Thompson sampling of independent posterior marginals).
-        init: initial design, ``prior`` (top cells of the prior mean) or ``random``.
+        init: initial design, ``prior`` (top cells of the prior mean), ``random``, or
+            ``sources`` (top cells of the source tables' average, the ``zero-shot`` method's
+            order; the meta-learned prior still sets the candidate pool and the GP's mean).
         init_size: number of cells of the initial design.
         batch_size: q, cells proposed per acquisition (q > 1 uses qLogNEI or qUCB).
         finetune_steps: Adam steps on the GP's marginal likelihood per query, each time
@@ -234,6 +237,8 @@ class TNASSearcher:
         rng: the run's generator.
         config: searcher settings.
         space: the cells it may propose (feasible cells of a constrained run).
+        source_order: ``15625`` scores by official index (the source tables' average) whose
+            best cells form the initial design of ``init="sources"``; required by it only.
         target_scale: accuracy points per unit of the GP's targets. A meta-trained kernel
             learned its scales and noise on accuracies standardised per dataset (deviations
             of 7 to 12 points), so observations are divided by the same typical deviation
@@ -248,7 +253,8 @@ class TNASSearcher:
 
     def __init__(self, kernel: DeepKernel | Sequence[DeepKernel], dataset_features: Tensor, dataset_mask: Tensor,
                  rng: np.random.Generator, config: TNASConfig = TNASConfig(),
-                 target_scale: float | None = None, space: SearchSpace = FULL_SPACE) -> None:  # fmt: skip
+                 target_scale: float | None = None, space: SearchSpace = FULL_SPACE,
+                 source_order: Tensor | None = None) -> None:  # fmt: skip
         self.config = config
         self.target_scale = target_scale
         members = [kernel] if isinstance(kernel, DeepKernel) else list(kernel)
@@ -257,7 +263,14 @@ class TNASSearcher:
         self._rng = rng
         self._codes, self._prior = codes_and_prior(members, dataset_features, dataset_mask)
         ranking = torch.argsort(self._prior, descending=True)  # feature rows are official indexes
-        order = ranking if config.init == "prior" else torch.as_tensor(rng.permutation(NUM_CELLS))
+        if config.init == "sources" and (source_order is None or source_order.shape != (NUM_CELLS,)):
+            raise ConfigError(f"init='sources' needs one source score per cell ({NUM_CELLS})")
+        if config.init == "prior":
+            order = ranking
+        elif config.init == "sources":
+            order = torch.argsort(torch.as_tensor(source_order), descending=True, stable=True)
+        else:
+            order = torch.as_tensor(rng.permutation(NUM_CELLS))
         if not space.is_full:
             allowed = torch.as_tensor(space.mask)
             ranking, order = ranking[allowed[ranking]], order[allowed[order]]

@@ -138,8 +138,16 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     if variant == "prior":
         return PriorRanking(codes_and_prior(kernels, features, mask)[1], context.space)
     kernel = kernels[0] if len(kernels) == 1 else kernels
+    source_order = None
+    if config.init == "sources":
+        from tnas.oracles import NB201Table
+        from tnas.search.methods.zero_shot import source_average, zero_shot_sources
+
+        sources = zero_shot_sources(context.config.dataset)
+        source_order = torch.as_tensor(source_average(NB201Table.load(context.data_dir), sources))
+        context.run_info["initial_design"] = {"init": "sources", "sources": list(sources)}
     return TNASSearcher(kernel, features, mask, context.rng, config, target_scale=scale,
-                        space=context.space)  # fmt: skip
+                        space=context.space, source_order=source_order)  # fmt: skip
 
 
 def _dataset_code_source(context: SearchContext, requested: str | None) -> str:
