@@ -43,7 +43,7 @@ from benchmarks.aggregate import (
     queries_to_best,
     summarize_to_best,
 )
-from benchmarks.nb201 import claim_run, is_finished, run_config
+from benchmarks.nb201 import claim_run, is_finished, parse_setting, run_config
 from benchmarks.results_page import format_stat, format_to_best
 from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.constraints import TASK_GEOMETRY, Constraints, constrained_space
@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="meta-training draws TNAS's seeds cycle through (default: 5)")
     parser.add_argument("--settings", default=None,
                         help="comma-separated DEVICE-LIMITms names to run (default: all 15)")
+    parser.add_argument("--set", dest="changes", action="append", default=[], metavar="METHOD:OPTION=VALUE",
+                        help="change a method's default option, e.g. tnas:init=sources (repeatable; give such a "
+                        "grid its own --out)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run directories (default: {DEFAULT_OUT})")
     parser.add_argument("--page", type=Path, default=DEFAULT_PAGE, help=f"results page (default: {DEFAULT_PAGE})")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
@@ -265,10 +268,12 @@ def _grid_and_page(args: argparse.Namespace) -> int:
         raise ConfigError("--seeds, --budget and --surrogates must be positive")
     settings = _settings(args.settings)
     spec = GridSpec(observes=("mean",), datasets=(DATASET,), methods=methods, seeds=tuple(range(args.seeds)),
-                    budget=args.budget, fidelity=200, surrogates=args.surrogates)  # fmt: skip
+                    budget=args.budget, fidelity=200, surrogates=args.surrogates,
+                    settings=tuple(parse_setting(text, methods) for text in args.changes))  # fmt: skip
     table = NB201Table.load(args.data_dir)
     made = 0 if args.report_only else run_grid(spec, settings, args.out, table, args.data_dir, not args.no_progress)
-    command = f"{PROG} --methods {','.join(methods)} --seeds {args.seeds} --budget {args.budget}"
+    changes = "".join(f" --set {text}" for text in args.changes)
+    command = f"{PROG} --methods {','.join(methods)} --seeds {args.seeds} --budget {args.budget}{changes}"
     page, met = render_page(spec, settings, args.out, table, args.data_dir, command)
     atomic_write_text(args.page, page)
     target = "" if met is None else f"; TNAS within {TARGET_QUERIES} queries (median) in {met}/{len(settings)} settings"

@@ -224,7 +224,7 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
         raise ConfigError(f"--surrogates must be at least 1, got {args.surrogates}")
     spec = GridSpec(observes=observes, datasets=datasets, methods=methods, seeds=tuple(range(args.seeds)),
                     budget=args.budget, fidelity=args.fidelity, surrogates=args.surrogates,
-                    settings=tuple(_setting(text, methods) for text in args.settings),
+                    settings=tuple(parse_setting(text, methods) for text in args.settings),
                     workers=args.workers, tables=tuple(user_tables.items()))  # fmt: skip
     for observe in observes:  # RunConfig checks the budget and the policy/fidelity combination
         for dataset in datasets:
@@ -242,7 +242,7 @@ SURROGATE_METHODS = ("tnas", "tnas-nodata", "tnas-prior")
 """Methods that search with a meta-trained surrogate (the grid cycles through several)."""
 
 
-def _setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
+def parse_setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
     """``METHOD:OPTION=VALUE`` (VALUE parsed as JSON, else kept as text) for a method of the grid."""
     method, _, assignment = text.partition(":")
     name, _, value = assignment.partition("=")
