@@ -99,8 +99,12 @@ def test_bad_input_is_one_line_with_exit_status_2(runs, tmp_path, capsys):
         assert "trajectory.csv" in _one_line_error([str(damaged)], capsys)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
-    (foreign / "config.json").write_text('{"something": "else"}')
-    assert "not a tnas run" in _one_line_error([str(foreign)], capsys)
+    (foreign / "config.json").write_text('{"something": "else"}')  # e.g. a meta-training member's
+    assert "not a tnas run" in _one_line_error([str(foreign)], capsys)  # named: refused
+    shutil.copytree(runs / "rs-0", tmp_path / "mixed" / "rs-0")
+    shutil.copytree(foreign, tmp_path / "mixed" / "surrogate" / "member0")
+    assert main([str(tmp_path / "mixed"), "--no-plot"]) == 0  # found below a folder: passed over
+    assert "rs " in capsys.readouterr().out
 
 
 def test_group_runs_cuts_curves_to_the_shortest_run(runs):

@@ -95,38 +95,44 @@ class Group:
         return int(self.best_valid.shape[1])
 
 
-def find_runs(paths: Iterable[str | Path]) -> list[Path]:
-    """Run directories: each path that holds a ``config.json``, else every folder below it that does.
+def find_runs(paths: Iterable[str | Path]) -> dict[Path, bool]:
+    """Candidate run directories, each with whether it was named itself: each path that
+    holds a ``config.json``, else every folder below it that does.
 
     Raises:
-        ConfigError: a path does not exist, or no run directory is found.
+        ConfigError: a path does not exist, or no folder with a ``config.json`` is found.
     """
-    found: list[Path] = []
+    found: dict[Path, bool] = {}
     for path in map(Path, paths):
         if not path.exists():
             raise ConfigError(f"{path} does not exist; give run directories or folders that hold them")
         if (path / CONFIG_FILE).is_file():
-            found.append(path)
+            found[path.resolve()] = True
         elif path.is_dir():
-            found.extend(sorted(config.parent for config in path.rglob(CONFIG_FILE)))
-    unique = list(dict.fromkeys(path.resolve() for path in found))
-    if not unique:
+            for config in sorted(path.rglob(CONFIG_FILE)):
+                found.setdefault(config.parent.resolve(), False)
+    if not found:
         raise ConfigError("no run directory (a folder with config.json) found in "
                           f"{', '.join(map(str, paths))}; run python -m tnas.search first")  # fmt: skip
-    return unique
+    return found
 
 
-def load_runs(directories: Sequence[Path]) -> tuple[list[Run], list[Path]]:
-    """The runs with at least one query, and the directories without any.
+def load_runs(directories: dict[Path, bool]) -> tuple[list[Run], list[Path]]:
+    """The runs with at least one query, and the run directories without any. A folder
+    found below a given one whose ``config.json`` is not a search's (a meta-training
+    member's, say) is passed over; one named itself is refused.
 
     Raises:
-        RunDirectoryError: a damaged ``config.json`` or ``trajectory.csv``.
+        RunDirectoryError: a damaged ``config.json`` or ``trajectory.csv``, or a directory
+            named on the command line that is not a search's.
     """
     runs, empty = [], []
-    for directory in directories:
+    for directory, named in directories.items():
         run_dir = RunDirectory(directory)
         config = (run_dir.read_config() or {}).get("config")
         if not isinstance(config, dict) or "method" not in config or "dataset" not in config:
+            if not named:
+                continue
             raise RunDirectoryError(f"{run_dir.config_path} is not a tnas run's config.json (no method or dataset)")
         rows = tuple(run_dir.read_trajectory())
         if rows:
@@ -314,13 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    directories = find_runs(args.paths)
-    runs, empty = load_runs(directories)
+    candidates = find_runs(args.paths)
+    runs, empty = load_runs(candidates)
     for directory in empty:
         print(f"note: {directory} has no finished query yet; left out", file=sys.stderr)
     if not runs:
         raise ConfigError("none of the runs has a finished query yet")
     groups = group_runs(runs)
+    directories = [run.path for run in runs] + empty
     out = args.out or Path(os.path.commonpath([str(directory) for directory in directories]))
     if out.parent == out:
         raise ConfigError(f"the runs have no common folder but {out}; say where the comparison goes with --out")
