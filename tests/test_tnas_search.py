@@ -121,7 +121,7 @@ def _head_after_fit(oracle, **settings) -> tuple[float, float]:
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with torch.no_grad():
         value = float(mll(model(*model.train_inputs), model.train_targets))
-    return value, float(model.covar_module.outputscale)
+    return value, float(model.covar_module.outputscale.detach())
 
 
 @pytest.mark.parametrize("feature_lr", [0.0, 0.01])
