@@ -27,7 +27,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,16 +176,20 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
             paths = [str(run.path) for run in members if str(run.config.get("seed")) in twice]
             raise ConfigError(f"{label} on {task} has seed {', '.join(twice)} more than once ({', '.join(paths)}); "
                               "compare copies of a run in separate calls")  # fmt: skip
-        length = min(len(run.rows) for run in members)
-        returned = [[row.recommended_test if row.recommended_test is not None else row.incumbent_test
-                     for row in run.rows[:length]] for run in members]  # fmt: skip
         groups.append(Group(
             task=task, label=label, runs=tuple(members),
-            best_valid=np.array([[row.incumbent_valid for row in run.rows[:length]] for run in members]),
-            returned_test=np.array(returned, dtype=float),
-            gpu_hours=np.array([[row.sim_cost_s / 3600 for row in run.rows[:length]] for run in members]),
+            best_valid=_per_query(members, lambda row: row.incumbent_valid),
+            returned_test=_per_query(members, lambda row: row.incumbent_test if row.recommended_test is None
+                                     else row.recommended_test),
+            gpu_hours=_per_query(members, lambda row: row.sim_cost_s / 3600),
         ))  # fmt: skip
     return groups
+
+
+def _per_query(runs: Sequence[Run], value: Callable[[TrajectoryRow], float]) -> np.ndarray:
+    """``runs x queries`` values of each run's rows, cut to the shortest run."""
+    length = min(len(run.rows) for run in runs)
+    return np.array([[value(row) for row in run.rows[:length]] for run in runs], dtype=float)
 
 
 def mean_and_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -268,7 +268,7 @@ class TNASSearcher:
         if config.init == "prior":
             order = ranking
         elif config.init == "sources":
-            order = torch.argsort(torch.as_tensor(source_order), descending=True, stable=True)
+            order = torch.argsort(source_order, descending=True, stable=True)
         else:
             order = torch.as_tensor(rng.permutation(NUM_CELLS))
         if not space.is_full:

@@ -141,11 +141,11 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     source_order = None
     if config.init == "sources":
         from tnas.oracles import NB201Table
-        from tnas.search.methods.zero_shot import source_average, zero_shot_sources
+        from tnas.search.methods.zero_shot import zero_shot_scores, zero_shot_sources
 
-        sources = zero_shot_sources(context.config.dataset)
-        source_order = torch.as_tensor(source_average(NB201Table.load(context.data_dir), sources))
-        context.run_info["initial_design"] = {"init": "sources", "sources": list(sources)}
+        source_order = zero_shot_scores(NB201Table.load(context.data_dir), context.config.dataset)
+        context.run_info["initial_design"] = {"init": "sources",
+                                              "sources": list(zero_shot_sources(context.config.dataset))}  # fmt: skip
     return TNASSearcher(kernel, features, mask, context.rng, config, target_scale=scale,
                         space=context.space, source_order=source_order)  # fmt: skip
 

@@ -30,11 +30,13 @@ SOURCE_FIDELITY = 200
 
 
 def zero_shot_sources(target: str) -> tuple[str, ...]:
-    """The NAS-Bench-201 source tables for a search on ``target``: all but the target's own
-    (``cifar10`` observes ``cifar10-valid``'s runs, so both name the same source)."""
-    from tnas.meta_train.data import NB201_SOURCES  # the meta-training data module imports the encoders
+    """The NAS-Bench-201 source tables for a search on ``target``: all but the one holding
+    the target's data (``cifar10`` observes ``cifar10-valid``'s runs), as TNAS's default
+    surrogate excludes it."""
+    from tnas.meta_train.data import NB201_SOURCES  # these modules import the encoders
+    from tnas.search.surrogates import META_TRAIN_SOURCE
 
-    own = "cifar10-valid" if target == "cifar10" else target
+    own = META_TRAIN_SOURCE.get(target, target)
     return tuple(name for name in NB201_SOURCES if name != own)
 
 
@@ -45,7 +47,13 @@ def source_average(table: NB201Table, sources: Sequence[str]) -> np.ndarray:
     return np.mean([(value - value.mean()) / value.std() for value in values], axis=0)
 
 
+def zero_shot_scores(table: NB201Table, target: str) -> torch.Tensor:
+    """``15625`` scores of the zero-shot order for ``target``: the source average of its
+    :func:`zero_shot_sources` (what ``zero-shot`` walks and TNAS's ``init="sources"`` starts from)."""
+    return torch.as_tensor(source_average(table, zero_shot_sources(target)))
+
+
 def zero_shot_search(table: NB201Table, target: str, space: SearchSpace = FULL_SPACE) -> PriorRanking:
     """The ``zero-shot`` searcher for ``target``: the cells of ``space`` by decreasing source
     average (its ``last_info`` records each proposal's average as ``prior_mean``)."""
-    return PriorRanking(torch.as_tensor(source_average(table, zero_shot_sources(target))), space)
+    return PriorRanking(zero_shot_scores(table, target), space)
