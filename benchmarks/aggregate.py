@@ -50,6 +50,7 @@ import numpy as np
 
 from tnas.errors import RunDirectoryError
 from tnas.rundir import RunDirectory
+from tnas.stats import Stat, mean_and_se
 
 CHECKPOINTS: tuple[int, ...] = (10, 25, 50, 100)
 """Queries at which the results page quotes the incumbent's test accuracy."""
@@ -173,26 +174,6 @@ def load_run(path: Path, *, budget: int, expect: Mapping[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------- statistics
-@dataclass(frozen=True)
-class Stat:
-    """Mean and standard error across ``n`` seeds (arrays over queries, or scalars)."""
-
-    mean: np.ndarray
-    se: np.ndarray
-    n: int
-
-
-def mean_and_se(values: np.ndarray) -> Stat:
-    """Mean and standard error over axis 0 (seeds); the s.e. is NaN for a single seed."""
-    values = np.asarray(values, dtype=np.float64)
-    n = values.shape[0]
-    if n == 0:
-        raise ValueError("no values to average")
-    mean = values.mean(axis=0)
-    se = values.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full_like(mean, np.nan)
-    return Stat(mean=np.asarray(mean), se=np.asarray(se), n=n)
-
-
 def best_cells(valid_mean: np.ndarray) -> np.ndarray:
     """Indices of the cells of maximal seed-mean validation accuracy (ties all count)."""
     valid_mean = np.asarray(valid_mean, dtype=np.float64)

@@ -56,6 +56,11 @@ def test_a_folder_of_runs_gives_pooled_curves_a_table_and_a_plot(runs, tmp_path,
     row = next(row for row in rows if row["method"] == "re" and row["query"] == "10" and "mean" in row["task"])
     assert float(row["returned_test_mean"]) == pytest.approx(np.mean(returned)) and row["runs"] == "2"
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a single run has no standard error: null in the JSON, empty in the CSV, n/a in the table
+    single = figures[("cifar100, observe seed, 200 epochs", "re")]
+    assert single["runs"] == 1 and single["best_valid"][1] is None and single["returned_test"]["10"][1] is None
+    assert all(row["returned_test_se"] == "" for row in rows if "seed" in row["task"])
+    assert "± n/a" in text
 
 
 def test_the_default_output_is_the_runs_common_folder_and_unfinished_runs_are_left_out(runs, tmp_path, capsys):

@@ -9,7 +9,8 @@ and writes into ``--out``:
   accuracy (the ``recommended_test`` of ``trajectory.csv``: the incumbent, or the cell a
   model-based method recommends under noisy observations), and the mean simulated
   GPU-hours spent so far;
-- ``comparison.json``: the printed figures;
+- ``comparison.json``: the printed figures (``[mean, standard error]`` pairs, ``null`` for a
+  single run's standard error);
 - ``comparison.png``: those two curves against queries, one row of panels per task
   (needs matplotlib: ``pip install 'tnas[bench]'``).
 
@@ -25,6 +26,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +40,7 @@ from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.errors import ConfigError, RunDirectoryError
 from tnas.io import atomic_write, atomic_write_json, atomic_write_text
 from tnas.rundir import CONFIG_FILE, RunDirectory, TrajectoryRow
+from tnas.stats import mean_and_se
 
 PROG = "python -m tnas.compare"
 CHECKPOINTS = (10, 50)
@@ -192,25 +195,21 @@ def _per_query(runs: Sequence[Run], value: Callable[[TrajectoryRow], float]) -> 
     return np.array([[value(row) for row in run.rows[:length]] for run in runs], dtype=float)
 
 
-def mean_and_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over runs (axis 0) and its standard error (0 for a single run)."""
-    mean = values.mean(axis=0)
-    if len(values) < 2:
-        return mean, np.zeros_like(mean)
-    return mean, values.std(axis=0, ddof=1) / np.sqrt(len(values))
+def _number(value: float) -> float | None:
+    """A figure for JSON: ``None`` where it is undefined (the standard error of one run)."""
+    return None if math.isnan(value) else float(value)
 
 
 def group_figures(group: Group) -> dict[str, Any]:
     """What the table prints for a group: final best validation, returned test at the
     checkpoints and at the last query (mean, standard error), simulated GPU-hours."""
-    valid_mean, valid_se = mean_and_se(group.best_valid)
-    test_mean, test_se = mean_and_se(group.returned_test)
+    valid, test = mean_and_se(group.best_valid), mean_and_se(group.returned_test)
     at = [q for q in CHECKPOINTS if q < group.queries] + [group.queries]
     return {
         "task": group.task, "method": group.label, "runs": len(group.runs), "queries": group.queries,
         "seeds": [run.config.get("seed") for run in group.runs],
-        "best_valid": [float(valid_mean[-1]), float(valid_se[-1])],
-        "returned_test": {str(q): [float(test_mean[q - 1]), float(test_se[q - 1])] for q in at},
+        "best_valid": [float(valid.mean[-1]), _number(valid.se[-1])],
+        "returned_test": {str(q): [float(test.mean[q - 1]), _number(test.se[q - 1])] for q in at},
         "sim_gpu_hours": float(group.gpu_hours[:, -1].mean()),
         "paths": [str(run.path) for run in group.runs],
     }  # fmt: skip
@@ -223,14 +222,18 @@ def curves_csv(groups: Sequence[Group]) -> str:
     writer.writerow(["task", "method", "query", "runs", "best_valid_mean", "best_valid_se",
                      "returned_test_mean", "returned_test_se", "sim_gpu_hours_mean"])  # fmt: skip
     for group in groups:
-        valid_mean, valid_se = mean_and_se(group.best_valid)
-        test_mean, test_se = mean_and_se(group.returned_test)
+        valid, test = mean_and_se(group.best_valid), mean_and_se(group.returned_test)
         hours = group.gpu_hours.mean(axis=0)
         for q in range(group.queries):
-            writer.writerow([group.task, group.label, q + 1, len(group.runs), repr(float(valid_mean[q])),
-                             repr(float(valid_se[q])), repr(float(test_mean[q])), repr(float(test_se[q])),
-                             repr(float(hours[q]))])  # fmt: skip
+            writer.writerow([group.task, group.label, q + 1, len(group.runs),
+                             *(_csv_number(value) for value in (valid.mean[q], valid.se[q], test.mean[q], test.se[q],
+                                                                hours[q]))])  # fmt: skip
     return buffer.getvalue()
+
+
+def _csv_number(value: float) -> str:
+    """A figure for the CSV: its exact repr, empty where undefined (the s.e. of one run)."""
+    return "" if math.isnan(value) else repr(float(value))
 
 
 def plot(groups: Sequence[Group], path: Path) -> bool:
@@ -252,7 +255,8 @@ def plot(groups: Sequence[Group], path: Path) -> bool:
             ax = axes[row][column]
             low, high, longest = np.inf, -np.inf, 1
             for group in (group for group in groups if group.task == task):
-                mean, se = mean_and_se(getattr(group, attribute))
+                stat = mean_and_se(getattr(group, attribute))
+                mean, se = stat.mean, np.nan_to_num(stat.se)  # one run: no band
                 x = np.arange(1, group.queries + 1)
                 label = f"{group.label} ({len(group.runs)} run{'s' * (len(group.runs) > 1)})"
                 (line,) = ax.plot(x, mean, drawstyle="steps-post", label=label)
@@ -289,11 +293,15 @@ def format_table(figures: Sequence[dict[str, Any]]) -> str:
             cells = []
             for q in [*CHECKPOINTS, entry["queries"]]:
                 mean_se = entry["returned_test"].get(str(q))
-                cells.append(f"{mean_se[0]:>9.2f} ± {mean_se[1]:.2f}" if mean_se else f"{'-':>16}")
-            valid_mean, valid_se = entry["best_valid"]
-            lines.append(f"  {entry['method']:<24}{entry['runs']:>5}{entry['queries']:>8}{valid_mean:>9.2f} ± "
-                         f"{valid_se:.2f}{''.join(cells)}{entry['sim_gpu_hours']:>8.1f}")  # fmt: skip
+                cells.append(f"{_mean_se(*mean_se):>16}" if mean_se else f"{'-':>16}")
+            lines.append(f"  {entry['method']:<24}{entry['runs']:>5}{entry['queries']:>8}"
+                         f"{_mean_se(*entry['best_valid']):>16}{''.join(cells)}{entry['sim_gpu_hours']:>8.1f}")  # fmt: skip
     return "\n".join(lines)
+
+
+def _mean_se(mean: float, se: float | None) -> str:
+    """``mean ± s.e.``, or ``mean ± n/a`` for a single run."""
+    return f"{mean:.2f} ± {'n/a' if se is None else f'{se:.2f}'}"
 
 
 def build_parser() -> argparse.ArgumentParser:
