@@ -14,6 +14,8 @@ design of the search). ``mean="constant"`` gives the plain constant-mean GP of F
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import gpytorch
@@ -48,6 +50,15 @@ believed at their posterior mean, neighbours with equal codes) are expected ther
 covariance that jitter cannot mend raises ``NotPSDError``, which the callers count."""
 CHOLESKY_JITTER_TRIES = 5
 """How many growing jitters ``psd_safe_cholesky`` tries before it raises ``NotPSDError``."""
+
+
+@contextmanager
+def expected_jitter() -> Iterator[None]:
+    """Hide linear_operator's ``NumericalWarning`` per added jitter inside the block (see
+    :data:`CHOLESKY_RELATIVE_JITTER`: near-duplicate cells make it expected); failures still raise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumericalWarning)
+        yield
 
 
 @dataclass(frozen=True)
@@ -205,8 +216,7 @@ def predictive_moments(mean_module, covar_module, noise: Tensor, train_features:
     factor, info = torch.linalg.cholesky_ex(covariance)
     if info.any():  # near-duplicate cells (e.g. pending ones believed at their mean): jitter is the remedy
         jitter = CHOLESKY_RELATIVE_JITTER * covariance.diagonal().mean().item()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NumericalWarning)
+        with expected_jitter():
             factor = psd_safe_cholesky(covariance, jitter=jitter, max_tries=CHOLESKY_JITTER_TRIES)
     train_mean = mean_module(train_features) if train_mean is None else train_mean
     test_mean = mean_module(features) if test_mean is None else test_mean

@@ -63,7 +63,6 @@ is within ``recommend_plausible`` noise standard deviations of the best reading.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -81,11 +80,10 @@ from botorch.optim import optimize_acqf_discrete
 from botorch.sampling import SobolQMCNormalSampler
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from linear_operator.utils.errors import NanError
-from linear_operator.utils.warnings import NumericalWarning
 from torch import Tensor
 
 from tnas.errors import ConfigError
-from tnas.models.deep_kernel import NUMERICAL_FAILURES, DeepKernel, map_codes
+from tnas.models.deep_kernel import NUMERICAL_FAILURES, DeepKernel, expected_jitter, map_codes
 from tnas.models.surrogate import TNASSurrogate, all_cell_inputs, encoder_codes_of_all_cells
 from tnas.oracles import Evaluation
 from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
@@ -446,10 +444,8 @@ class TNASSearcher:
         pending_X = torch.tensor([[float(cell.index)] for cell in pending], dtype=torch.float64) if pending else None
         believe = pending_X is not None and self.config.pending == "believer"
         avoid = observed if pending_X is None else torch.cat([observed, pending_X])
-        with kriging_believer(model, pending_X) if believe else nullcontext(model), warnings.catch_warnings():
-            # q-batch acquisitions factorise joint covariances through gpytorch, whose jitter
-            # warnings are as expected as the fast path's (see CHOLESKY_RELATIVE_JITTER)
-            warnings.simplefilter("ignore", NumericalWarning)
+        # q-batch acquisitions factorise joint covariances through gpytorch: the same expected jitter
+        with kriging_believer(model, pending_X) if believe else nullcontext(model), expected_jitter():
             acquisition = self._acquisition(model, best_f, observed, None if believe else pending_X)
             q = 1 if self.config.acquisition == "ts" else self.config.batch_size
             unseen = ~torch.isin(self._pool[:, 0], avoid[:, 0])
