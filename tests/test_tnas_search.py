@@ -78,6 +78,45 @@ def test_the_sources_initial_design_is_the_top_of_the_source_average_then_bo(ora
         TNASSearcher(kernel, features, mask, np.random.default_rng(0), TNASConfig(init="sources"))
 
 
+def test_the_source_term_blends_the_prior_and_its_weights_are_fitted(oracle, table):
+    from tnas.search.methods.tnas import source_term_table
+    from tnas.search.methods.zero_shot import source_average, zero_shot_sources
+
+    order = torch.as_tensor(source_average(table, zero_shot_sources("cifar100")))
+    torch.manual_seed(0)
+    kernel = DeepKernel(small_config().kernel)
+    features = torch.randn(1, 4, 3, FEATURES, generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(1, 4, 3, dtype=torch.bool)
+
+    def searcher(weight, steps=0):
+        return TNASSearcher(kernel, features, mask, np.random.default_rng(0),
+                            TNASConfig(source_weight=weight, finetune_steps=steps), source_order=order)  # fmt: skip
+
+    meta = searcher(0.0).prior_mean
+    table_term = source_term_table(meta, order)
+    assert torch.isclose(table_term.std(), meta.double().std()) and abs(float(table_term.mean())) < 1e-9
+    blended = searcher(0.75)
+    assert torch.allclose(blended.prior_mean, 0.25 * meta + 0.75 * table_term)
+    # w = 1 walks the sources' order: the initial design is the sources' best cells
+    rows = run(searcher(1.0), oracle, _config(budget=5)).rows
+    assert [row.index for row in rows] == torch.argsort(order, descending=True)[:5].tolist()
+    # the GP's mean starts as the blended prior (offset 0), and fine-tuning fits both weights
+    fitted, unfitted = searcher(0.75, steps=20), searcher(0.75)
+    for index in torch.argsort(blended.prior_mean, descending=True)[:6].tolist():
+        for observer in (fitted, unfitted):
+            observer.tell(Cell.from_index(index), oracle.evaluate(Cell.from_index(index), fidelity=200, seed=None))
+    start, _, _ = unfitted.surrogate()
+    assert torch.allclose(start.prior_mean(), blended.prior_mean)
+    assert start.source_mean.weight.detach().item() == pytest.approx(0.75)
+    model, _, _ = fitted.surrogate()
+    assert model.source_mean.weight.detach().item() != pytest.approx(0.75, abs=1e-4)
+    assert model.mean_module.scale.detach().item() != pytest.approx(0.25, abs=1e-4)
+    with pytest.raises(ConfigError, match="one source score per cell"):
+        TNASSearcher(kernel, features, mask, np.random.default_rng(0), TNASConfig(source_weight=0.5))
+    with pytest.raises(ConfigError, match="source_weight must be in"):
+        TNASConfig(source_weight=1.5)
+
+
 @pytest.mark.filterwarnings("error::linear_operator.utils.warnings.NumericalWarning")  # jitter is expected, not shown
 def test_q_batch_proposes_q_distinct_cells(oracle):
     searcher = _searcher(batch_size=3, finetune_steps=2)
@@ -241,6 +280,7 @@ def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_p
         (["--init", "best"], "invalid choice: 'best'"),
         (["--finetune-feature-lr", "-0.1"], "finetune_feature_lr must be >= 0"),
         (["--recommend-plausible", "-1"], "expected 'all' or a number >= 0"),
+        (["--source-weight", "1.5"], "source_weight must be in [0, 1]"),
     ],
 )
 def test_cli_error_paths(data_dir, tmp_path, capsys, extra, message):
@@ -304,6 +344,27 @@ def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, tin
     assert main([*common, "--method", "tnas-nodata", "--surrogate", str(tiny_surrogate),
                  "--out", str(tmp_path / "wrong")]) == 2  # fmt: skip
     assert "meta-trained without the dataset encoder" in capsys.readouterr().err
+
+
+def test_the_source_term_averages_the_tables_the_surrogate_meta_trained_on(tiny_surrogate, data_dir, tmp_path):
+    common = ["--dataset", "cifar10", "--budget", "6", "--data-dir", str(data_dir), "--no-progress",
+              "--finetune-steps", "2", "--source-weight", "0.5"]  # fmt: skip
+    for method in ("tnas", "tnas-prior"):
+        out = tmp_path / method
+        assert main([*common, "--method", method, "--surrogate", str(tiny_surrogate), "--out", str(out)]) == 0
+        config = json.loads((out / "config.json").read_text())
+        assert config["config"]["options"]["source_weight"] == 0.5
+        assert config["source_term"] == {"source_weight": 0.5, "sources": ["cifar100", "imagenet16-120"]}
+    prior_walk = [row.acquisition for row in RunDirectory(tmp_path / "tnas-prior").read_trajectory()]
+    assert prior_walk == sorted(prior_walk, reverse=True)  # tnas-prior walks the blended prior
+    tnas_design = [row.index for row in RunDirectory(tmp_path / "tnas").read_trajectory()][:5]
+    assert tnas_design == [row.index for row in RunDirectory(tmp_path / "tnas-prior").read_trajectory()][:5]
+    # a surrogate that meta-trained on no NAS-Bench-201 table adds none at search time
+    no_tables = _meta_train_tiny(tmp_path / "no-tables", data_dir, "--exclude", "cifar100,imagenet16-120")
+    out = tmp_path / "no-tables-run"
+    assert main([*common, "--method", "tnas", "--surrogate", str(no_tables), "--out", str(out)]) == 0
+    term = json.loads((out / "config.json").read_text())["source_term"]
+    assert term["source_weight"] == 0.0 and term["requested"] == 0.5 and "no NAS-Bench-201 table" in term["why"]
 
 
 @pytest.mark.parametrize("method", ["tnas", "tnas-prior"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import gpytorch
 import torch
 from botorch.exceptions.errors import BotorchTensorDimensionError, InputDataError
 from botorch.models.gpytorch import GPyTorchModel
@@ -76,6 +77,30 @@ class CalibratedMean(Mean):
         return self.offset + self.scale * self.base(x)
 
 
+class SourceTerm(gpytorch.Module):
+    """``weight * table[index]``: a frozen per-cell score (the source tables' average, in
+    the prior mean's units) added to the GP's mean with a fitted weight ``> 0``.
+
+    ``forward`` takes ``...`` official cell indexes (long) and returns ``...`` values (a
+    plain module: gpytorch's ``Mean`` would add a dimension to 1-d inputs).
+    """
+
+    def __init__(self, table: Tensor, weight: float) -> None:
+        super().__init__()
+        self.register_buffer("table", table.detach().double())
+        self.register_parameter("raw_weight", torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)))
+        self.register_constraint("raw_weight", Positive())
+        self.initialize(raw_weight=self.raw_weight_constraint.inverse_transform(torch.tensor([weight],
+                                                                                       dtype=torch.float64)))
+
+    @property
+    def weight(self) -> Tensor:
+        return self.raw_weight_constraint.transform(self.raw_weight)
+
+    def forward(self, indexes: Tensor) -> Tensor:
+        return self.weight * self.table[indexes]
+
+
 class PriorValues(Mean):
     """The identity on precomputed prior means: ``... x 1`` inputs to ``...`` values."""
 
@@ -120,13 +145,21 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
             ``offset + scale * prior_table[x]``, whatever fine-tuning does to xi, which then
             shapes only the kernel: a mean linear in fine-tuned features extrapolates
             wildly away from a handful of observations (see :mod:`tnas.search.methods.tnas`).
+        source_table: optional frozen ``15625`` per-cell scores (the source tables' average
+            in the prior mean's units, :func:`tnas.search.methods.tnas.source_term_table`)
+            added to the mean with a fitted weight: the mean becomes
+            ``offset + scale * prior(x) + source_weight * source_table[x]``.
+        source_weight: the starting ``source_weight``, and ``1 - source_weight`` the
+            starting ``scale`` (at least 1e-4: the scale stays positive); fine-tuning fits
+            both.
     """
 
     _num_outputs = 1
 
     def __init__(self, kernel: DeepKernel | Sequence[DeepKernel], dataset_features: Tensor, dataset_mask: Tensor,
                  train_X: Tensor, train_Y: Tensor, *, codes_table: Tensor | None = None,
-                 prior_table: Tensor | None = None) -> None:  # fmt: skip
+                 prior_table: Tensor | None = None, source_table: Tensor | None = None,
+                 source_weight: float = 0.0) -> None:  # fmt: skip
         _check_training_data(train_X, train_Y)
         members = [kernel] if isinstance(kernel, DeepKernel) else list(kernel)
         if len(members) > 1 and codes_table is None:
@@ -144,6 +177,10 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
             object.__setattr__(self, "kernel", members[0])  # done to this model (.to, .double) reaches it
             self.feature_map = feature_map
         self.mean_module = CalibratedMean(mean if prior_table is None else PriorValues())
+        self.source_mean: SourceTerm | None = None
+        if source_table is not None:
+            self.mean_module.scale = torch.tensor([max(1.0 - source_weight, 1e-4)], dtype=torch.float64)
+            self.source_mean = SourceTerm(source_table, source_weight)
         self.covar_module = covar
         self.register_buffer("dataset_features", dataset_features)
         self.register_buffer("dataset_mask", dataset_mask)
@@ -191,7 +228,8 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
 
     def _mean(self, indexes: Tensor, features: Tensor) -> Tensor:
         """The GP's prior mean of cells given by index (and their features)."""
-        return self.mean_module(features if self._prior is None else self._prior[indexes])
+        mean = self.mean_module(features if self._prior is None else self._prior[indexes])
+        return mean if self.source_mean is None else mean + self.source_mean(indexes)
 
     def forward(self, X: Tensor) -> MultivariateNormal:
         indexes = X[..., 0].round().long()

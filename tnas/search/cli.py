@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--init", choices=INITS, default=defaults.init,
                       help="initial design: top cells of the prior mean, random cells, or the source tables' "
                       "top cells (sources: the zero-shot order) (default: prior)")
+    tnas.add_argument("--source-weight", type=float, default=defaults.source_weight, metavar="W",
+                      help="blend the source tables' average (the zero-shot order) into the GP's prior mean: "
+                      "(1 - W) meta-learned prior + W sources to start with, both weights then fitted to the "
+                      "observations; the initial design and the candidate pool follow the blend (tnas-prior walks "
+                      f"it); 0 to 1 (default: {defaults.source_weight:g})")
     tnas.add_argument("--init-size", type=int, default=defaults.init_size, help="cells in the initial design")
     tnas.add_argument("--batch-size", type=int, default=defaults.batch_size,
                       help="q, cells proposed per acquisition (q > 1: qLogNEI / qUCB)")
@@ -377,6 +382,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         **({"last_epochs": args.last_epochs} if args.last_epochs else {}),
         **({"recommend_plausible": args.recommend_plausible}
            if args.recommend_plausible != TNASConfig().recommend_plausible else {}),
+        **({"source_weight": args.source_weight} if args.source_weight != TNASConfig().source_weight else {}),
     }
 
 

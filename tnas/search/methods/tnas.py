@@ -137,6 +137,10 @@ class TNASConfig:
             training run of several, i.e. noisy; ``observed`` otherwise).
         pending: how evaluations still running shape a proposal: ``believer`` (kriging
             believer) or ``x_pending`` (BoTorch's ``X_pending``).
+        source_weight: w in [0, 1]: 0 keeps the meta-learned prior mean; w > 0 adds the source
+            tables' average (the ``zero-shot`` order, rescaled to the prior's spread) to the
+            GP's mean: ``(1 - w) prior + w sources`` to start with, both weights then fitted
+            with the head. The initial design and the candidate pool follow that mean.
         recommend_plausible: with the ``posterior`` recommendation, only the evaluated cells
             whose own observation is within this many standard deviations of the fitted
             observation noise of the best observation are candidates (``None``: every
@@ -159,8 +163,11 @@ class TNASConfig:
     recommend: str = "auto"
     pending: str = "believer"
     recommend_plausible: float | None = 3.0
+    source_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.source_weight <= 1:
+            raise ConfigError(f"source_weight must be in [0, 1], got {self.source_weight}")
         if self.recommend_plausible is not None and not self.recommend_plausible >= 0:
             raise ConfigError(f"recommend_plausible must be >= 0 (noise standard deviations) or None, "
                               f"got {self.recommend_plausible}")  # fmt: skip
@@ -208,6 +215,14 @@ def codes_and_prior(kernels: Sequence[DeepKernel], dataset_features: Tensor, dat
     return torch.cat(codes, dim=-1), torch.stack(priors).mean(dim=0)
 
 
+def source_term_table(prior: Tensor, source_scores: Tensor) -> Tensor:
+    """The source tables' average in the prior mean's units: ``source_scores`` (``15625``)
+    centred and scaled to the standard deviation of ``prior`` (``15625``), so that
+    ``(1 - w) prior + w table`` blends two orders of equal spread."""
+    scores = source_scores.double()
+    return (scores - scores.mean()) / scores.std() * prior.double().std()
+
+
 class IndependentThompsonSampling(AcquisitionFunction):
     """One draw from every candidate's posterior marginal (a cheap Thompson sample).
 
@@ -237,8 +252,9 @@ class TNASSearcher:
         rng: the run's generator.
         config: searcher settings.
         space: the cells it may propose (feasible cells of a constrained run).
-        source_order: ``15625`` scores by official index (the source tables' average) whose
-            best cells form the initial design of ``init="sources"``; required by it only.
+        source_order: ``15625`` scores by official index (the source tables' average): the
+            initial design of ``init="sources"`` and the source term of ``source_weight``;
+            required by those only.
         target_scale: accuracy points per unit of the GP's targets. A meta-trained kernel
             learned its scales and noise on accuracies standardised per dataset (deviations
             of 7 to 12 points), so observations are divided by the same typical deviation
@@ -261,10 +277,16 @@ class TNASSearcher:
         self.kernel = members[0].eval() if len(members) == 1 else [member.eval() for member in members]
         self.dataset_features, self.dataset_mask = dataset_features, dataset_mask
         self._rng = rng
-        self._codes, self._prior = codes_and_prior(members, dataset_features, dataset_mask)
+        self._codes, self._meta_prior = codes_and_prior(members, dataset_features, dataset_mask)
+        self._prior = self._meta_prior  # what the initial design and the pool rank (with the source term)
+        needs_sources = config.init == "sources" or config.source_weight > 0
+        if needs_sources and (source_order is None or source_order.shape != (NUM_CELLS,)):
+            raise ConfigError(f"init='sources' and source_weight > 0 need one source score per cell ({NUM_CELLS})")
+        self._source_table: Tensor | None = None
+        if config.source_weight > 0:
+            self._source_table = source_term_table(self._meta_prior, source_order)
+            self._prior = (1 - config.source_weight) * self._meta_prior + config.source_weight * self._source_table
         ranking = torch.argsort(self._prior, descending=True)  # feature rows are official indexes
-        if config.init == "sources" and (source_order is None or source_order.shape != (NUM_CELLS,)):
-            raise ConfigError(f"init='sources' needs one source score per cell ({NUM_CELLS})")
         if config.init == "prior":
             order = ranking
         elif config.init == "sources":
@@ -290,8 +312,8 @@ class TNASSearcher:
     @property
     def prior_mean(self) -> Tensor:
         """``15625`` prior means of the meta-learned GP on the target, by official cell index
-        (standardised units; the ensemble's average): what the initial design and the
-        candidate pool rank. Read only."""
+        (standardised units; the ensemble's average; with ``source_weight`` blended with the
+        source term): what the initial design and the candidate pool rank. Read only."""
         return self._prior.detach().clone()
 
     # ------------------------------------------------------------------ ask / tell
@@ -354,9 +376,10 @@ class TNASSearcher:
             std = float(values.std()) if len(values) > 1 and values.std() > 0 else 1.0
         train_X = torch.tensor(indexes, dtype=torch.float64).unsqueeze(-1)
         train_Y = torch.as_tensor((values - mean) / std, dtype=torch.float64).unsqueeze(-1)
-        prior = self._prior if self.config.prior_mean == "frozen" else None
+        prior = self._meta_prior if self.config.prior_mean == "frozen" else None
         model = TNASSurrogate(self.kernel, self.dataset_features, self.dataset_mask, train_X, train_Y,
-                              codes_table=self._codes, prior_table=prior)  # fmt: skip
+                              codes_table=self._codes, prior_table=prior, source_table=self._source_table,
+                              source_weight=self.config.source_weight)  # fmt: skip
         steps = self.config.finetune_steps
         refit = self._refit_due(len(indexes))
         if self._warm_start is not None and (self.config.warm_steps or not refit):

@@ -26,6 +26,7 @@ from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from tnas.errors import ConfigError
 from tnas.search.methods.tnas import TNASConfig
@@ -82,16 +83,15 @@ trust region, so every unevaluated cell is scored."""
 
 def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     """TNAS (or an ablation, a key of :data:`TNAS_VARIANTS`) on the run's dataset."""
-    import torch
-
     from tnas.datasets import get_dataset
     from tnas.encoders import ImageFeaturizer, dataset_inputs
     from tnas.encoders.inputs import stand_in_inputs
     from tnas.meta_train import MetaTrainConfig
+    from tnas.meta_train.data import NB201_SOURCES
     from tnas.meta_train.ensemble import last_epochs
     from tnas.models import DeepKernel
     from tnas.search.methods.prior_ranking import PriorRanking
-    from tnas.search.methods.tnas import TNASSearcher, codes_and_prior, target_scale_of
+    from tnas.search.methods.tnas import TNASSearcher, codes_and_prior, source_term_table, target_scale_of
     from tnas.search.surrogates import DEFAULT_MEMBERS, resolve_surrogate
 
     chosen, config = split_options(context.config.options)
@@ -103,6 +103,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
             torch.manual_seed(context.config.seed)
             kernels = [DeepKernel(defaults.kernel).eval()]
         samples_per_class, scale = defaults.samples_per_class, None
+        meta_sources: tuple[str, ...] = ()
         context.run_info["surrogate"] = {"path": None, "origin": "untrained (random initialisation, run seed)",
                                          "exclude": [], "meta_trained": False}  # fmt: skip
     else:
@@ -121,6 +122,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
                     "epoch": [member.epoch for member in surrogate.members]}  # fmt: skip
         kernels, samples_per_class = surrogate.kernels, surrogate.samples_per_class
         scale = target_scale_of(surrogate.statistics)
+        meta_sources = tuple(name for name in surrogate.statistics if name in NB201_SOURCES)
         context.run_info["surrogate"] = {**info, "variant": variant, "target_scale": scale}
     code = _dataset_code_source(context, chosen["dataset_code"])
     featurizer = ImageFeaturizer()
@@ -135,19 +137,45 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
                                                   data_dir=context.data_dir, progress=context.progress)  # fmt: skip
         context.run_info["target_sample"] = {"seed": sample_seed, "samples_per_class": samples_per_class,
                                              "images": False, "dataset_code": f"mean of {', '.join(sources)}"}  # fmt: skip
-    if variant == "prior":
-        return PriorRanking(codes_and_prior(kernels, features, mask)[1], context.space)
+    config, source_order = _source_scores(context, config, meta_sources)
+    if variant == "prior":  # the order of the searcher's prior, source term included
+        prior = codes_and_prior(kernels, features, mask)[1]
+        if config.source_weight > 0:
+            prior = (1 - config.source_weight) * prior + config.source_weight * source_term_table(prior, source_order)
+        return PriorRanking(prior, context.space)
     kernel = kernels[0] if len(kernels) == 1 else kernels
-    source_order = None
-    if config.init == "sources":
-        from tnas.oracles import NB201Table
-        from tnas.search.methods.zero_shot import zero_shot_scores, zero_shot_sources
-
-        source_order = zero_shot_scores(NB201Table.load(context.data_dir), context.config.dataset)
-        context.run_info["initial_design"] = {"init": "sources",
-                                              "sources": list(zero_shot_sources(context.config.dataset))}  # fmt: skip
     return TNASSearcher(kernel, features, mask, context.rng, config, target_scale=scale,
                         space=context.space, source_order=source_order)  # fmt: skip
+
+
+def _source_scores(context: SearchContext, config: TNASConfig,
+                   meta_sources: tuple[str, ...]) -> tuple[TNASConfig, torch.Tensor | None]:  # fmt: skip
+    """The searcher's settings and the ``15625`` source scores it needs (``None``: none).
+
+    The source term of ``source_weight`` averages the NAS-Bench-201 tables the surrogate
+    meta-trained on (``meta_sources``), so that it adds no data the surrogate did not see;
+    without such a table (a surrogate meta-trained on MetaD2A's records or your own data
+    only, or ``tnas-untrained``) the term is off, and ``config.json`` says so. Otherwise
+    ``init="sources"`` starts from the zero-shot method's order (every shipped table but
+    the target's own; with the source term, from the term's tables).
+    """
+    from tnas.oracles import NB201Table
+    from tnas.search.methods.zero_shot import source_average, zero_shot_sources
+
+    if config.source_weight > 0 and not meta_sources:
+        context.run_info["source_term"] = {"source_weight": 0.0, "requested": config.source_weight,
+                                           "why": "the surrogate meta-trained on no NAS-Bench-201 table"}  # fmt: skip
+        config = replace(config, source_weight=0.0)
+    if config.source_weight > 0:
+        sources = meta_sources
+        context.run_info["source_term"] = {"source_weight": config.source_weight, "sources": list(sources)}
+    elif config.init == "sources":
+        sources = zero_shot_sources(context.config.dataset)
+    else:
+        return config, None
+    if config.init == "sources":
+        context.run_info["initial_design"] = {"init": "sources", "sources": list(sources)}
+    return config, torch.as_tensor(source_average(NB201Table.load(context.data_dir), sources))
 
 
 def _dataset_code_source(context: SearchContext, requested: str | None) -> str:
