@@ -21,13 +21,20 @@ from tnas.search.surrogates import ContaminatedSurrogateError, resolve_surrogate
 from tnas.space import Cell
 
 
-def _searcher(seed=0, **settings) -> TNASSearcher:
+def _searcher(seed=0, source_order=None, **settings) -> TNASSearcher:
     torch.manual_seed(0)
     kernel = DeepKernel(small_config().kernel)
     generator = torch.Generator().manual_seed(1)
     features = torch.randn(1, 4, 3, FEATURES, generator=generator)
     return TNASSearcher(kernel, features, torch.ones(1, 4, 3, dtype=torch.bool), np.random.default_rng(seed),
-                        TNASConfig(**settings))  # fmt: skip
+                        TNASConfig(**settings), source_order=source_order)  # fmt: skip
+
+
+def _source_order(table) -> torch.Tensor:
+    """The zero-shot order of a CIFAR-100 search: ``15625`` source averages."""
+    from tnas.search.methods.zero_shot import source_average, zero_shot_sources
+
+    return torch.as_tensor(source_average(table, zero_shot_sources("cifar100")))
 
 
 def _config(budget=25, **changes):
@@ -62,35 +69,21 @@ def test_the_initial_design_is_the_top_of_the_prior_mean(oracle):
 
 
 def test_the_sources_initial_design_is_the_top_of_the_source_average_then_bo(oracle, table):
-    from tnas.search.methods.zero_shot import source_average, zero_shot_sources
-
-    order = torch.as_tensor(source_average(table, zero_shot_sources("cifar100")))
-    torch.manual_seed(0)
-    kernel = DeepKernel(small_config().kernel)
-    features = torch.randn(1, 4, 3, FEATURES, generator=torch.Generator().manual_seed(1))
-    mask = torch.ones(1, 4, 3, dtype=torch.bool)
-    searcher = TNASSearcher(kernel, features, mask, np.random.default_rng(0),
-                            TNASConfig(init="sources", finetune_steps=2), source_order=order)  # fmt: skip
-    rows = run(searcher, oracle, _config(budget=7)).rows
+    order = _source_order(table)
+    rows = run(_searcher(init="sources", finetune_steps=2, source_order=order), oracle, _config(budget=7)).rows
     assert [row.index for row in rows[:5]] == torch.argsort(order, descending=True)[:5].tolist()
     assert all(row.pred_mean is not None for row in rows[5:])  # then the GP proposes
     with pytest.raises(ConfigError, match="one source score per cell"):
-        TNASSearcher(kernel, features, mask, np.random.default_rng(0), TNASConfig(init="sources"))
+        _searcher(init="sources")
 
 
 def test_the_source_term_blends_the_prior_and_its_weights_are_fitted(oracle, table):
     from tnas.search.methods.tnas import source_term_table
-    from tnas.search.methods.zero_shot import source_average, zero_shot_sources
 
-    order = torch.as_tensor(source_average(table, zero_shot_sources("cifar100")))
-    torch.manual_seed(0)
-    kernel = DeepKernel(small_config().kernel)
-    features = torch.randn(1, 4, 3, FEATURES, generator=torch.Generator().manual_seed(1))
-    mask = torch.ones(1, 4, 3, dtype=torch.bool)
+    order = _source_order(table)
 
     def searcher(weight, steps=0):
-        return TNASSearcher(kernel, features, mask, np.random.default_rng(0),
-                            TNASConfig(source_weight=weight, finetune_steps=steps), source_order=order)  # fmt: skip
+        return _searcher(source_weight=weight, finetune_steps=steps, source_order=order)
 
     meta = searcher(0.0).prior_mean
     table_term = source_term_table(meta, order)
@@ -112,7 +105,7 @@ def test_the_source_term_blends_the_prior_and_its_weights_are_fitted(oracle, tab
     assert model.source_mean.weight.detach().item() != pytest.approx(0.75, abs=1e-4)
     assert model.mean_module.scale.detach().item() != pytest.approx(0.25, abs=1e-4)
     with pytest.raises(ConfigError, match="one source score per cell"):
-        TNASSearcher(kernel, features, mask, np.random.default_rng(0), TNASConfig(source_weight=0.5))
+        _searcher(source_weight=0.5)
     with pytest.raises(ConfigError, match="source_weight must be in"):
         TNASConfig(source_weight=1.5)
 
