@@ -90,8 +90,8 @@ class SourceTerm(gpytorch.Module):
         self.register_buffer("table", table.detach().double())
         self.register_parameter("raw_weight", torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)))
         self.register_constraint("raw_weight", Positive())
-        self.initialize(raw_weight=self.raw_weight_constraint.inverse_transform(torch.tensor([weight],
-                                                                                       dtype=torch.float64)))
+        start = torch.tensor([max(weight, 1e-4)], dtype=torch.float64)  # the weight stays positive
+        self.initialize(raw_weight=self.raw_weight_constraint.inverse_transform(start))
 
     @property
     def weight(self) -> Tensor:
@@ -150,7 +150,7 @@ class TNASSurrogate(ExactGP, GPyTorchModel):
             added to the mean with a fitted weight: the mean becomes
             ``offset + scale * prior(x) + source_weight * source_table[x]``.
         source_weight: the starting ``source_weight``, and ``1 - source_weight`` the
-            starting ``scale`` (at least 1e-4: the scale stays positive); fine-tuning fits
+            starting ``scale`` (each at least 1e-4: both stay positive); fine-tuning fits
             both.
     """
 

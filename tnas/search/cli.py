@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="initial design: top cells of the prior mean, random cells, or the source tables' "
                       "top cells (sources: the zero-shot order) (default: prior)")
     tnas.add_argument("--source-weight", type=float, default=defaults.source_weight, metavar="W",
-                      help="blend the source tables' average (the zero-shot order) into the GP's prior mean: "
+                      help="blend the average of the NAS-Bench-201 tables the surrogate meta-trained on (for a default "
+                      "surrogate the zero-shot order) into the GP's prior mean: "
                       "(1 - W) meta-learned prior + W sources to start with, both weights then fitted to the "
                       "observations; the initial design and the candidate pool follow the blend (tnas-prior walks "
                       f"it); 0 to 1 (default: {defaults.source_weight:g})")

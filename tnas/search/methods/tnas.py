@@ -137,9 +137,9 @@ class TNASConfig:
             training run of several, i.e. noisy; ``observed`` otherwise).
         pending: how evaluations still running shape a proposal: ``believer`` (kriging
             believer) or ``x_pending`` (BoTorch's ``X_pending``).
-        source_weight: w in [0, 1]: 0 keeps the meta-learned prior mean; w > 0 adds the source
-            tables' average (the ``zero-shot`` order, rescaled to the prior's spread) to the
-            GP's mean: ``(1 - w) prior + w sources`` to start with, both weights then fitted
+        source_weight: w in [0, 1]: 0 keeps the meta-learned prior mean; w > 0 adds the
+            average of the NAS-Bench-201 tables the surrogate meta-trained on (for a default
+            surrogate the ``zero-shot`` order), rescaled to the prior's spread, to the GP's mean: ``(1 - w) prior + w sources`` to start with, both weights then fitted
             with the head. The initial design and the candidate pool follow that mean.
         recommend_plausible: with the ``posterior`` recommendation, only the evaluated cells
             whose own observation is within this many standard deviations of the fitted
