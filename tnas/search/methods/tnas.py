@@ -223,6 +223,16 @@ def source_term_table(prior: Tensor, source_scores: Tensor) -> Tensor:
     return (scores - scores.mean()) / scores.std() * prior.double().std()
 
 
+def blended_prior(prior: Tensor, source_scores: Tensor | None, weight: float) -> tuple[Tensor, Tensor | None]:
+    """The prior a search ranks with ``source_weight = weight``: ``(1 - weight) prior + weight
+    table`` and the source term's table (:func:`source_term_table`); ``prior`` itself and
+    ``None`` when ``weight`` is 0. All ``15625``."""
+    if weight == 0:
+        return prior, None
+    table = source_term_table(prior, source_scores)
+    return (1 - weight) * prior + weight * table, table
+
+
 class IndependentThompsonSampling(AcquisitionFunction):
     """One draw from every candidate's posterior marginal (a cheap Thompson sample).
 
@@ -278,14 +288,11 @@ class TNASSearcher:
         self.dataset_features, self.dataset_mask = dataset_features, dataset_mask
         self._rng = rng
         self._codes, self._meta_prior = codes_and_prior(members, dataset_features, dataset_mask)
-        self._prior = self._meta_prior  # what the initial design and the pool rank (with the source term)
         needs_sources = config.init == "sources" or config.source_weight > 0
         if needs_sources and (source_order is None or source_order.shape != (NUM_CELLS,)):
             raise ConfigError(f"init='sources' and source_weight > 0 need one source score per cell ({NUM_CELLS})")
-        self._source_table: Tensor | None = None
-        if config.source_weight > 0:
-            self._source_table = source_term_table(self._meta_prior, source_order)
-            self._prior = (1 - config.source_weight) * self._meta_prior + config.source_weight * self._source_table
+        # what the initial design and the pool rank, and the GP's source term (None without one)
+        self._prior, self._source_table = blended_prior(self._meta_prior, source_order, config.source_weight)
         ranking = torch.argsort(self._prior, descending=True)  # feature rows are official indexes
         if config.init == "prior":
             order = ranking

@@ -91,7 +91,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     from tnas.meta_train.ensemble import last_epochs
     from tnas.models import DeepKernel
     from tnas.search.methods.prior_ranking import PriorRanking
-    from tnas.search.methods.tnas import TNASSearcher, codes_and_prior, source_term_table, target_scale_of
+    from tnas.search.methods.tnas import TNASSearcher, blended_prior, codes_and_prior, target_scale_of
     from tnas.search.surrogates import DEFAULT_MEMBERS, resolve_surrogate
 
     chosen, config = split_options(context.config.options)
@@ -139,9 +139,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
                                              "images": False, "dataset_code": f"mean of {', '.join(sources)}"}  # fmt: skip
     config, source_order = _source_scores(context, config, meta_sources)
     if variant == "prior":  # the order of the searcher's prior, source term included
-        prior = codes_and_prior(kernels, features, mask)[1]
-        if config.source_weight > 0:
-            prior = (1 - config.source_weight) * prior + config.source_weight * source_term_table(prior, source_order)
+        prior, _ = blended_prior(codes_and_prior(kernels, features, mask)[1], source_order, config.source_weight)
         return PriorRanking(prior, context.space)
     kernel = kernels[0] if len(kernels) == 1 else kernels
     return TNASSearcher(kernel, features, mask, context.rng, config, target_scale=scale,
