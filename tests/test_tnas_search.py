@@ -179,6 +179,27 @@ def test_finetuning_adapts_a_copy_of_the_feature_mlp_and_never_the_meta_trained_
     assert torch.allclose(frozen.all_features()[:50], original)
 
 
+def test_feature_patience_fine_tunes_the_feature_mlp_only_once_the_best_observation_stalls(oracle):
+    cells = [Cell.from_index(int(index)) for index in np.random.default_rng(3).choice(15625, 12, replace=False)]
+    evaluations = [(oracle.evaluate(cell, fidelity=200, seed=None), cell.index) for cell in cells]
+
+    def features_after(order, told):
+        searcher = _searcher(finetune_steps=10, feature_patience=4)
+        for evaluation, index in order[:told]:
+            searcher.tell(Cell.from_index(index), evaluation)
+        model, _, _ = searcher.surrogate()
+        original = searcher.kernel.feature_map(searcher._codes[:50]).double()
+        return torch.allclose(model.all_features()[:50], original)
+
+    improving = sorted(evaluations, key=lambda pair: pair[0].valid)
+    assert features_after(improving, 12)  # every observation a new best: the head alone
+    stalling = improving[::-1]
+    assert features_after(stalling, 4)  # 3 observations since the best: not yet
+    assert not features_after(stalling, 5)  # 4 since the best: xi fine-tuned too
+    with pytest.raises(ConfigError, match="feature_patience"):
+        TNASConfig(feature_patience=-1)
+
+
 def test_resume_equals_an_uninterrupted_run(oracle, tmp_path):
     config = _config(budget=14)
     reference = run(_searcher(finetune_steps=4), oracle, config, tmp_path / "reference")
@@ -274,6 +295,7 @@ def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_p
         (["--finetune-feature-lr", "-0.1"], "finetune_feature_lr must be >= 0"),
         (["--recommend-plausible", "-1"], "expected 'all' or a number >= 0"),
         (["--source-weight", "1.5"], "source_weight must be in [0, 1]"),
+        (["--feature-patience", "-2"], "feature_patience must be >= 0"),
     ],
 )
 def test_cli_error_paths(data_dir, tmp_path, capsys, extra, message):

@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--finetune-feature-lr", type=float, default=defaults.finetune_feature_lr,
                       help="Adam learning rate of the feature MLP while fine-tuning; 0 keeps it as meta-trained "
                       f"and fine-tunes only the GP head (default: {defaults.finetune_feature_lr})")
+    tnas.add_argument("--feature-patience", type=int, default=defaults.feature_patience, metavar="P",
+                      help="fine-tune only the GP head until the best observation has not improved for P "
+                      "observations in a row, the feature MLP too from then on (default: the feature MLP "
+                      "from the first fit)")
     tnas.add_argument("--candidate-pool", type=int, default=defaults.candidate_pool,
                       help="score only this many cells of highest prior mean, the meta-learned prior as a trust "
                       f"region (0: every unevaluated cell; default: {defaults.candidate_pool})")
@@ -384,6 +388,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         **({"recommend_plausible": args.recommend_plausible}
            if args.recommend_plausible != TNASConfig().recommend_plausible else {}),
         **({"source_weight": args.source_weight} if args.source_weight != TNASConfig().source_weight else {}),
+        **({"feature_patience": args.feature_patience} if args.feature_patience is not None else {}),
     }
 
 

@@ -116,6 +116,9 @@ class TNASConfig:
         finetune_lr: learning rate of the GP head (mean calibration, kernel, noise).
         finetune_feature_lr: learning rate of the feature MLP xi; 0 keeps xi as
             meta-trained and fine-tunes only the head.
+        feature_patience: ``None`` fine-tunes xi from the first fit; a number P fine-tunes
+            only the head until the best observation has not improved for P observations
+            in a row (the prior's walk has stalled), and xi too from then on.
         prior_mean: ``frozen``: the GP's mean is the meta-trained prior mean (on the
             meta-trained features), calibrated by an offset and a scale, so fine-tuning xi
             changes only the kernel; ``features``: the meta-trained mean function applied
@@ -155,6 +158,7 @@ class TNASConfig:
     finetune_steps: int = 100
     finetune_lr: float = 0.05
     finetune_feature_lr: float = 0.01
+    feature_patience: int | None = None
     prior_mean: str = "features"
     candidate_pool: int = 500
     refit_growth: float = 0.1
@@ -189,6 +193,8 @@ class TNASConfig:
             raise ConfigError("finetune_lr and ucb_beta must be positive")
         if not self.finetune_feature_lr >= 0:
             raise ConfigError("finetune_feature_lr must be >= 0 (0 keeps the feature MLP as meta-trained)")
+        if self.feature_patience is not None and self.feature_patience < 0:
+            raise ConfigError(f"feature_patience must be >= 0 observations or None, got {self.feature_patience}")
 
 
 def target_scale_of(statistics: dict[str, dict[str, float]]) -> float | None:
@@ -313,6 +319,7 @@ class TNASSearcher:
         self._fitted: tuple[int, TNASSurrogate, float, float] | None = None  # (observations, model, y mean, y std)
         self._warm_start: dict[str, Tensor] | None = None  # the last fit's parameters (warm_steps, refit_growth)
         self._fitted_at: int | None = None  # observations at the last fine-tuning
+        self._features_on = config.feature_patience is None  # whether fine-tuning moves xi (feature_patience)
         self.finetune_failures = 0  # fine-tunings cut short by a covariance that is not PSD
         self.last_info: dict[str, float] = {}
 
@@ -403,8 +410,17 @@ class TNASSearcher:
         model.eval()
         return model, mean, std
 
+    def _stalled_for(self) -> int:
+        """Observations told since the best one (0 when the last one is the best)."""
+        values = list(self._observed.values())
+        return len(values) - 1 - int(np.argmax(values)) if values else 0
+
     def _refit_due(self, observations: int) -> bool:
-        """Whether this fit takes fine-tuning steps (``refit_growth``), or reuses the last fit's values."""
+        """Whether this fit takes fine-tuning steps (``refit_growth``), or reuses the last fit's values.
+        The first fit after ``feature_patience`` switches xi's fine-tuning on is always one."""
+        if not self._features_on and self._stalled_for() >= self.config.feature_patience:
+            self._features_on = True
+            return True
         if not self.config.refit_growth or self._fitted_at is None:
             return True
         return observations >= (1 + self.config.refit_growth) * self._fitted_at
@@ -417,7 +433,7 @@ class TNASSearcher:
         known = {id(parameter) for parameter in feature_parameters}
         head = [p for p in model.parameters() if p.requires_grad and id(p) not in known]
         groups = [{"params": head, "lr": self.config.finetune_lr}]
-        if self.config.finetune_feature_lr > 0:
+        if self.config.finetune_feature_lr > 0 and self._features_on:
             groups.append({"params": feature_parameters, "lr": self.config.finetune_feature_lr})
         else:
             for parameter in feature_parameters:
