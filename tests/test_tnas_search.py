@@ -200,6 +200,15 @@ def test_feature_patience_fine_tunes_the_feature_mlp_only_once_the_best_observat
         TNASConfig(feature_patience=-1)
 
 
+def test_feature_patience_is_recorded_only_when_given():
+    from tnas.search.cli import build_parser, method_options
+
+    base = ["--dataset", "cifar10", "--method", "tnas"]
+    assert "feature_patience" not in method_options(build_parser().parse_args(base), "tnas")  # run identity kept
+    given = method_options(build_parser().parse_args([*base, "--feature-patience", "13"]), "tnas")
+    assert given["feature_patience"] == 13
+
+
 def test_resume_equals_an_uninterrupted_run(oracle, tmp_path):
     config = _config(budget=14)
     reference = run(_searcher(finetune_steps=4), oracle, config, tmp_path / "reference")
