@@ -395,7 +395,7 @@ class TNASSearcher:
                               codes_table=self._codes, prior_table=prior, source_table=self._source_table,
                               source_weight=self.config.source_weight)  # fmt: skip
         steps = self.config.finetune_steps
-        refit = self._refit_due(len(indexes))
+        refit = self._switch_features_on() or self._refit_due(len(indexes))
         if self._warm_start is not None and (self.config.warm_steps or not refit):
             with torch.no_grad():
                 for name, parameter in model.named_parameters():
@@ -415,12 +415,16 @@ class TNASSearcher:
         values = list(self._observed.values())
         return len(values) - 1 - int(np.argmax(values)) if values else 0
 
+    def _switch_features_on(self) -> bool:
+        """Whether xi's fine-tuning starts with this fit (``feature_patience`` observations
+        without a new best); such a fit always takes fine-tuning steps."""
+        if self._features_on or self._stalled_for() < self.config.feature_patience:
+            return False
+        self._features_on = True
+        return True
+
     def _refit_due(self, observations: int) -> bool:
-        """Whether this fit takes fine-tuning steps (``refit_growth``), or reuses the last fit's values.
-        The first fit after ``feature_patience`` switches xi's fine-tuning on is always one."""
-        if not self._features_on and self._stalled_for() >= self.config.feature_patience:
-            self._features_on = True
-            return True
+        """Whether this fit takes fine-tuning steps (``refit_growth``), or reuses the last fit's values."""
         if not self.config.refit_growth or self._fitted_at is None:
             return True
         return observations >= (1 + self.config.refit_growth) * self._fitted_at
