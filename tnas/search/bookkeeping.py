@@ -14,6 +14,7 @@ from tnas.errors import ConfigError, RunDirectoryError, SearcherError
 from tnas.oracles import Evaluation
 from tnas.rundir import RunDirectory, TrajectoryRow, append_row
 from tnas.search.config import RunConfig
+from tnas.search.methods import registered_settings, stale_settings
 from tnas.space import FULL_SPACE, Cell, SearchSpace
 from tnas.versions import package_versions
 
@@ -200,7 +201,13 @@ def failed_evaluation(chance: float, fidelity: int, seed: int | None, seconds: f
 
 # ---------------------------------------------------------------------- run directory
 def prepare_directory(directory: RunDirectory, config: RunConfig, run_info: dict[str, Any]) -> list[TrajectoryRow]:
-    """Check that ``directory`` is new or holds this run; return its recorded rows."""
+    """Check that ``directory`` is new or holds this run, searched with the settings of this
+    version (a run searched otherwise is refused: see :mod:`tnas.search.settings_changes`);
+    return its recorded rows. The record gets the method's default settings when ``run_info``
+    lacks them."""
+    settings = registered_settings(config.method)
+    if "method_settings" not in run_info and settings is not None:
+        run_info = {"method_settings": settings, **run_info}
     stored = directory.read_config()
     if stored is None:
         if directory.trajectory_path.exists():
@@ -219,6 +226,13 @@ def prepare_directory(directory: RunDirectory, config: RunConfig, run_info: dict
         raise RunDirectoryError(
             f"{directory.path} holds another run ({_describe(stored_config)}); "
             f"choose another --out for {_describe(config)}"
+        )
+    changes = stale_settings(config, stored)
+    if changes:
+        raise RunDirectoryError(
+            f"{directory.path} was searched with other {config.method} settings than this version's "
+            f"({'; '.join(changes)}): resuming it would mix two searches; choose another --out, "
+            "or move it away to start the run anew"
         )
     recorded = directory.read_trajectory()
     if len(recorded) > config.budget:

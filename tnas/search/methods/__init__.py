@@ -9,7 +9,7 @@ weight-sharing ones (one query: the cell derived from a trained supernet,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,15 @@ from tnas.search.methods.peers import HEBOConfig, OptunaTPEConfig, build_hebo, b
 from tnas.search.methods.random_search import RandomSearch
 from tnas.search.methods.reinforce import Reinforce, ReinforceConfig
 from tnas.search.methods.tnas import TNASConfig
-from tnas.search.methods.tnas_setup import UNTRAINED_SETTINGS, build_tnas
+from tnas.search.methods.tnas_setup import (
+    TNAS_LEGACY_SETTINGS,
+    UNTRAINED_SETTINGS,
+    build_tnas,
+    tnas_inert_settings,
+)
 from tnas.search.methods.zero_shot import zero_shot_search
 from tnas.search.protocol import Searcher
+from tnas.search.settings_changes import effective_settings, settings_changes
 from tnas.space import FULL_SPACE, SearchSpace
 
 
@@ -76,6 +82,11 @@ class Method:
         one_shot: a weight-sharing method (one query: its derived cell).
         tnas_family: TNAS or one of its ablations: the method takes TNAS's surrogate and
             search options (``--surrogate``, ``--members``, ``--init``...).
+        legacy_settings: setting -> the value runs made before it was recorded used (see
+            :mod:`tnas.search.settings_changes`); a setting added later without one makes
+            every run recorded without it stale.
+        inert_settings: the settings that cannot change a given run (its configuration and
+            effective settings in, names out); left out when a run's record is compared.
     """
 
     name: str
@@ -84,6 +95,16 @@ class Method:
     settings: dict[str, Any]
     one_shot: bool = False
     tnas_family: bool = False
+    legacy_settings: Mapping[str, Any] = field(default_factory=dict)
+    inert_settings: Callable[[RunConfig, Mapping[str, Any]], frozenset[str]] = lambda config, settings: frozenset()
+
+    def changes_since(self, config: RunConfig, recorded: Mapping[str, Any] | None) -> list[str]:
+        """How a run of ``config`` recorded with default settings ``recorded`` (its
+        ``config.json``'s ``method_settings``) would be searched differently by this code;
+        empty when it would not (see :func:`~tnas.search.settings_changes.settings_changes`)."""
+        effective = effective_settings(self.settings, config.options)
+        return settings_changes(recorded, self.settings, config.options, legacy=self.legacy_settings,
+                                inert=self.inert_settings(config, effective))  # fmt: skip
 
 
 METHODS: dict[str, Method] = {
@@ -96,14 +117,17 @@ METHODS: dict[str, Method] = {
         Method("ls", "local search, 10 random starts, best-improvement moves (White et al. 2021)",
                lambda context: LocalSearch(context.rng, space=context.space), asdict(LocalSearchConfig())),
         Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
-               lambda context: build_tnas(context), asdict(TNASConfig()), tnas_family=True),
+               lambda context: build_tnas(context), asdict(TNASConfig()), tnas_family=True,
+               legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings),
         Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
                lambda context: build_tnas(context, "untrained"), asdict(TNASConfig(**UNTRAINED_SETTINGS)),
-               tnas_family=True),
+               tnas_family=True, legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings),
         Method("tnas-nodata", "TNAS ablation: a surrogate meta-trained without the dataset encoder",
-               lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig()), tnas_family=True),
+               lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig()), tnas_family=True,
+               legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings),
         Method("tnas-prior", "TNAS ablation: cells in the order of the meta-learned prior, no BO (as MetaD2A)",
-               lambda context: build_tnas(context, "prior"), {}, tnas_family=True),
+               lambda context: build_tnas(context, "prior"), {"source_weight": TNASConfig().source_weight},
+               tnas_family=True, legacy_settings=TNAS_LEGACY_SETTINGS),
         Method("zero-shot", "zero-shot transfer: cells by the source tables' mean validation, no learning",
                lambda context: zero_shot_search(NB201Table.load(context.data_dir), context.config.dataset,
                                                 context.space), {}),
@@ -111,9 +135,12 @@ METHODS: dict[str, Method] = {
                lambda context: Bananas(context.rng, space=context.space), asdict(BananasConfig())),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
                lambda context: GPBO(context.rng, gp_config(context.config.options), context.space),
-               asdict(GPBOConfig())),
+               asdict(GPBOConfig()), legacy_settings={"pending": "believer"},
+               inert_settings=lambda config, settings: _parallel_only(config, "pending")),
         Method("optuna-tpe", "peer: Optuna's TPESampler, ask/tell on 6 categorical edges (Akiba et al. 2019)",
-               lambda context: build_optuna_tpe(context), asdict(OptunaTPEConfig())),
+               lambda context: build_optuna_tpe(context), asdict(OptunaTPEConfig()),
+               legacy_settings={"constant_liar": True},
+               inert_settings=lambda config, settings: _parallel_only(config, "constant_liar")),
         Method("hebo", "peer: HEBO (warped GP, MACE, NSGA-II), ask/tell on 6 edges (Cowen-Rivers et al. 2022)",
                lambda context: build_hebo(context), asdict(HEBOConfig())),
         Method("reinforce", "REINFORCE: softmax policy per edge, EMA baseline, Adam 0.001 (NAS-Bench-201 paper)",
@@ -122,6 +149,11 @@ METHODS: dict[str, Method] = {
                lambda context: NASBOWL(context.rng, space=context.space), asdict(NASBOWLConfig())),
     )
 }  # fmt: skip
+
+
+def _parallel_only(config: RunConfig, *names: str) -> frozenset[str]:
+    """``names``, settings about pending evaluations, when ``config`` leaves none (one worker)."""
+    return frozenset(names) if config.workers == 1 else frozenset()
 
 
 def _one_shot_method(algorithm: str) -> Method:
@@ -146,6 +178,23 @@ def get_method(name: str) -> Method:
     if method is None:
         raise ConfigError(f"unknown method {name!r}; methods: {', '.join([*METHODS, *ONE_SHOT_METHODS])}")
     return method
+
+
+def stale_settings(config: RunConfig, record: Mapping[str, Any] | None) -> list[str]:
+    """How this code would search a run of ``config`` recorded in ``config.json`` as
+    ``record`` differently from how it was searched (``Method.changes_since``); empty when
+    it would not, when the record holds no ``method_settings`` (nothing to judge by), or
+    when its method is not registered here."""
+    method = METHODS.get(config.method) or ONE_SHOT_METHODS.get(config.method)
+    if method is None or not record or "method_settings" not in record:
+        return []
+    return method.changes_since(config, record["method_settings"])
+
+
+def registered_settings(name: str) -> dict[str, Any] | None:
+    """The default settings of method ``name`` (``None``: not a registered method)."""
+    method = METHODS.get(name) or ONE_SHOT_METHODS.get(name)
+    return None if method is None else dict(method.settings)
 
 
 def make_searcher(config: RunConfig, *, data_dir: Path | None = None, data_root: Path | None = None,

@@ -22,6 +22,7 @@ README's *Targets without images*). ``config.json`` records it under ``target_sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from tnas.errors import ConfigError
 from tnas.search.methods.tnas import TNASConfig
 
 if TYPE_CHECKING:
+    from tnas.search.config import RunConfig
     from tnas.search.methods import SearchContext
     from tnas.search.protocol import Searcher
 
@@ -79,6 +81,34 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], TNASConfig]:
 UNTRAINED_SETTINGS: dict[str, Any] = {"candidate_pool": 0}
 """What ``tnas-untrained`` searches with on top of TNAS's settings: a random prior defines no
 trust region, so every unevaluated cell is scored."""
+
+TNAS_LEGACY_SETTINGS: dict[str, Any] = {
+    "pending": "believer",
+    "recommend_plausible": None,
+    "source_weight": 0.0,
+    "feature_patience": None,
+}
+"""The :class:`TNASConfig` fields added after runs were first recorded, with the value those
+runs effectively used: pending cells as kriging believer (ignored with one worker), the
+posterior-mean recommendation over every evaluated cell, no source term, the feature MLP
+fine-tuned from the first fit (:mod:`tnas.search.settings_changes`). A field added from now
+on gets its entry here, the value that keeps the runs made before it as they were."""
+
+
+def tnas_inert_settings(config: RunConfig, settings: Mapping[str, Any]) -> frozenset[str]:
+    """The TNAS settings that cannot change a run of ``config`` with effective ``settings``:
+    ``pending`` with one worker, ``recommend_plausible`` when the best observed cell is
+    returned (``recommend`` ``observed``, or ``auto`` with exact observations: the tables'
+    seed means, a table of your own), ``ucb_beta`` with another acquisition."""
+    inert = set()
+    if config.workers == 1:
+        inert.add("pending")
+    exact = config.oracle in ("table", "user") and config.observe == "mean"
+    if settings.get("recommend") == "observed" or (settings.get("recommend") == "auto" and exact):
+        inert.add("recommend_plausible")
+    if settings.get("acquisition") != "ucb":
+        inert.add("ucb_beta")
+    return frozenset(inert)
 
 
 def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:

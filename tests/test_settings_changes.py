@@ -1,0 +1,104 @@
+"""A run searched with other settings than this code's is never resumed or reused silently."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from tnas.errors import RunDirectoryError
+from tnas.oracles import TableOracle
+from tnas.search import RunConfig, RunDirectory, get_method, make_searcher, run
+from tnas.search.cli import main
+from tnas.search.methods import stale_settings
+from tnas.search.settings_changes import settings_changes
+
+
+def _tnas(observe="mean", workers=1, **options):
+    return RunConfig(method="tnas", dataset="cifar100", seed=0, budget=10, fidelity=200, observe=observe,
+                     options=options, workers=workers)  # fmt: skip
+
+
+def _record(**changes):
+    """TNAS's settings as this version records them, changed or (value ``...``) left out."""
+    settings = dict(get_method("tnas").settings)
+    for name, value in changes.items():
+        if value is ...:
+            del settings[name]
+        else:
+            settings[name] = value
+    return {"method_settings": json.loads(json.dumps(settings))}
+
+
+def test_a_changed_default_makes_a_run_stale_unless_its_options_fixed_the_value():
+    assert settings_changes({"a": 1, "b": 2}, {"a": 1, "b": 3}, {}, legacy={}) == ["b: 2 -> 3"]
+    assert settings_changes({"a": 1, "b": 2}, {"a": 1, "b": 3}, {"b": 5}, legacy={}) == []
+    assert settings_changes({"a": (1, 2)}, {"a": (1, 2)}, {}, legacy={}) == []  # as JSON stores it
+    assert settings_changes({"a": 1}, {"a": 2}, {}, legacy={}, inert=frozenset({"a"})) == []
+
+
+def test_a_setting_added_later_is_compared_through_its_legacy_value():
+    assert settings_changes({"a": 1}, {"a": 1, "new": 0.0}, {}, legacy={"new": 0.0}) == []
+    assert settings_changes({"a": 1}, {"a": 1, "new": 0.25}, {}, legacy={"new": 0.0}) == ["new: 0.0 -> 0.25"]
+    assert settings_changes({"a": 1}, {"a": 1, "new": 0.25}, {"new": 0.0}, legacy={"new": 0.0}) == []
+    assert settings_changes({"a": 1}, {"a": 1, "new": 0.25}, {}, legacy={}) == ["new: not recorded, now 0.25"]
+
+
+def test_tnas_runs_recorded_before_a_setting_existed_keep_their_identity_where_it_changes_nothing():
+    before_source_term = _record(source_weight=..., feature_patience=..., pending=...)
+    assert stale_settings(_tnas(), before_source_term) == []
+    assert stale_settings(_tnas(observe="seed"), before_source_term) == []
+    assert stale_settings(_tnas(source_weight=0.25), _record()) == []  # given, as recorded in its options
+    # the plausibility guard of the recommendation changes only runs with noisy observations
+    before_guard = _record(recommend_plausible=...)
+    assert stale_settings(_tnas(), before_guard) == []
+    assert stale_settings(_tnas(observe="seed"), before_guard) == ["recommend_plausible: null -> 3.0"]
+    # how pending cells are treated changes only parallel runs
+    assert stale_settings(_tnas(), _record(pending="x_pending")) == []
+    assert stale_settings(_tnas(workers=4), _record(pending="x_pending")) == ['pending: "x_pending" -> "believer"']
+    assert stale_settings(_tnas(), _record(finetune_steps=50)) == ["finetune_steps: 50 -> 100"]
+    assert stale_settings(_tnas(), {"config": {}}) == []  # no settings recorded: nothing to judge by
+
+
+def test_every_tnas_setting_has_a_legacy_value_or_was_recorded_from_the_start():
+    """A TNASConfig field added from now on needs an entry in TNAS_LEGACY_SETTINGS: the
+    fields of the first recorded runs (benchmarks/RESULTS.md's settings) plus the legacy ones
+    must be every field."""
+    first_recorded = {"acquisition", "batch_size", "candidate_pool", "finetune_feature_lr", "finetune_lr",
+                      "finetune_steps", "init", "init_size", "prior_mean", "recommend", "refit_growth",
+                      "ucb_beta", "warm_steps"}  # fmt: skip
+    method = get_method("tnas")
+    assert set(method.settings) == first_recorded | set(method.legacy_settings)
+
+
+@pytest.fixture
+def finished_re_run(table, tmp_path):
+    config = RunConfig(method="re", dataset="cifar100", seed=1, budget=5, fidelity=200, observe="mean")
+    run(make_searcher(config), TableOracle(table, "cifar100"), config, tmp_path / "run")
+    return config, tmp_path / "run"
+
+
+def test_resuming_a_run_searched_with_other_settings_is_refused(table, finished_re_run):
+    config, path = finished_re_run
+    record = RunDirectory(path).read_config()
+    assert record["method_settings"] == {"population_size": 10, "sample_size": 3}  # recorded without run_info
+    record["method_settings"]["population_size"] = 20  # as if the default had been 20 when it ran
+    RunDirectory(path).config_path.write_text(json.dumps(record))
+    longer = dataclasses.replace(config, budget=8)
+    with pytest.raises(RunDirectoryError, match=r"other re settings .*population_size: 20 -> 10"):
+        run(make_searcher(longer), TableOracle(table, "cifar100"), longer, path)
+    assert len(RunDirectory(path).read_trajectory()) == 5  # untouched
+
+
+def test_the_command_line_says_so_in_one_line_with_exit_code_2(data_dir, tmp_path, capsys):
+    args = ["--dataset", "cifar100", "--method", "re", "--budget", "5", "--seed", "1", "--data-dir", str(data_dir),
+            "--out", str(tmp_path / "run"), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    record = RunDirectory(tmp_path / "run").read_config()
+    record["method_settings"]["sample_size"] = 5
+    RunDirectory(tmp_path / "run").config_path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main([*args[:5], "8", *args[6:]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sample_size: 5 -> 3" in err and "choose another --out" in err

@@ -1,0 +1,76 @@
+"""Whether a recorded run was made with the settings this code would search it with.
+
+A run's identity (:class:`~tnas.search.config.RunConfig`) holds the options given to it,
+not the defaults it inherited, so that a run keeps its identity when a new option appears.
+Its ``config.json`` also records the method's default settings of the code that made it
+(``method_settings``). A run is *stale* when its effective settings (those defaults,
+overridden by its options) differ from what this code would use for the same options: a
+changed default, or a setting that did not exist then and whose value now changes the
+search. Resuming a stale run would mix two searches in one trajectory, and skipping it as
+finished would report figures this code no longer produces.
+
+A setting the record lacks is compared through its *legacy* value, the value that runs made
+before the setting existed effectively used (e.g. TNAS's ``source_weight`` 0, no source
+term); one without a legacy value counts as changed. Settings that cannot change a given
+run (*inert*: e.g. how to treat pending cells when one worker never leaves any) are left
+out of the comparison.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["effective_settings", "settings_changes"]
+
+
+def effective_settings(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The method's ``defaults`` overridden by the run's ``options`` that name one of them."""
+    return {name: options.get(name, value) for name, value in defaults.items()}
+
+
+def settings_changes(
+    recorded: Mapping[str, Any] | None,
+    current: Mapping[str, Any],
+    options: Mapping[str, Any],
+    *,
+    legacy: Mapping[str, Any],
+    inert: frozenset[str] = frozenset(),
+) -> list[str]:
+    """How a run recorded with default settings ``recorded`` would be searched differently now.
+
+    Args:
+        recorded: the ``method_settings`` of the run's ``config.json`` (``None``: none
+            recorded, as in runs made before they were).
+        current: this code's default settings of the method.
+        options: the run's options (``RunConfig.options``), which override both.
+        legacy: setting -> the value runs made before it existed used.
+        inert: settings that change nothing for this run.
+
+    Returns:
+        One ``name: then -> now`` line per setting whose effective value differs (values as
+        JSON), or ``name: not recorded, now V`` for a setting without a legacy value; empty
+        when the run is searched exactly as recorded.
+    """
+    recorded = recorded or {}
+    changes: list[str] = []
+    for name, default in current.items():
+        if name in inert:
+            continue
+        now = _plain(options.get(name, default))
+        if name in recorded:
+            then = _plain(options.get(name, recorded[name]))
+        elif name in legacy:
+            then = _plain(options.get(name, legacy[name]))
+        else:
+            changes.append(f"{name}: not recorded, now {json.dumps(now)}")
+            continue
+        if then != now:
+            changes.append(f"{name}: {json.dumps(then)} -> {json.dumps(now)}")
+    return changes
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as ``config.json`` stores it (tuples as lists), for comparison."""
+    return json.loads(json.dumps(value))
