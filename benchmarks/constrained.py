@@ -43,17 +43,15 @@ from benchmarks.aggregate import (
     queries_to_best,
     summarize_to_best,
 )
-from benchmarks.nb201 import claim_run, is_finished, parse_setting, run_config
+from benchmarks.nb201 import make_run, parse_setting, run_config
 from benchmarks.results_page import format_stat, format_to_best
 from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.constraints import TASK_GEOMETRY, Constraints, constrained_space
 from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle, get_task
-from tnas.search.cli import build_run
 from tnas.search.methods import get_method
 from tnas.search.methods.zero_shot import source_average, zero_shot_sources
-from tnas.search.runner import run
 
 PROG = "python -m benchmarks.constrained"
 DATASET = "cifar100"
@@ -163,12 +161,7 @@ def run_grid(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: 
         config = dataclasses.replace(run_config(spec, "mean", DATASET, method, seed),
                                      constraints=setting.constraints.to_dict())  # fmt: skip
         path = run_path(out, setting, method, seed)
-        with claim_run(path) as claimed:
-            if claimed and not is_finished(path, config):
-                prepared = build_run(config, table, data_dir=data_dir)
-                run(prepared.searcher, prepared.oracle, config, path, run_info=prepared.run_info,
-                    space=prepared.space)  # fmt: skip
-                made += 1
+        made += make_run(path, config, table, data_dir=data_dir) in ("made", "remade")
     return made
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from benchmarks.aggregate import best_cells, load_run, mean_and_se
 from benchmarks.constrained import method_row
-from benchmarks.nb201 import claim_run, is_finished
+from benchmarks.nb201 import claim_run, make_run
 from benchmarks.results_page import format_stat
 from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.io import atomic_write_text
@@ -40,9 +40,8 @@ from tnas.meta_train.ensemble import members_finished
 from tnas.meta_train.trainer import meta_train
 from tnas.oracles import NB201Table, get_task
 from tnas.rundir import RunDirectory
-from tnas.search.cli import build_run, default_method_options
+from tnas.search.cli import default_method_options
 from tnas.search.config import RunConfig
-from tnas.search.runner import run
 from tnas.search.surrogates import default_surrogate_dir, resolve_surrogate
 
 PROG = "python -m benchmarks.history"
@@ -85,10 +84,7 @@ def _search(dataset: str, seed: int, surrogate: Path, budget: int, out: Path, ta
     options = default_method_options("tnas") | {"surrogate": str(surrogate), "sample_seed": seed}
     config = RunConfig(method="tnas", dataset=dataset, seed=seed, budget=budget, fidelity=200, observe="mean",
                        options=options)  # fmt: skip
-    with claim_run(out) as claimed:
-        if claimed and not is_finished(out, config):
-            prepared = build_run(config, table, data_dir=data_dir)
-            run(prepared.searcher, prepared.oracle, config, out, run_info=prepared.run_info, space=prepared.space)
+    make_run(out, config, table, data_dir=data_dir)
 
 
 def surrogate_path(out: Path, kind: str, draw: int) -> Path:

@@ -13,6 +13,7 @@ import fcntl
 import json
 import shlex
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -31,7 +32,7 @@ from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, re
 from tnas.rundir import RunDirectory
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
-from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method
+from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, stale_settings
 from tnas.search.methods.gp_bo import GPBOConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.methods.tnas_setup import SURROGATE_OPTIONS
@@ -74,6 +75,7 @@ class GridOutcome:
     ran: int
     skipped: int
     busy: int = 0  # runs another harness process was running
+    remade: int = 0  # of ``ran``: runs searched with other settings, moved aside and run anew
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,7 +281,8 @@ def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: in
 
 
 def is_finished(path: Path, config: RunConfig) -> bool:
-    """Whether ``path`` holds a finished run of ``config`` with at least its budget of queries.
+    """Whether ``path`` holds a finished run of ``config`` with at least its budget of queries,
+    searched with the settings this code would use (:func:`stale_changes`).
 
     A finished run of the same configuration with a larger budget counts (its first
     ``config.budget`` queries are what a run of that budget makes: searchers do not see
@@ -288,17 +291,56 @@ def is_finished(path: Path, config: RunConfig) -> bool:
     summary = RunDirectory(path).read_summary()
     if summary is None:
         return False
-    if summary.get("config") == config.to_dict():
-        return True
-    try:
-        stored = RunConfig(**summary["config"])
-    except (KeyError, TypeError, TnasError):
-        return False
-    return (
-        stored.same_run_as(config)
-        and stored.max_sim_hours is None
-        and summary.get("queries", 0) >= config.budget
-    )
+    if summary.get("config") != config.to_dict():
+        try:
+            stored = RunConfig(**summary["config"])
+        except (KeyError, TypeError, TnasError):
+            return False
+        if not (stored.same_run_as(config) and stored.max_sim_hours is None
+                and summary.get("queries", 0) >= config.budget):  # fmt: skip
+            return False
+    return not stale_changes(path, config)
+
+
+def stale_changes(path: Path, config: RunConfig) -> list[str]:
+    """How this code would search the run of ``config`` in ``path`` differently from how it
+    was searched (a changed default...; :func:`tnas.search.methods.stale_settings`); empty
+    for a run searched as this code would, or no run."""
+    return stale_settings(config, RunDirectory(path).read_config())
+
+
+def set_aside(path: Path) -> Path:
+    """Move run directory ``path`` to ``<name>.stale-<k>`` beside it (first free k); the new path."""
+    k = 1
+    while (target := path.with_name(f"{path.name}.stale-{k}")).exists():
+        k += 1
+    path.rename(target)
+    return target
+
+
+def make_run(path: Path, config: RunConfig, table: NB201Table, *, data_dir: Path | None = None,
+             progress: bool = False, device: str | None = None) -> str:  # fmt: skip
+    """Make the run of ``config`` in ``path`` unless it is finished there; what happened:
+
+    ``finished`` (left as it is), ``busy`` (another harness process holds it), ``made``
+    (run, or an interrupted run resumed), ``remade`` (the run there was searched with other
+    settings than this code's: it is moved aside with :func:`set_aside`, never deleted, and
+    run anew; a line on stderr says where it went and why).
+    """
+    with claim_run(path) as claimed:
+        if not claimed:
+            return "busy"
+        if is_finished(path, config):
+            return "finished"
+        changes = stale_changes(path, config)
+        if changes:
+            moved = set_aside(path)
+            print(f"{path}: searched with other settings ({'; '.join(changes)}); moved to {moved.name}, "
+                  "running it anew", file=sys.stderr)  # fmt: skip
+        prepared = build_run(config, table, data_dir=data_dir, progress=progress, device=device, run_dir=path)
+        run(prepared.searcher, prepared.oracle, config, path, run_info=prepared.run_info, progress=progress,
+            space=prepared.space)  # fmt: skip
+        return "remade" if changes else "made"
 
 
 @contextmanager
@@ -331,24 +373,16 @@ def run_grid(config: HarnessConfig, table: NB201Table) -> GridOutcome:
 
     spec = config.spec
     cells = list(spec.cells())
-    ran = skipped = busy = 0
+    outcomes: Counter[str] = Counter()
     with tqdm(total=len(cells), desc="grid", unit="run", disable=None if config.progress else True) as bar:
         for observe, dataset, method, seed in cells:
             bar.set_postfix({"method": method, "dataset": dataset, "seed": seed, "observe": observe})
             run_cfg = run_config(spec, observe, dataset, method, seed)
             path = run_path(config.out, observe, dataset, method, seed)
-            with claim_run(path) as claimed:
-                if not claimed:
-                    busy += 1
-                elif is_finished(path, run_cfg):
-                    skipped += 1
-                else:
-                    prepared = build_run(run_cfg, table, data_dir=config.data_dir, progress=config.progress)
-                    run(prepared.searcher, prepared.oracle, run_cfg, path, run_info=prepared.run_info,
-                        progress=config.progress, space=prepared.space)  # fmt: skip
-                    ran += 1
+            outcomes[make_run(path, run_cfg, table, data_dir=config.data_dir, progress=config.progress)] += 1
             bar.update(1)
-    return GridOutcome(ran=ran, skipped=skipped, busy=busy)
+    return GridOutcome(ran=outcomes["made"] + outcomes["remade"], skipped=outcomes["finished"],
+                       busy=outcomes["busy"], remade=outcomes["remade"])  # fmt: skip
 
 
 def reported_spec(config: HarnessConfig) -> GridSpec:
@@ -424,10 +458,11 @@ def _summary_line(
     config: HarnessConfig, outcome: GridOutcome, report: Report, figures: dict[str, Any]
 ) -> str:
     missing = sum(len(m.seeds) for m in report.missing)
+    anew = f" ({outcome.remade} anew: their old settings were moved aside)" if outcome.remade else ""
     runs = (
         "report only"
         if config.report_only
-        else f"{outcome.ran} runs made, {outcome.skipped} already finished"
+        else f"{outcome.ran} runs made{anew}, {outcome.skipped} already finished"
         + (f", {outcome.busy} left to other harness processes" if outcome.busy else "")
     )
     return (f"{runs}; {missing} runs missing; page {config.results_page}, "

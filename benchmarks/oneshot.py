@@ -31,18 +31,17 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.aggregate import mean_and_se
-from benchmarks.nb201 import claim_run, is_finished
+from benchmarks.nb201 import make_run
 from benchmarks.results_page import format_stat
 from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle
 from tnas.rundir import RunDirectory
-from tnas.search.cli import build_run, default_method_options
+from tnas.search.cli import default_method_options
 from tnas.search.config import RunConfig
 from tnas.search.methods import ONE_SHOT_METHODS
 from tnas.search.methods.oneshot import STATE_FOLDER
-from tnas.search.runner import run
 from tnas.space import OPERATIONS, Cell
 from tnas.train.oneshot import PROTOCOLS, read_result
 
@@ -98,13 +97,7 @@ def run_grid(methods: Sequence[str], seeds: int, protocol: str, out: Path, table
     for method in methods:
         for seed in range(seeds):
             config, path = run_config(method, seed, protocol), out / method / f"seed{seed}"
-            if is_finished(path, config):
-                continue
-            with claim_run(path) as mine:
-                if not mine or is_finished(path, config):
-                    continue
-                prepared = build_run(config, table, data_dir=data_dir, progress=progress, device=device, run_dir=path)
-                run(prepared.searcher, prepared.oracle, config, path, run_info=prepared.run_info, progress=progress)
+            if make_run(path, config, table, data_dir=data_dir, progress=progress, device=device) in ("made", "remade"):
                 made += 1
                 print(f"{method} seed {seed}: done", file=sys.stderr)
     return made

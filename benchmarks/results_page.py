@@ -20,9 +20,11 @@ from pathlib import Path
 
 from benchmarks.aggregate import GridSpec, MethodAggregate, Report, Stat, ToBest, checkpoints
 from benchmarks.plots import REGRET_FLOOR, protocol_title
+from tnas.errors import TnasError
 from tnas.io import atomic_write_text
 from tnas.oracles import TASKS
-from tnas.search.config import OBSERVATION_POLICIES
+from tnas.search.config import OBSERVATION_POLICIES, RunConfig
+from tnas.search.methods import stale_settings
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,23 @@ def missing_lines(report: Report) -> list[str]:
     ]
 
 
+def stale_lines(report: Report) -> list[str]:
+    """One ``stale: ...`` line per (observe, dataset, method, changes) whose finished runs this
+    code would search differently (:func:`tnas.search.methods.stale_settings`): their figures
+    are on the page, but the grid command runs them anew."""
+    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    for (observe, dataset, method), runs in report.runs.items():
+        for run in runs:
+            try:
+                changes = stale_settings(RunConfig(**run.config["config"]), run.config)
+            except (KeyError, TypeError, TnasError):
+                changes = ["config.json unreadable as a run configuration"]
+            if changes:
+                groups.setdefault((observe, dataset, method, "; ".join(changes)), []).append(run.seed)
+    return [f"- stale: observe={observe} dataset={dataset} method={method} seeds {_seed_list(seeds)}: {changes}"
+            for (observe, dataset, method, changes), seeds in sorted(groups.items())]  # fmt: skip
+
+
 def _link(path: Path, page_path: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(page_path).resolve().parent)).as_posix()
 
@@ -348,6 +367,14 @@ def render_page(report: Report, inputs: PageInputs) -> str:
         "## Missing runs",
         "",
         *(missing_lines(report) or [f"None: every grid cell has its {len(spec.seeds)} finished seeds."]),
+        "",
+        "## Runs searched with other settings",
+        "",
+        "Finished runs that this version of tnas would search differently (a default changed since, "
+        "`setting: then -> now`); their figures are on this page, and the grid command moves them aside "
+        "and runs them anew.",
+        "",
+        *(stale_lines(report) or ["None: every run was searched with this version's settings."]),
         "",
     ]
     for observe in spec.observes:

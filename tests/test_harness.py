@@ -340,6 +340,30 @@ def test_a_smaller_budget_reuses_longer_finished_runs(full_grid, data_dir, tmp_p
     )
 
 
+def test_a_run_searched_with_other_settings_is_listed_then_moved_aside_and_run_anew(
+    full_grid, data_dir, tmp_path, capsys
+):
+    out, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    shutil.copytree(full_grid / "results", out)
+    stale = RunDirectory(run_path(out, "mean", "cifar10", "re", 1))
+    record = json.loads(stale.config_path.read_text())
+    record["method_settings"]["population_size"] = 20  # as if the default had been 20 when it ran
+    stale.config_path.write_text(json.dumps(record))
+    old_rows = stale.read_trajectory()
+    assert main([*_grid(out, page, data_dir), "--report-only"]) == 0
+    assert ("- stale: observe=mean dataset=cifar10 method=re seeds 1: population_size: 20 -> 10"
+            in page.read_text())  # fmt: skip
+    capsys.readouterr()
+    assert main(_grid(out, page, data_dir)) == 0
+    captured = capsys.readouterr()
+    assert "1 runs made (1 anew: their old settings were moved aside), 3 already finished" in captured.out
+    assert "population_size: 20 -> 10" in captured.err and "seed1.stale-1" in captured.err
+    assert RunDirectory(stale.path.with_name("seed1.stale-1")).read_trajectory() == old_rows  # nothing lost
+    assert _trajectories(out) == {**_trajectories(full_grid / "results"),
+                                  "mean/cifar10/re/seed1.stale-1": _trajectories(out)["mean/cifar10/re/seed1.stale-1"]}  # fmt: skip
+    assert "None: every run was searched with this version's settings." in page.read_text()
+
+
 def test_report_only_writes_the_page_and_figures_and_lists_missing_runs(
     full_grid, data_dir, tmp_path, capsys
 ):
