@@ -102,3 +102,55 @@ def test_the_command_line_says_so_in_one_line_with_exit_code_2(data_dir, tmp_pat
     assert main([*args[:5], "8", *args[6:]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sample_size: 5 -> 3" in err and "choose another --out" in err
+
+
+def _record_of(method, **changes):
+    settings = dict(get_method(method).settings)
+    for name, value in changes.items():
+        if value is ...:
+            del settings[name]
+        else:
+            settings[name] = value
+    return {"method_settings": json.loads(json.dumps(settings))}
+
+
+def _run(method, observe="mean", workers=1, **options):
+    return RunConfig(method=method, dataset="cifar100", seed=0, budget=10, fidelity=200, observe=observe,
+                     options=options, workers=workers)  # fmt: skip
+
+
+def test_what_cannot_change_a_run_is_not_compared_for_every_method_that_has_such_settings():
+    # real training observed as the seed mean: the runner tells no seed slot, the best reading is returned
+    trained = RunConfig(method="tnas", dataset="cifar10", seed=0, budget=10, fidelity=12, observe="mean",
+                        oracle="train")  # fmt: skip
+    assert stale_settings(trained, _record(recommend_plausible=...)) == []
+    assert stale_settings(_tnas(), _record(ucb_beta=5.0)) == []  # UCB's beta with LogEI
+    assert stale_settings(_tnas(acquisition="ucb"), _record(ucb_beta=5.0)) == ["ucb_beta: 5.0 -> 2.0"]
+    # GP-BO: pending cells only with workers, its posterior-mean return only with noisy readings
+    assert stale_settings(_run("gp"), _record_of("gp", pending=..., recommend=...)) == []
+    assert stale_settings(_run("gp", workers=4), _record_of("gp", pending="x_pending")) == [
+        'pending: "x_pending" -> "believer"']
+    assert stale_settings(_run("gp", observe="seed"), _record_of("gp", recommend=...)) == [
+        'recommend: "observed" -> "auto"']
+    assert stale_settings(_run("bananas", observe="seed"), _record_of("bananas", recommend="auto")) == []
+
+
+def test_the_prior_walk_and_the_untrained_ablation_are_judged_by_what_they_search_with():
+    assert stale_settings(_run("tnas-prior"), {"method_settings": {}}) == []  # recorded before its source term
+    assert stale_settings(_run("tnas-prior"), {"method_settings": {"source_weight": 0.5}}) == [
+        "source_weight: 0.5 -> 0.0"]
+    # tnas-untrained imposes its candidate pool whatever the options say (the harness records 500)
+    assert stale_settings(_run("tnas-untrained", candidate_pool=500), _record_of("tnas-untrained")) == []
+    assert stale_settings(_run("tnas-untrained", candidate_pool=500), _record_of("tnas-untrained", candidate_pool=7)) == [
+        "candidate_pool: 7 -> 0"]
+
+
+def test_one_shot_runs_are_judged_by_their_protocols_settings():
+    from tnas.search.methods.oneshot import one_shot_config
+
+    config = RunConfig(method="darts-v1", dataset="cifar10", seed=0, budget=1, fidelity=200, observe="mean",
+                       options={"protocol": "nb201"})  # fmt: skip
+    recorded = one_shot_config("darts-v1", {"protocol": "nb201"}).to_dict()
+    assert stale_settings(config, {"one_shot": {"settings": recorded}}) == []
+    assert stale_settings(config, {"one_shot": {"settings": {**recorded, "epochs": 40}}}) == ["epochs: 40 -> 50"]
+    assert stale_settings(config, {"method_settings": {}}) == []  # no one-shot record: nothing to judge by

@@ -25,9 +25,12 @@ from typing import Any
 __all__ = ["effective_settings", "settings_changes"]
 
 
-def effective_settings(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """The method's ``defaults`` overridden by the run's ``options`` that name one of them."""
-    return {name: options.get(name, value) for name, value in defaults.items()}
+def effective_settings(defaults: Mapping[str, Any], options: Mapping[str, Any],
+                       forced: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The method's ``defaults`` overridden by the run's ``options`` that name one of them,
+    and those by the settings the method ``forced`` whatever the options say."""
+    forced = forced or {}
+    return {name: forced.get(name, options.get(name, value)) for name, value in defaults.items()}
 
 
 def settings_changes(
@@ -37,6 +40,7 @@ def settings_changes(
     *,
     legacy: Mapping[str, Any],
     inert: frozenset[str] = frozenset(),
+    forced: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """How a run recorded with default settings ``recorded`` would be searched differently now.
 
@@ -47,22 +51,25 @@ def settings_changes(
         options: the run's options (``RunConfig.options``), which override both.
         legacy: setting -> the value runs made before it existed used.
         inert: settings that change nothing for this run.
+        forced: settings the method imposes whatever the options say (``tnas-untrained``'s
+            candidate pool); ``current`` and ``recorded`` hold them as imposed now and then.
 
     Returns:
         One ``name: then -> now`` line per setting whose effective value differs (values as
         JSON), or ``name: not recorded, now V`` for a setting without a legacy value; empty
         when the run is searched exactly as recorded.
     """
-    recorded = recorded or {}
+    recorded, forced = recorded or {}, forced or {}
     changes: list[str] = []
     for name, default in current.items():
         if name in inert:
             continue
-        now = _plain(options.get(name, default))
+        given = {} if name in forced else options  # a forced setting ignores the options, then and now
+        now = _plain(forced.get(name, given.get(name, default)))
         if name in recorded:
-            then = _plain(options.get(name, recorded[name]))
+            then = _plain(given.get(name, recorded[name]))
         elif name in legacy:
-            then = _plain(options.get(name, legacy[name]))
+            then = _plain(given.get(name, legacy[name]))
         else:
             changes.append(f"{name}: not recorded, now {json.dumps(now)}")
             continue

@@ -87,6 +87,8 @@ class Method:
             every run recorded without it stale.
         inert_settings: the settings that cannot change a given run (its configuration and
             effective settings in, names out); left out when a run's record is compared.
+        forced_settings: settings the method imposes over the run's options
+            (``tnas-untrained``'s candidate pool).
     """
 
     name: str
@@ -97,14 +99,27 @@ class Method:
     tnas_family: bool = False
     legacy_settings: Mapping[str, Any] = field(default_factory=dict)
     inert_settings: Callable[[RunConfig, Mapping[str, Any]], frozenset[str]] = lambda config, settings: frozenset()
+    forced_settings: Mapping[str, Any] = field(default_factory=dict)
 
     def changes_since(self, config: RunConfig, recorded: Mapping[str, Any] | None) -> list[str]:
         """How a run of ``config`` recorded with default settings ``recorded`` (its
         ``config.json``'s ``method_settings``) would be searched differently by this code;
         empty when it would not (see :func:`~tnas.search.settings_changes.settings_changes`)."""
-        effective = effective_settings(self.settings, config.options)
+        effective = effective_settings(self.settings, config.options, self.forced_settings)
         return settings_changes(recorded, self.settings, config.options, legacy=self.legacy_settings,
-                                inert=self.inert_settings(config, effective))  # fmt: skip
+                                inert=self.inert_settings(config, effective), forced=self.forced_settings)  # fmt: skip
+
+
+def _parallel_only(config: RunConfig, *names: str) -> frozenset[str]:
+    """``names``, settings about pending evaluations, when ``config`` leaves none (one worker)."""
+    return frozenset(names) if config.workers == 1 else frozenset()
+
+
+def _best_reading_returned(config: RunConfig, settings: Mapping[str, Any]) -> frozenset[str]:
+    """``recommend`` when ``auto`` and ``observed`` both return the best reading (exact
+    observations: the runner tells no seed slot under ``observe="mean"``)."""
+    exact = config.observe == "mean" and settings.get("recommend") in ("auto", "observed")
+    return frozenset({"recommend"}) if exact else frozenset()
 
 
 METHODS: dict[str, Method] = {
@@ -121,7 +136,8 @@ METHODS: dict[str, Method] = {
                legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings),
         Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
                lambda context: build_tnas(context, "untrained"), asdict(TNASConfig(**UNTRAINED_SETTINGS)),
-               tnas_family=True, legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings),
+               tnas_family=True, legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings,
+               forced_settings=UNTRAINED_SETTINGS),
         Method("tnas-nodata", "TNAS ablation: a surrogate meta-trained without the dataset encoder",
                lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig()), tnas_family=True,
                legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings),
@@ -132,11 +148,13 @@ METHODS: dict[str, Method] = {
                lambda context: zero_shot_search(NB201Table.load(context.data_dir), context.config.dataset,
                                                 context.space), {}),
         Method("bananas", "BANANAS: path encoding, MLP ensemble, ITS on mutations (White et al. 2021)",
-               lambda context: Bananas(context.rng, space=context.space), asdict(BananasConfig())),
+               lambda context: Bananas(context.rng, space=context.space), asdict(BananasConfig()),
+               legacy_settings={"recommend": "observed"}, inert_settings=_best_reading_returned),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
                lambda context: GPBO(context.rng, gp_config(context.config.options), context.space),
-               asdict(GPBOConfig()), legacy_settings={"pending": "believer"},
-               inert_settings=lambda config, settings: _parallel_only(config, "pending")),
+               asdict(GPBOConfig()), legacy_settings={"pending": "believer", "recommend": "observed"},
+               inert_settings=lambda config, settings: (_parallel_only(config, "pending")
+                                                        | _best_reading_returned(config, settings))),
         Method("optuna-tpe", "peer: Optuna's TPESampler, ask/tell on 6 categorical edges (Akiba et al. 2019)",
                lambda context: build_optuna_tpe(context), asdict(OptunaTPEConfig()),
                legacy_settings={"constant_liar": True},
@@ -146,14 +164,10 @@ METHODS: dict[str, Method] = {
         Method("reinforce", "REINFORCE: softmax policy per edge, EMA baseline, Adam 0.001 (NAS-Bench-201 paper)",
                lambda context: Reinforce(context.rng, space=context.space), asdict(ReinforceConfig())),
         Method("nasbowl", "NASBOWL: GP with a Weisfeiler-Lehman graph kernel, EI on mutations (Ru et al. 2021)",
-               lambda context: NASBOWL(context.rng, space=context.space), asdict(NASBOWLConfig())),
+               lambda context: NASBOWL(context.rng, space=context.space), asdict(NASBOWLConfig()),
+               legacy_settings={"recommend": "observed"}, inert_settings=_best_reading_returned),
     )
 }  # fmt: skip
-
-
-def _parallel_only(config: RunConfig, *names: str) -> frozenset[str]:
-    """``names``, settings about pending evaluations, when ``config`` leaves none (one worker)."""
-    return frozenset(names) if config.workers == 1 else frozenset()
 
 
 def _one_shot_method(algorithm: str) -> Method:
@@ -182,11 +196,18 @@ def get_method(name: str) -> Method:
 
 def stale_settings(config: RunConfig, record: Mapping[str, Any] | None) -> list[str]:
     """How this code would search a run of ``config`` recorded in ``config.json`` as
-    ``record`` differently from how it was searched (``Method.changes_since``); empty when
-    it would not, when the record holds no ``method_settings`` (nothing to judge by), or
-    when its method is not registered here."""
+    ``record`` differently from how it was searched (``Method.changes_since``; a one-shot
+    method: its protocol's settings, recorded under ``one_shot``); empty when it would not,
+    when the record holds no settings to judge by, or when its method is not registered here."""
     method = METHODS.get(config.method) or ONE_SHOT_METHODS.get(config.method)
-    if method is None or not record or "method_settings" not in record:
+    if method is None or not record:
+        return []
+    if method.one_shot:
+        recorded = (record.get("one_shot") or {}).get("settings")
+        if recorded is None:
+            return []
+        return settings_changes(recorded, one_shot_config(config.method, config.options).to_dict(), {}, legacy={})
+    if "method_settings" not in record:
         return []
     return method.changes_since(config, record["method_settings"])
 

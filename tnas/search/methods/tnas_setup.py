@@ -97,15 +97,16 @@ on gets its entry here, the value that keeps the runs made before it as they wer
 
 def tnas_inert_settings(config: RunConfig, settings: Mapping[str, Any]) -> frozenset[str]:
     """The TNAS settings that cannot change a run of ``config`` with effective ``settings``:
-    ``pending`` with one worker, ``recommend_plausible`` when the best observed cell is
-    returned (``recommend`` ``observed``, or ``auto`` with exact observations: the tables'
-    seed means, a table of your own), ``ucb_beta`` with another acquisition."""
+    ``pending`` with one worker; ``recommend`` (between ``auto`` and ``observed``) and
+    ``recommend_plausible`` when the best observed cell is returned (exact observations, the
+    seed means: the runner tells no seed slot); ``ucb_beta`` with another acquisition."""
     inert = set()
     if config.workers == 1:
         inert.add("pending")
-    exact = config.oracle in ("table", "user") and config.observe == "mean"
-    if settings.get("recommend") == "observed" or (settings.get("recommend") == "auto" and exact):
+    if settings.get("recommend") == "observed" or (settings.get("recommend") == "auto" and config.observe == "mean"):
         inert.add("recommend_plausible")
+        if config.observe == "mean":
+            inert.add("recommend")
     if settings.get("acquisition") != "ucb":
         inert.add("ucb_beta")
     return frozenset(inert)
