@@ -80,11 +80,13 @@ def _meta_train(config: MetaTrainConfig, out: Path, data_dir: Path | None) -> bo
 
 
 def _search(dataset: str, seed: int, surrogate: Path, budget: int, out: Path, table: NB201Table,
-            data_dir: Path | None) -> None:  # fmt: skip
+            data_dir: Path | None, *, redo_stale: bool = True) -> None:  # fmt: skip
+    """One TNAS run; ``redo_stale=False`` for a history run, which a surrogate is meta-trained
+    on: a stale one stops the experiment instead of being redone under that surrogate."""
     options = default_method_options("tnas") | {"surrogate": str(surrogate), "sample_seed": seed}
     config = RunConfig(method="tnas", dataset=dataset, seed=seed, budget=budget, fidelity=200, observe="mean",
                        options=options)  # fmt: skip
-    make_run(out, config, table, data_dir=data_dir)
+    make_run(out, config, table, data_dir=data_dir, redo_stale=redo_stale)
 
 
 def surrogate_path(out: Path, kind: str, draw: int) -> Path:
@@ -112,7 +114,8 @@ def run_all(args: argparse.Namespace, table: NB201Table) -> None:
         if not members_finished(surrogate, 1):  # another process is meta-training it
             continue
         for dataset in HISTORY_DATASETS:
-            _search(dataset, draw, surrogate, args.budget, history_path(out, dataset, draw), table, args.data_dir)
+            _search(dataset, draw, surrogate, args.budget, history_path(out, dataset, draw), table, args.data_dir,
+                    redo_stale=False)
     for draw in draws:  # 3. meta-trained on those histories
         histories = [history_path(out, dataset, draw) for dataset in HISTORY_DATASETS]
         if all(RunDirectory(path).read_summary() is not None for path in histories):

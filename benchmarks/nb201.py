@@ -26,10 +26,10 @@ from benchmarks.aggregate import GridSpec, Report, build_report, run_path
 from benchmarks.plots import plot_report
 from benchmarks.results_page import PageInputs, write_page
 from tnas.cli_common import OneLineErrorParser, help_listing, run_command
-from tnas.errors import ConfigError, TnasError
+from tnas.errors import ConfigError, RunDirectoryError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, resolve_spec
-from tnas.rundir import RunDirectory
+from tnas.rundir import STALE_RUN_SUFFIX, RunDirectory
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
 from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, stale_settings
@@ -305,27 +305,39 @@ def is_finished(path: Path, config: RunConfig) -> bool:
 def stale_changes(path: Path, config: RunConfig) -> list[str]:
     """How this code would search the run of ``config`` in ``path`` differently from how it
     was searched (a changed default...; :func:`tnas.search.methods.stale_settings`); empty
-    for a run searched as this code would, or no run."""
-    return stale_settings(config, RunDirectory(path).read_config())
+    for a run searched as this code would, no run, or a run of another configuration (which
+    the runner refuses as such)."""
+    record = RunDirectory(path).read_config()
+    try:
+        stored = RunConfig(**record["config"]) if record else None
+    except (KeyError, TypeError, TnasError):
+        return []
+    if stored is None or not stored.same_run_as(config):
+        return []
+    return stale_settings(config, record)
 
 
 def set_aside(path: Path) -> Path:
     """Move run directory ``path`` to ``<name>.stale-<k>`` beside it (first free k); the new path."""
     k = 1
-    while (target := path.with_name(f"{path.name}.stale-{k}")).exists():
+    while (target := path.with_name(f"{path.name}{STALE_RUN_SUFFIX}{k}")).exists():
         k += 1
     path.rename(target)
     return target
 
 
 def make_run(path: Path, config: RunConfig, table: NB201Table, *, data_dir: Path | None = None,
-             progress: bool = False, device: str | None = None) -> str:  # fmt: skip
+             progress: bool = False, device: str | None = None, redo_stale: bool = True) -> str:  # fmt: skip
     """Make the run of ``config`` in ``path`` unless it is finished there; what happened:
 
     ``finished`` (left as it is), ``busy`` (another harness process holds it), ``made``
     (run, or an interrupted run resumed), ``remade`` (the run there was searched with other
     settings than this code's: it is moved aside with :func:`set_aside`, never deleted, and
     run anew; a line on stderr says where it went and why).
+
+    Raises:
+        RunDirectoryError: ``redo_stale`` is off and the run there is stale (for runs that
+            other results were built on, which moving it would orphan).
     """
     with claim_run(path) as claimed:
         if not claimed:
@@ -333,6 +345,10 @@ def make_run(path: Path, config: RunConfig, table: NB201Table, *, data_dir: Path
         if is_finished(path, config):
             return "finished"
         changes = stale_changes(path, config)
+        if changes and not redo_stale:
+            raise RunDirectoryError(f"{path} was searched with other settings than this version's "
+                                    f"({'; '.join(changes)}) and later results rest on it: move the folder "
+                                    "that holds it away to redo them all")  # fmt: skip
         if changes:
             moved = set_aside(path)
             print(f"{path}: searched with other settings ({'; '.join(changes)}); moved to {moved.name}, "

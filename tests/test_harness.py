@@ -33,9 +33,12 @@ from benchmarks.aggregate import (
     step_values_at,
     summarize_to_best,
 )
-from benchmarks.nb201 import main
+from benchmarks.nb201 import main, make_run
 from benchmarks.results_page import PageInputs, format_stat, format_to_best, missing_lines, render_page
+from tnas.compare import find_runs
+from tnas.errors import RunDirectoryError
 from tnas.rundir import RunDirectory, TrajectoryRow, append_row
+from tnas.search.config import RunConfig
 
 # A toy "table" of 6 cells: cell 3 is the best by seed-mean validation.
 VALID = np.array([80.0, 85.0, 70.0, 90.0, 88.0, 60.0])
@@ -362,6 +365,25 @@ def test_a_run_searched_with_other_settings_is_listed_then_moved_aside_and_run_a
     assert _trajectories(out) == {**_trajectories(full_grid / "results"),
                                   "mean/cifar10/re/seed1.stale-1": _trajectories(out)["mean/cifar10/re/seed1.stale-1"]}  # fmt: skip
     assert "None: every run was searched with this version's settings." in page.read_text()
+    assert not [path for path in find_runs([out]) if ".stale-" in str(path)]  # tnas.compare skips it
+
+
+def test_make_run_refuses_a_stale_run_others_rest_on_and_a_folder_holding_another_run(
+    full_grid, data_dir, table, tmp_path
+):
+    out = tmp_path / "results"
+    shutil.copytree(full_grid / "results", out)
+    path = run_path(out, "mean", "cifar10", "re", 1)
+    config = RunConfig(**json.loads((path / "config.json").read_text())["config"])
+    record = json.loads((path / "config.json").read_text())
+    record["method_settings"]["sample_size"] = 5
+    (path / "config.json").write_text(json.dumps(record))
+    with pytest.raises(RunDirectoryError, match=r"sample_size: 5 -> 3.*later results rest on it"):
+        make_run(path, dataclasses.replace(config, budget=20), table, data_dir=data_dir, redo_stale=False)
+    other = run_path(out, "mean", "cifar10", "rs", 0)
+    with pytest.raises(RunDirectoryError, match="holds another run"):  # not taken for a stale one
+        make_run(other, dataclasses.replace(config, budget=20), table, data_dir=data_dir)
+    assert sorted(p.name for p in other.parent.iterdir() if p.is_dir()) == ["seed0", "seed1"]
 
 
 def test_report_only_writes_the_page_and_figures_and_lists_missing_runs(

@@ -59,6 +59,10 @@ CONFIG_FILE = "config.json"
 JOURNAL_FILE = "journal.jsonl"
 TRAJECTORY_FILE = "trajectory.csv"
 SUMMARY_FILE = "summary.json"
+STALE_RUN_SUFFIX = ".stale-"
+"""Between a run directory's name and a number: a run searched with other settings than this
+version's, moved aside by the benchmark harness (``seed3.stale-1``); readers of run trees
+(``tnas.compare``, the results pages) skip such folders."""
 
 
 @dataclass(frozen=True)
