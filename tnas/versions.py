@@ -12,6 +12,7 @@ from pathlib import Path
 _PACKAGES = ("tnas", "numpy", "torch", "gpytorch", "botorch", "torch-geometric", "nas-bench-201")
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
+_CODE_PATHS = ("tnas", "benchmarks/*.py", "pyproject.toml")
 
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
@@ -33,14 +34,16 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def source_revision(root: Path = _SOURCE_ROOT) -> str | None:
     """The short commit of the git checkout tnas runs from, ``+modified`` when its tracked
-    files differ from that commit; ``None`` for an installed copy (no ``.git`` beside the
-    package) or when git is missing or fails."""
+    code (``tnas/``, ``benchmarks/*.py``, ``pyproject.toml``; not the results pages the
+    harness rewrites) differs from that commit; ``None`` for an installed copy (no ``.git``
+    beside the package) or when git is missing or fails."""
     if not (root / ".git").exists():
         return None
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
-        modified = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        git = ["git", "--no-optional-locks", "-C", str(root)]  # reads only: no index lock beside running searches
+        commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()  # fmt: skip
+        modified = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", *_CODE_PATHS],
                                   capture_output=True, text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
