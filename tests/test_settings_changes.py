@@ -20,15 +20,19 @@ def _tnas(observe="mean", workers=1, **options):
                      options=options, workers=workers)  # fmt: skip
 
 
-def _record(**changes):
-    """TNAS's settings as this version records them, changed or (value ``...``) left out."""
-    settings = dict(get_method("tnas").settings)
+def _record_of(method, **changes):
+    """A method's settings as this version records them, changed or (value ``...``) left out."""
+    settings = dict(get_method(method).settings)
     for name, value in changes.items():
         if value is ...:
             del settings[name]
         else:
             settings[name] = value
     return {"method_settings": json.loads(json.dumps(settings))}
+
+
+def _record(**changes):
+    return _record_of("tnas", **changes)
 
 
 def test_a_changed_default_makes_a_run_stale_unless_its_options_fixed_the_value():
@@ -102,16 +106,6 @@ def test_the_command_line_says_so_in_one_line_with_exit_code_2(data_dir, tmp_pat
     assert main([*args[:5], "8", *args[6:]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sample_size: 5 -> 3" in err and "choose another --out" in err
-
-
-def _record_of(method, **changes):
-    settings = dict(get_method(method).settings)
-    for name, value in changes.items():
-        if value is ...:
-            del settings[name]
-        else:
-            settings[name] = value
-    return {"method_settings": json.loads(json.dumps(settings))}
 
 
 def _run(method, observe="mean", workers=1, **options):
