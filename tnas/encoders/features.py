@@ -212,9 +212,9 @@ class ImageFeaturizer:
         outputs = []
         starts = range(0, len(images), self.config.batch_size)
         if progress and len(starts) > 1:
-            from tqdm import tqdm
+            from tnas.progress import progress_bar
 
-            starts = tqdm(starts, desc=f"featurising {len(images)} images", unit="batch", leave=False)
+            starts = progress_bar(starts, desc=f"featurising {len(images)} images", unit="batch", leave=False)
         for start in starts:
             batch = to_network_input(images[start : start + self.config.batch_size], self.config.image_size)
             pooled = network.extract_features(batch.to(self.config.device)).mean(dim=(2, 3))

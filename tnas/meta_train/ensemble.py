@@ -96,14 +96,13 @@ def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, 
 def _follow_epochs(futures: list[Future], directories: list[Path], epochs: int, poll_s: float = 2.0) -> None:
     """One progress bar (stderr) over the epochs that the members running in other processes
     have finished, read from their ``metrics.csv``, until every member has returned."""
-    from tqdm import tqdm
+    from tnas.progress import progress_bar
 
-    with tqdm(total=epochs * len(directories), desc=f"meta-training {len(directories)} members",
-              unit="epoch") as bar:  # fmt: skip
+    with progress_bar(total=epochs * len(directories), desc=f"meta-training {len(directories)} members",
+                      unit="epoch") as bar:  # fmt: skip
         while True:
             _, running = wait(futures, timeout=poll_s)
-            bar.n = sum(min(recorded_epochs(directory), epochs) for directory in directories)
-            bar.refresh()
+            bar.update(sum(min(recorded_epochs(directory), epochs) for directory in directories) - bar.n)
             if not running:
                 return
 

@@ -181,7 +181,7 @@ def format_row(row: dict[str, float]) -> str:
 def _progress_bar(config: MetaTrainConfig, done: int, enabled: bool) -> Any:
     if not enabled:
         return None
-    from tqdm import tqdm
+    from tnas.progress import progress_bar
 
     total = config.epochs * config.steps_per_epoch
-    return tqdm(total=total, initial=done * config.steps_per_epoch, desc="meta-training", unit="step")
+    return progress_bar(total=total, initial=done * config.steps_per_epoch, desc="meta-training", unit="step")
