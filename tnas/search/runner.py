@@ -112,7 +112,11 @@ def run(
         run_dir: where to write ``config.json``, ``journal.jsonl``, ``trajectory.csv`` and
             ``summary.json``; an existing directory of the same run is resumed. ``None``
             keeps all in memory.
-        run_info: extra facts recorded in ``config.json`` (data source, method settings).
+        run_info: extra facts recorded in ``config.json`` (data source, method settings:
+            without ``method_settings`` the registered defaults of ``config.method`` are
+            recorded, so a searcher built with other settings should pass its own; a later
+            resume compares them with this version's, see
+            :mod:`tnas.search.settings_changes`).
         progress: show a progress bar on stderr.
         worker_spec: builds the oracle in a worker process or Ray actor
             (:class:`~tnas.search.oracle_setup.OracleSpec`); needed by ``local`` with
