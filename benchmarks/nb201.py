@@ -283,8 +283,8 @@ def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: in
 
 
 def is_finished(path: Path, config: RunConfig) -> bool:
-    """Whether ``path`` holds a finished run of ``config`` with at least its budget of queries,
-    searched with the settings this code would use (:func:`stale_changes`).
+    """Whether ``path`` holds a finished run of ``config`` with at least its budget of queries
+    (whether it was searched with this code's settings is :func:`stale_changes`).
 
     A finished run of the same configuration with a larger budget counts (its first
     ``config.budget`` queries are what a run of that budget makes: searchers do not see
@@ -293,15 +293,17 @@ def is_finished(path: Path, config: RunConfig) -> bool:
     summary = RunDirectory(path).read_summary()
     if summary is None:
         return False
-    if summary.get("config") != config.to_dict():
-        try:
-            stored = RunConfig(**summary["config"])
-        except (KeyError, TypeError, TnasError):
-            return False
-        if not (stored.same_run_as(config) and stored.max_sim_hours is None
-                and summary.get("queries", 0) >= config.budget):  # fmt: skip
-            return False
-    return not stale_changes(path, config)
+    if summary.get("config") == config.to_dict():
+        return True
+    try:
+        stored = RunConfig(**summary["config"])
+    except (KeyError, TypeError, TnasError):
+        return False
+    return (
+        stored.same_run_as(config)
+        and stored.max_sim_hours is None
+        and summary.get("queries", 0) >= config.budget
+    )
 
 
 def stale_changes(path: Path, config: RunConfig) -> list[str]:
@@ -344,9 +346,9 @@ def make_run(path: Path, config: RunConfig, table: NB201Table, *, data_dir: Path
     with claim_run(path) as claimed:
         if not claimed:
             return "busy"
-        if is_finished(path, config):
-            return "finished"
         changes = stale_changes(path, config)
+        if not changes and is_finished(path, config):
+            return "finished"
         if changes and not redo_stale:
             raise RunDirectoryError(f"{path} was searched with other settings than this version's "
                                     f"({'; '.join(changes)}) and later results rest on it: move the folder "
