@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["effective_settings", "settings_changes"]
+if TYPE_CHECKING:
+    from tnas.search.config import RunConfig
+
+__all__ = ["best_reading_returned", "effective_settings", "parallel_only", "settings_changes"]
 
 
 def effective_settings(defaults: Mapping[str, Any], options: Mapping[str, Any],
@@ -76,6 +79,18 @@ def settings_changes(
         if then != now:
             changes.append(f"{name}: {json.dumps(then)} -> {json.dumps(now)}")
     return changes
+
+
+def parallel_only(config: RunConfig, *names: str) -> frozenset[str]:
+    """``names``, settings about pending evaluations, when ``config`` leaves none (one worker)."""
+    return frozenset(names) if config.workers == 1 else frozenset()
+
+
+def best_reading_returned(config: RunConfig, settings: Mapping[str, Any]) -> frozenset[str]:
+    """``recommend`` when ``auto`` and ``observed`` both return the best reading: exact
+    observations (the runner tells no seed slot under ``observe="mean"``)."""
+    exact = config.observe == "mean" and settings.get("recommend") in ("auto", "observed")
+    return frozenset({"recommend"}) if exact else frozenset()
 
 
 def _plain(value: Any) -> Any:

@@ -37,7 +37,12 @@ from tnas.search.methods.tnas_setup import (
 )
 from tnas.search.methods.zero_shot import zero_shot_search
 from tnas.search.protocol import Searcher
-from tnas.search.settings_changes import effective_settings, settings_changes
+from tnas.search.settings_changes import (
+    best_reading_returned,
+    effective_settings,
+    parallel_only,
+    settings_changes,
+)
 from tnas.space import FULL_SPACE, SearchSpace
 
 
@@ -110,18 +115,6 @@ class Method:
                                 inert=self.inert_settings(config, effective), forced=self.forced_settings)  # fmt: skip
 
 
-def _parallel_only(config: RunConfig, *names: str) -> frozenset[str]:
-    """``names``, settings about pending evaluations, when ``config`` leaves none (one worker)."""
-    return frozenset(names) if config.workers == 1 else frozenset()
-
-
-def _best_reading_returned(config: RunConfig, settings: Mapping[str, Any]) -> frozenset[str]:
-    """``recommend`` when ``auto`` and ``observed`` both return the best reading (exact
-    observations: the runner tells no seed slot under ``observe="mean"``)."""
-    exact = config.observe == "mean" and settings.get("recommend") in ("auto", "observed")
-    return frozenset({"recommend"}) if exact else frozenset()
-
-
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
@@ -149,23 +142,23 @@ METHODS: dict[str, Method] = {
                                                 context.space), {}),
         Method("bananas", "BANANAS: path encoding, MLP ensemble, ITS on mutations (White et al. 2021)",
                lambda context: Bananas(context.rng, space=context.space), asdict(BananasConfig()),
-               legacy_settings={"recommend": "observed"}, inert_settings=_best_reading_returned),
+               legacy_settings={"recommend": "observed"}, inert_settings=best_reading_returned),
         Method("gp", "GP-BO: SingleTaskGP on one-hot cells, LogEI (BoTorch, Balandat et al. 2020)",
                lambda context: GPBO(context.rng, gp_config(context.config.options), context.space),
                asdict(GPBOConfig()), legacy_settings={"pending": "believer", "recommend": "observed"},
-               inert_settings=lambda config, settings: (_parallel_only(config, "pending")
-                                                        | _best_reading_returned(config, settings))),
+               inert_settings=lambda config, settings: (parallel_only(config, "pending")
+                                                        | best_reading_returned(config, settings))),
         Method("optuna-tpe", "peer: Optuna's TPESampler, ask/tell on 6 categorical edges (Akiba et al. 2019)",
                lambda context: build_optuna_tpe(context), asdict(OptunaTPEConfig()),
                legacy_settings={"constant_liar": True},
-               inert_settings=lambda config, settings: _parallel_only(config, "constant_liar")),
+               inert_settings=lambda config, settings: parallel_only(config, "constant_liar")),
         Method("hebo", "peer: HEBO (warped GP, MACE, NSGA-II), ask/tell on 6 edges (Cowen-Rivers et al. 2022)",
                lambda context: build_hebo(context), asdict(HEBOConfig())),
         Method("reinforce", "REINFORCE: softmax policy per edge, EMA baseline, Adam 0.001 (NAS-Bench-201 paper)",
                lambda context: Reinforce(context.rng, space=context.space), asdict(ReinforceConfig())),
         Method("nasbowl", "NASBOWL: GP with a Weisfeiler-Lehman graph kernel, EI on mutations (Ru et al. 2021)",
                lambda context: NASBOWL(context.rng, space=context.space), asdict(NASBOWLConfig()),
-               legacy_settings={"recommend": "observed"}, inert_settings=_best_reading_returned),
+               legacy_settings={"recommend": "observed"}, inert_settings=best_reading_returned),
     )
 }  # fmt: skip
 

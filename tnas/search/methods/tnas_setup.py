@@ -31,6 +31,7 @@ import torch
 
 from tnas.errors import ConfigError
 from tnas.search.methods.tnas import TNASConfig
+from tnas.search.settings_changes import best_reading_returned, parallel_only
 
 if TYPE_CHECKING:
     from tnas.search.config import RunConfig
@@ -100,13 +101,9 @@ def tnas_inert_settings(config: RunConfig, settings: Mapping[str, Any]) -> froze
     ``pending`` with one worker; ``recommend`` (between ``auto`` and ``observed``) and
     ``recommend_plausible`` when the best observed cell is returned (exact observations, the
     seed means: the runner tells no seed slot); ``ucb_beta`` with another acquisition."""
-    inert = set()
-    if config.workers == 1:
-        inert.add("pending")
-    if settings.get("recommend") == "observed" or (settings.get("recommend") == "auto" and config.observe == "mean"):
+    inert = set(parallel_only(config, "pending") | best_reading_returned(config, settings))
+    if settings.get("recommend") == "observed" or "recommend" in inert:
         inert.add("recommend_plausible")
-        if config.observe == "mean":
-            inert.add("recommend")
     if settings.get("acquisition") != "ucb":
         inert.add("ucb_beta")
     return frozenset(inert)
