@@ -179,9 +179,13 @@ def gp_config(options: dict[str, Any]) -> GPBOConfig:
         raise ConfigError(f"unknown GP-BO option: {error}") from None
 
 
+def _registered(name: str) -> Method | None:
+    return METHODS.get(name) or ONE_SHOT_METHODS.get(name)
+
+
 def get_method(name: str) -> Method:
     """The method called ``name``."""
-    method = METHODS.get(name) or ONE_SHOT_METHODS.get(name)
+    method = _registered(name)
     if method is None:
         raise ConfigError(f"unknown method {name!r}; methods: {', '.join([*METHODS, *ONE_SHOT_METHODS])}")
     return method
@@ -192,7 +196,7 @@ def stale_settings(config: RunConfig, record: Mapping[str, Any] | None) -> list[
     ``record`` differently from how it was searched (``Method.changes_since``; a one-shot
     method: its protocol's settings, recorded under ``one_shot``); empty when it would not,
     when the record holds no settings to judge by, or when its method is not registered here."""
-    method = METHODS.get(config.method) or ONE_SHOT_METHODS.get(config.method)
+    method = _registered(config.method)
     if method is None or not record:
         return []
     if method.one_shot:
@@ -207,7 +211,7 @@ def stale_settings(config: RunConfig, record: Mapping[str, Any] | None) -> list[
 
 def registered_settings(name: str) -> dict[str, Any] | None:
     """The default settings of method ``name`` (``None``: not a registered method)."""
-    method = METHODS.get(name) or ONE_SHOT_METHODS.get(name)
+    method = _registered(name)
     return None if method is None else dict(method.settings)
 
 
