@@ -29,7 +29,7 @@ from tnas.cli_common import OneLineErrorParser, help_listing, run_command
 from tnas.errors import ConfigError, RunDirectoryError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, resolve_spec
-from tnas.rundir import STALE_RUN_SUFFIX, RunDirectory
+from tnas.rundir import RunDirectory, set_aside
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
 from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, stale_settings
@@ -319,15 +319,6 @@ def stale_changes(path: Path, config: RunConfig) -> list[str]:
     if stored is None or not stored.same_run_as(config):
         return []
     return stale_settings(config, record)
-
-
-def set_aside(path: Path) -> Path:
-    """Move run directory ``path`` to ``<name>.stale-<k>`` beside it (first free k); the new path."""
-    k = 1
-    while (target := path.with_name(f"{path.name}{STALE_RUN_SUFFIX}{k}")).exists():
-        k += 1
-    path.rename(target)
-    return target
 
 
 def make_run(path: Path, config: RunConfig, table: NB201Table, *, data_dir: Path | None = None,

@@ -37,7 +37,7 @@ from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle
-from tnas.rundir import STALE_RUN_SUFFIX, RunDirectory
+from tnas.rundir import RunDirectory, is_set_aside
 from tnas.search.cli import default_method_options
 from tnas.search.config import RunConfig
 from tnas.search.methods import ONE_SHOT_METHODS
@@ -151,7 +151,7 @@ def black_box_costs(roots: Sequence[Path], accuracy: float) -> dict[str, tuple[f
             continue
         for method_dir in sorted(p for p in base.iterdir() if p.is_dir()):
             for run_dir in sorted(method_dir.glob("seed*")):
-                if STALE_RUN_SUFFIX in run_dir.name:  # a run moved aside, not part of the grid
+                if is_set_aside(run_dir):  # not part of the grid
                     continue
                 directory = RunDirectory(run_dir)
                 if directory.read_summary() is None:  # unfinished
@@ -241,7 +241,7 @@ def render_page(methods: Sequence[str], seeds: int, protocol: str, out: Path, ta
                   "absent.", "",
                   "| one-shot method (mean C10 test) | method | simulated GPU-hours | queries | runs reaching it |",
                   "| --- | --- | --- | --- | --- |"]  # fmt: skip
-        sources = [f"`{m.name}` {sum(STALE_RUN_SUFFIX not in p.parent.name for p in m.glob('seed*/summary.json'))} runs in `{root}`"
+        sources = [f"`{m.name}` {sum(not is_set_aside(p.parent) for p in m.glob('seed*/summary.json'))} runs in `{root}`"
                    for root in roots for m in sorted((root / "mean" / DATASET).iterdir()) if m.is_dir()]
         lines[-3:-3] = ["", f"Runs found: {'; '.join(sources)}."]
         for method, target in targets.items():

@@ -39,7 +39,7 @@ import numpy as np
 from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.errors import ConfigError, RunDirectoryError
 from tnas.io import atomic_write, atomic_write_json, atomic_write_text
-from tnas.rundir import CONFIG_FILE, STALE_RUN_SUFFIX, RunDirectory, TrajectoryRow
+from tnas.rundir import CONFIG_FILE, RunDirectory, TrajectoryRow, is_set_aside
 from tnas.stats import mean_and_se
 
 PROG = "python -m tnas.compare"
@@ -113,7 +113,7 @@ def find_runs(paths: Iterable[str | Path]) -> dict[Path, bool]:
             found[path.resolve()] = True
         elif path.is_dir():
             for config in sorted(path.rglob(CONFIG_FILE)):
-                if not any(STALE_RUN_SUFFIX in part for part in config.relative_to(path).parts[:-1]):
+                if not any(map(is_set_aside, config.relative_to(path).parents)):
                     found.setdefault(config.parent.resolve(), False)  # runs moved aside are skipped
     if not found:
         raise ConfigError("no run directory (a folder with config.json) found in "

@@ -61,8 +61,9 @@ TRAJECTORY_FILE = "trajectory.csv"
 SUMMARY_FILE = "summary.json"
 STALE_RUN_SUFFIX = ".stale-"
 """Between a run directory's name and a number: a run searched with other settings than this
-version's, moved aside by the benchmark harness (``seed3.stale-1``); readers of run trees
-(``tnas.compare``, the results pages) skip such folders."""
+version's, moved aside by the benchmark harness (``seed3.stale-1``, :func:`set_aside`);
+readers of run trees (``tnas.compare``, the results pages) skip such folders
+(:func:`is_set_aside`)."""
 
 
 @dataclass(frozen=True)
@@ -252,3 +253,17 @@ def append_row(file: IO[str], row: TrajectoryRow) -> None:
     """Append one row as a single write and flush it to the operating system."""
     file.write(format_row(row))
     file.flush()
+
+
+def set_aside(path: Path) -> Path:
+    """Move run directory ``path`` to ``<name>.stale-<k>`` beside it (first free k); the new path."""
+    k = 1
+    while (target := path.with_name(f"{path.name}{STALE_RUN_SUFFIX}{k}")).exists():
+        k += 1
+    path.rename(target)
+    return target
+
+
+def is_set_aside(path: Path) -> bool:
+    """Whether ``path`` names a run directory moved aside by :func:`set_aside`."""
+    return STALE_RUN_SUFFIX in path.name
