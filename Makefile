@@ -56,7 +56,7 @@ results: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.nb201 --methods rs,re,ls,reinforce,nasbowl --observe mean,seed \
 		--seeds 10 --budget 100 --out benchmarks/results-baselines --results-page benchmarks/baselines/RESULTS.md
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.oneshot --seeds 3
-	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.constrained --methods tnas,tnas-prior,re,rs --seeds 10 --budget 50
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.constrained --methods tnas,tnas-prior,zero-shot,re,rs --seeds 10 --budget 50
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.history --draws 3 --seeds 10 --budget 100
 
 clean:

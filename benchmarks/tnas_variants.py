@@ -3,7 +3,7 @@
 Usage::
 
     python -m benchmarks.tnas_variants --variant base='{}' --variant warm='{"warm_steps": 20}'
-                                       [--surrogates 5] [--members 2] [--sample-seeds 1]
+                                       [--surrogates 5] [--sample-seeds 1]
                                        [--datasets cifar10,cifar100,imagenet16-120] [--budget 100]
 
 Each variant is a name and a JSON object of TNAS settings (``TNASConfig`` fields, plus the

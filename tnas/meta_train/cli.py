@@ -75,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--no-anneal", action="store_true", help="keep epsilon constant instead of decaying it to 0")
     group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="triples per GP mini-batch")
     group.add_argument("--top-fraction", type=float, default=defaults.top_fraction,
-                       help="share of every batch drawn from the source's best cells (0: uniform batches)")
+                       help="share of every batch drawn from the source's best cells (0: uniform batches; "
+                       f"default: {defaults.top_fraction:g})")
     group.add_argument("--top-quantile", type=float, default=defaults.top_quantile,
-                       help="the best cells of a source: this top fraction of it by accuracy")
+                       help=f"the best cells of a source: this top fraction of it by accuracy (default: "
+                       f"{defaults.top_quantile:g})")
     group.add_argument("--samples-per-class", type=int, default=defaults.samples_per_class)
     group.add_argument("--conditioning-cells", type=int, default=defaults.conditioning_cells)
     group.add_argument("--selection", choices=SELECTIONS, default=defaults.selection,

@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=None,
         help="run directory (default: runs/DATASET/METHOD/seedSEED; runs/DATASET/train/METHOD/seedSEED "
-        "with --oracle train)",
+        "with --oracle train, runs/DATASET/user/METHOD/seedSEED with --table)",
     )  # fmt: skip
     parser.add_argument(
         "--data-dir", type=Path, default=None,
@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "(1 - W) meta-learned prior + W sources to start with, both weights then fitted to the "
                       "observations; the initial design and the candidate pool follow the blend (tnas-prior walks "
                       f"it); 0 to 1 (default: {defaults.source_weight:g})")
-    tnas.add_argument("--init-size", type=int, default=defaults.init_size, help="cells in the initial design")
+    tnas.add_argument("--init-size", type=int, default=defaults.init_size,
+                      help=f"cells in the initial design (default: {defaults.init_size})")
     tnas.add_argument("--batch-size", type=int, default=defaults.batch_size,
                       help="q, cells proposed per acquisition (q > 1: qLogNEI / qUCB)")
     tnas.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps,

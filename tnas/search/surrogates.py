@@ -124,8 +124,9 @@ def resolve_surrogate(
     if surrogate is None:
         directory = default_surrogate_dir(source, seed=seed, members=members, use_dataset=use_dataset)
         if not _is_complete(directory, members):
-            logger.info("meta-training the default surrogate without %s in %s (%d member%s, once)",
-                        source or "nothing", directory, members, "s" if members > 1 else "")  # fmt: skip
+            logger.info("meta-training the default surrogate %s in %s (%d member%s, once)",
+                        f"without {source}" if source else "on every source", directory, members,
+                        "s" if members > 1 else "")  # fmt: skip
             with torch_threads(1):  # one thread per member: the same surrogate on every machine
                 if members == 1:
                     meta_train(expected, directory, data_dir=data_dir, progress=progress)
