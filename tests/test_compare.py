@@ -87,6 +87,21 @@ def test_runs_of_one_method_with_different_settings_are_told_apart():
     assert sorted(labels.values()) == ["tnas (init=prior)", "tnas (init=prior)", "tnas (init=random)"]
 
 
+def test_settings_that_differ_only_between_tasks_do_not_label_runs():
+    from tnas.compare import _labels
+
+    def run(dataset: str, options: dict) -> Run:
+        config = {"method": "tnas", "dataset": dataset, "seed": 0, "observe": "mean", "fidelity": 200,
+                  "options": options}  # fmt: skip
+        return Run(Path(f"/runs/{dataset}/{options['surrogate']}"), config, ())
+
+    labels = _labels([run("cifar10", {"surrogate": None}), run("lab-task", {"surrogate": "/s/no-cifar100"}),
+                      run("lab-task", {"surrogate": None})])  # fmt: skip
+    assert labels[Path("/runs/cifar10/None")] == "tnas"
+    assert sorted(label for path, label in labels.items() if path.parts[2] == "lab-task") == [
+        "tnas (surrogate=/s/no-cifar100)", "tnas (surrogate=None)"]  # fmt: skip
+
+
 def test_the_same_run_twice_is_refused(runs, tmp_path, capsys):
     shutil.copytree(runs / "re-0", tmp_path / "copy")
     err = _one_line_error([str(runs / "re-0"), str(tmp_path / "copy"), "--out", str(tmp_path)], capsys)

@@ -147,12 +147,13 @@ def load_runs(directories: dict[Path, bool]) -> tuple[list[Run], list[Path]]:
 
 
 def _labels(runs: Sequence[Run]) -> dict[Path, str]:
-    """Each run's label: its method, plus the settings in which runs of that method differ."""
+    """Each run's label: its method, plus the settings in which runs of that method on the
+    same task differ (runs on other tasks are compared with their own task's runs only)."""
     labels = {}
-    by_method: dict[str, list[Run]] = {}
+    by_method: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        by_method.setdefault(str(run.config["method"]), []).append(run)
-    for method, members in by_method.items():
+        by_method.setdefault((run.task, str(run.config["method"])), []).append(run)
+    for (_, method), members in by_method.items():
         options = [run.config.get("options") or {} for run in members]
         keys = sorted({key for option in options for key in option} - set(DRAW_OPTIONS))
         differing = [key for key in keys if len({json.dumps(option.get(key), sort_keys=True) for option in options}) > 1]
