@@ -216,7 +216,8 @@ def test_a_trajectory_of_an_older_format_is_read_as_is_and_rewritten_only_to_app
     assert on_disk[-1].recommended_index == extended.rows[-1].incumbent_index
 
 
-@pytest.mark.parametrize("damage", ["binary config", "binary trajectory", "nan in trajectory", "truncated config"])
+@pytest.mark.parametrize("damage", ["binary config", "binary trajectory", "nan in trajectory", "truncated config",
+                                    "deeply nested config", "config with a key twice", "journal line nested deeply"])
 def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage):
     import os
 
@@ -228,6 +229,13 @@ def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage
         directory.config_path.write_bytes(os.urandom(300))
     elif damage == "truncated config":
         directory.config_path.write_text(directory.config_path.read_text()[:50])
+    elif damage == "deeply nested config":
+        directory.config_path.write_text("[" * 100_000 + "]" * 100_000)
+    elif damage == "config with a key twice":
+        directory.config_path.write_text('{"config": {}, "config": {}}')
+    elif damage == "journal line nested deeply":
+        lines = directory.journal_path.read_text().splitlines(keepends=True)
+        directory.journal_path.write_text("".join([*lines[:2], "[" * 100_000 + "]" * 100_000 + "\n", *lines[3:]]))
     elif damage == "binary trajectory":
         directory.trajectory_path.write_bytes(b"\xff\xfe" + os.urandom(300) + b"\n")
     else:

@@ -1,4 +1,5 @@
-"""Atomic file writes: a killed process never leaves a half-written file behind."""
+"""Atomic file writes (a killed process never leaves a half-written file behind) and strict
+JSON reading (damage is one ``ValueError``, whatever form it takes)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,31 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON to ``path``."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        raise ValueError(f"key(s) {', '.join(map(repr, twice))} given more than once")
+    return dict(pairs)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` for files tnas reads back, with every kind of damage as ``ValueError``.
+
+    Besides malformed JSON (``json.JSONDecodeError``, a ``ValueError``): nesting too deep to
+    parse, integers too long to convert, duplicated keys in an object, and strings holding
+    lone surrogates (which no UTF-8 file can hold back).
+
+    Raises:
+        ValueError: the text is not such JSON; the message says why.
+    """
+    try:
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone surrogate (not UTF-8)") from None
+    return data

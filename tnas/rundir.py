@@ -45,14 +45,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
 from tnas.errors import RunDirectoryError
-from tnas.io import atomic_write_json, atomic_write_text
+from tnas.io import atomic_write_json, atomic_write_text, parse_json
 from tnas.oracles import Evaluation
 
 CONFIG_FILE = "config.json"
@@ -171,8 +170,8 @@ class RunDirectory:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            data = parse_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
             raise RunDirectoryError(
                 f"{path} is unreadable ({error}); move {self.path} away to start the run anew"
             ) from None

@@ -15,7 +15,6 @@ starts from it; the average of a few independent runs is far steadier (see the R
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tnas.io import atomic_write_json
+from tnas.io import atomic_write_json, parse_json
 from tnas.meta_train.checkpoint import (
     MODEL_FILE,
     CheckpointError,
@@ -130,8 +129,8 @@ def write_ensemble_record(out: Path, config: MetaTrainConfig, members: int) -> d
 
 def _read_record(directory: Path) -> dict[str, Any]:
     try:
-        record = json.loads((directory / ENSEMBLE_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        record = parse_json((directory / ENSEMBLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
         raise CheckpointError(f"{directory / ENSEMBLE_FILE} is unreadable ({error}); delete the directory and meta-train again") from None
     if not isinstance(record, dict) or record.get("format") != ENSEMBLE_FORMAT or not record.get("members"):
         raise CheckpointError(f"{directory / ENSEMBLE_FILE} is not a tnas ensemble of format {ENSEMBLE_FORMAT}")

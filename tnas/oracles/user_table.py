@@ -25,7 +25,6 @@ NAS-Bench-201 table.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 
 from tnas.cell_csv import PRESENT, cached_columns, read_cell_csv
 from tnas.errors import ConfigError, DataFileError, SeedNotAvailableError, TableError
+from tnas.io import parse_json
 from tnas.oracles.base import Evaluation
 from tnas.space import Cell
 
@@ -96,8 +96,8 @@ def read_sidecar(table: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = parse_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
         raise DataFileError(f"sidecar {path} is unreadable ({error}); fix or delete it") from None
     if not isinstance(data, dict):
         raise DataFileError(f"sidecar {path} must hold a JSON object such as {{\"valid_column\": \"val_acc\"}}")

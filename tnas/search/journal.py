@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from tnas.errors import RunDirectoryError
-from tnas.io import atomic_write_text
+from tnas.io import atomic_write_text, parse_json
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,12 @@ def read_journal(path: Path) -> list[Submission]:
     submissions = []
     for number, line in enumerate(text.splitlines(), start=1):
         try:
-            data = json.loads(line)
+            data = parse_json(line)
             submission = Submission(**data)
             if not all(isinstance(getattr(submission, name), int) for name in ("ticket", "index", "attempt",
                                                                                "after", "worker")):  # fmt: skip
                 raise TypeError("integer fields hold other values")
-        except (json.JSONDecodeError, TypeError) as error:
+        except (ValueError, TypeError) as error:
             raise RunDirectoryError(f"{path}:{number} is not a journal line ({error}); move {path.parent} "
                                     "away to start the run anew") from None  # fmt: skip
         submissions.append(submission)

@@ -64,7 +64,7 @@ from torch.func import functional_call
 
 from tnas.datasets.splits import DataSplits
 from tnas.errors import ConfigError, TnasError
-from tnas.io import atomic_write, atomic_write_json, atomic_write_text
+from tnas.io import atomic_write, atomic_write_json, atomic_write_text, parse_json
 from tnas.space import NUM_EDGES, NUM_OPS, OPERATIONS, Cell
 from tnas.train.network import NetworkConfig
 from tnas.train.supernet import SuperNetwork, derive_cell, gumbel_sample
@@ -528,7 +528,7 @@ def read_result(folder: str | Path, identity: dict[str, Any] | None = None) -> O
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
         if identity is not None and data["identity"] != identity:
             raise OneShotStateError(f"{path} belongs to another search; use another --out or delete the folder")
         history = [EpochRecord.from_dict(record) for record in data["epochs"]]

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from tnas.io import atomic_write_json
+from tnas.io import atomic_write_json, parse_json
 from tnas.space import Cell
 
 SETUP_FILE = "setup.json"
@@ -98,7 +98,7 @@ class TrainingCache:
         if not path.is_file():
             return None
         try:
-            record = TrainingRecord(**json.loads(path.read_text()))
+            record = TrainingRecord(**parse_json(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as error:
             warnings.warn(f"ignoring unreadable training record {path} ({error}); the cell is trained again",
                           stacklevel=2)  # fmt: skip
