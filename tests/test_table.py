@@ -211,3 +211,41 @@ def test_a_damaged_table_cache_is_recomputed(table_path, tmp_path, monkeypatch):
         cache.write_bytes(damage)
         assert len(NB201Table.from_csv(path)) == 50  # parsed again, cache rewritten
         assert cache.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(("column", "value", "message"),
+                         [("c10_test_200", "", "is empty"), ("c10v_train_time_200_s", "", "is empty"),
+                          ("c10v_train_time_200_s", "-5", r"is negative \(-5\)"),
+                          ("c10v_params_MB", "-1", r"is negative \(-1\)")])
+def test_a_query_whose_reported_values_are_empty_or_negative_is_a_one_line_error(table_path, tmp_path, column,
+                                                                                   value, message):  # fmt: skip
+    lines = _head(table_path)
+    header = lines[0].rstrip("\n").split(",")
+    first = lines[1].rstrip("\n").split(",")
+    first[header.index(column)] = value
+    path = _damaged(tmp_path, lines[0] + ",".join(first) + "\n" + "".join(lines[2:]))
+    table = NB201Table.from_csv(path, use_cache=False)
+    cell = Cell.from_index(int(first[header.index("index")]))
+    with pytest.raises(TableError, match=f"{column} {message} for cell {cell.index}") as error:
+        TableOracle(table, "cifar10").evaluate(cell, fidelity=200, seed=None)
+    assert "\n" not in str(error.value)
+
+
+def test_the_source_average_of_partial_tables_ranks_cells_no_source_holds_last(table_path, tmp_path):
+    from tnas.search.methods.zero_shot import source_average
+
+    lines = _head(table_path)
+    header = lines[0].rstrip("\n").split(",")
+    rows = [line.rstrip("\n").split(",") for line in lines[1:]]
+    for column in ("c100_valid_200", "in16_valid_200"):
+        rows[0][header.index(column)] = ""  # no source holds the first cell
+    rows[1][header.index("c100_valid_200")] = ""  # one source holds the second
+    table = NB201Table.from_csv(_damaged(tmp_path, lines[0] + "".join(",".join(row) + "\n" for row in rows)),
+                                use_cache=False)  # fmt: skip
+    average = source_average(table, ("cifar100", "imagenet16-120"))
+    held = table.present.copy()
+    assert np.isfinite(average[held]).all()
+    first, second = (int(row[header.index("index")]) for row in rows[:2])
+    assert average[first] == average[held].min()
+    in16 = TableOracle(table, "imagenet16-120").valid_values(200)
+    assert average[second] == pytest.approx((in16[second] - np.nanmean(in16)) / np.nanstd(in16))

@@ -171,15 +171,31 @@ class TableOracle:
                     f"available slots: {list(available)}"
                 )
             valid = self.table.column(self.task.valid_seeds[seed])[index]
-        cost = self.table.column(self.task.train_time_200)[index] * fidelity / 200
+        test, train_time, params = (float(self.table.column(name)[index])
+                                    for name in (self.task.test, self.task.train_time_200, self.task.params))  # fmt: skip
+        self._check_reported(cell, {self.task.test: test, self.task.train_time_200: train_time,
+                                    self.task.params: params})  # fmt: skip
         return Evaluation(
             valid=float(valid),
-            test=float(self.table.column(self.task.test)[index]),
-            cost_s=float(cost),
-            params_mb=float(self.table.column(self.task.params)[index]),
+            test=test,
+            cost_s=train_time * fidelity / 200,
+            params_mb=params,
             fidelity=fidelity,
             seed=seed,
         )
+
+    def _check_reported(self, cell: Cell, values: Mapping[str, float]) -> None:
+        """What a query reports besides its observation (test accuracy, training time,
+        parameters) must be in the table, and not negative.
+
+        Raises:
+            TableError: a value is empty in the table or negative.
+        """
+        for name, value in values.items():
+            if math.isnan(value) or value < 0:
+                problem = "is empty" if math.isnan(value) else f"is negative ({value:g})"
+                raise TableError(f"{self.table.source}: column {name} {problem} for cell {cell.index} "
+                                 f"({cell.arch_str}); restore the table, or convert the official file again")  # fmt: skip
 
     def valid_values(self, fidelity: int) -> np.ndarray:
         """Seed-mean validation accuracy of every cell, shape ``(15625,)``."""

@@ -42,9 +42,19 @@ def zero_shot_sources(target: str) -> tuple[str, ...]:
 
 def source_average(table: NB201Table, sources: Sequence[str]) -> np.ndarray:
     """Mean over ``sources`` of each cell's standardised seed-mean validation accuracy
-    (200 epochs), shape ``(15625,)`` by official index."""
+    (200 epochs), shape ``(15625,)`` by official index.
+
+    A cell a source leaves empty (a partial table) is averaged over the other sources; a
+    cell no source holds gets the lowest average, so that an order walks it last.
+    """
     values = [TableOracle(table, source).valid_values(SOURCE_FIDELITY) for source in sources]
-    return np.mean([(value - value.mean()) / value.std() for value in values], axis=0)
+    if not any(np.isnan(value).any() for value in values):  # full tables
+        return np.mean([(value - value.mean()) / value.std() for value in values], axis=0)
+    standardised = np.array([(value - np.nanmean(value)) / np.nanstd(value) for value in values])
+    held = ~np.isnan(standardised)
+    counts = held.sum(axis=0)
+    average = np.where(held, standardised, 0.0).sum(axis=0) / np.maximum(counts, 1)
+    return np.where(counts > 0, average, average[counts > 0].min())
 
 
 def zero_shot_scores(table: NB201Table, target: str) -> torch.Tensor:
