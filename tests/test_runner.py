@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -217,7 +218,10 @@ def test_a_trajectory_of_an_older_format_is_read_as_is_and_rewritten_only_to_app
 
 
 @pytest.mark.parametrize("damage", ["binary config", "binary trajectory", "nan in trajectory", "truncated config",
-                                    "deeply nested config", "config with a key twice", "journal line nested deeply"])
+                                    "deeply nested config", "config with a key twice", "journal line nested deeply",
+                                    "text start time in journal", "infinite start time in journal",
+                                    "seed slot in a journal of seed means", "infinite incumbent in trajectory",
+                                    "config is a folder"])
 def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage):
     import os
 
@@ -236,6 +240,24 @@ def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage
     elif damage == "journal line nested deeply":
         lines = directory.journal_path.read_text().splitlines(keepends=True)
         directory.journal_path.write_text("".join([*lines[:2], "[" * 100_000 + "]" * 100_000 + "\n", *lines[3:]]))
+    elif "journal" in damage:
+        lines = directory.journal_path.read_text().splitlines(keepends=True)
+        record = json.loads(lines[2])
+        record.update({"text start time in journal": {"start_s": "abc"},
+                       "infinite start time in journal": {"start_s": float("inf")},
+                       "seed slot in a journal of seed means": {"seed": 0}}[damage])  # fmt: skip
+        directory.journal_path.write_text("".join([*lines[:2], json.dumps(record) + "\n", *lines[3:]]))
+        if damage == "seed slot in a journal of seed means":  # the evaluation was in flight: resubmitted
+            rows = directory.trajectory_path.read_text().splitlines(keepends=True)
+            directory.trajectory_path.write_text("".join(rows[:3]))
+    elif damage == "infinite incumbent in trajectory":
+        lines = directory.trajectory_path.read_text().splitlines(keepends=True)
+        fields = lines[2].split(",")
+        fields[lines[0].split(",").index("incumbent_valid")] = "inf"
+        directory.trajectory_path.write_text("".join([*lines[:2], ",".join(fields), *lines[3:]]))
+    elif damage == "config is a folder":
+        directory.config_path.unlink()
+        directory.config_path.mkdir()
     elif damage == "binary trajectory":
         directory.trajectory_path.write_bytes(b"\xff\xfe" + os.urandom(300) + b"\n")
     else:
@@ -246,3 +268,23 @@ def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage
     with pytest.raises(RunDirectoryError) as error:
         run(make_searcher(config), oracle, config, tmp_path)
     assert "\n" not in str(error.value)
+
+
+def test_a_damaged_summary_of_a_finished_run_is_written_again_from_its_trajectory(oracle, tmp_path):
+    config = _config("rs", budget=5)
+    first = run(make_searcher(config), oracle, config, tmp_path)
+    directory = RunDirectory(tmp_path)
+    for damage in ({"best_test": None}, {"best_test": float("nan")}, {"queries": "five"}, {"best_arch": 3}):
+        directory.write_summary({**directory.read_summary(), **damage})
+        counting = CountingOracle(oracle)
+        again = run(make_searcher(config), counting, config, tmp_path)
+        assert counting.calls == 0  # nothing evaluated again
+        assert again.summary["best_test"] == first.summary["best_test"] == directory.read_summary()["best_test"]
+        assert directory.read_summary()["queries"] == 5
+
+
+def test_an_out_that_is_a_file_is_refused_in_one_line(oracle, tmp_path):
+    config = _config("rs", budget=5)
+    (tmp_path / "afile").write_text("not a run")
+    with pytest.raises(RunDirectoryError, match="is a file, not a run directory"):
+        run(make_searcher(config), oracle, config, tmp_path / "afile")

@@ -150,6 +150,15 @@ class RunDirectory:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
+    def check_layout(self) -> None:
+        """Raises ``RunDirectoryError`` when the folder is a file, or one of its run files
+        (config, journal, trajectory, summary) is something other than a file."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirectoryError(f"{self.path} is a file, not a run directory; choose another --out")
+        for path in (self.config_path, self.journal_path, self.trajectory_path, self.summary_path):
+            if path.exists() and not path.is_file():
+                raise RunDirectoryError(f"{path} is not a file; move {self.path} away to start the run anew")
+
     @property
     def config_path(self) -> Path:
         return self.path / CONFIG_FILE
@@ -216,8 +225,7 @@ class RunDirectory:
         for number, values in enumerate(lines[1:], start=2):
             try:
                 row = _parse_row(values, columns)
-                if not all(math.isfinite(value) for value in (row.valid, row.test, row.cost_s, row.sim_cost_s)):
-                    raise ValueError("a NaN or infinite accuracy or cost")
+                _check_finite(row)
             except (ValueError, TypeError) as error:
                 raise RunDirectoryError(
                     f"{self.trajectory_path}:{number} is corrupt ({error}); move {self.path} "
@@ -246,6 +254,20 @@ class RunDirectory:
             if self.trajectory_path.read_text() != text:
                 atomic_write_text(self.trajectory_path, text)
         return open(self.trajectory_path, "a", newline="")
+
+
+FINITE_FIELDS = ("valid", "test", "cost_s", "sim_cost_s", "incumbent_valid", "incumbent_test", "overhead_s")
+"""The figures of a trajectory row that must be finite numbers."""
+FINITE_WHEN_PRESENT = ("recommended_test", "start_s", "end_s")
+"""Figures that may be empty (older formats) but, given, must be finite."""
+
+
+def _check_finite(row: TrajectoryRow) -> None:
+    """Raises ``ValueError`` naming the first figure of ``row`` that is NaN or infinite."""
+    for name in FINITE_FIELDS + FINITE_WHEN_PRESENT:
+        value = getattr(row, name)
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{name} is {value}")
 
 
 def append_row(file: IO[str], row: TrajectoryRow) -> None:

@@ -185,6 +185,27 @@ def summarize(config: RunConfig, rows: list[TrajectoryRow], *, repeats: int = 0,
     }
 
 
+SUMMARY_NUMBERS = ("queries", "best_index", "best_valid", "best_test", "found_at_query", "sim_cost_s",
+                   "sim_gpu_hours", "overhead_s")
+"""The figures every ``summary.json`` holds (finite numbers; ``recommended_*``, ``workers``,
+``failed_queries`` and the clock figures too where present)."""
+OPTIONAL_SUMMARY_NUMBERS = ("recommended_index", "recommended_test", "workers", "failed_queries", "wall_clock_s",
+                            "worker_utilisation", "repeats_answered_from_cache")
+
+
+def summary_problem(summary: dict[str, Any]) -> str | None:
+    """What is wrong with a stored ``summary.json`` (``None``: nothing): a figure missing, not
+    a number, or not finite, or a name that is not text."""
+    for key in ("method", "dataset", "observe", "best_arch"):
+        if not isinstance(summary.get(key), str):
+            return f"{key} is {summary.get(key)!r}"
+    for key in SUMMARY_NUMBERS + tuple(key for key in OPTIONAL_SUMMARY_NUMBERS if key in summary):
+        value = summary.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return f"{key} is {value!r}"
+    return None
+
+
 def _constraint_figures(config: RunConfig, space: SearchSpace, recommended: Cell) -> dict[str, Any]:
     """What a constrained run's summary says about the constraints and the returned cell."""
     if not config.constraints:
@@ -205,6 +226,7 @@ def prepare_directory(directory: RunDirectory, config: RunConfig, run_info: dict
     version (a run searched otherwise is refused: see :mod:`tnas.search.settings_changes`);
     return its recorded rows. The record gets the method's default settings when ``run_info``
     lacks them."""
+    directory.check_layout()
     settings = registered_settings(config.method)
     if "method_settings" not in run_info and settings is not None:
         run_info = {"method_settings": settings, **run_info}

@@ -21,6 +21,7 @@ the writer cuts off before it appends.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
@@ -52,6 +53,22 @@ class Submission:
     start_s: float
 
 
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_types(submission: Submission) -> None:
+    """Raises ``TypeError`` unless every field holds what it should (integers, a seed slot
+    or null, a finite start time)."""
+    if not all(_is_integer(getattr(submission, name)) for name in ("ticket", "index", "attempt", "after", "worker")):
+        raise TypeError("integer fields hold other values")
+    if submission.seed is not None and not _is_integer(submission.seed):
+        raise TypeError(f"seed is {submission.seed!r}, not a seed slot or null")
+    start = submission.start_s
+    if not (_is_integer(start) or isinstance(start, float)) or not math.isfinite(start) or start < 0:
+        raise TypeError(f"start_s is {start!r}, not a time in seconds")
+
+
 def read_journal(path: Path) -> list[Submission]:
     """All complete lines of the journal at ``path`` (none if it does not exist); read only.
 
@@ -71,9 +88,7 @@ def read_journal(path: Path) -> list[Submission]:
         try:
             data = parse_json(line)
             submission = Submission(**data)
-            if not all(isinstance(getattr(submission, name), int) for name in ("ticket", "index", "attempt",
-                                                                               "after", "worker")):  # fmt: skip
-                raise TypeError("integer fields hold other values")
+            _check_types(submission)
         except (ValueError, TypeError) as error:
             raise RunDirectoryError(f"{path}:{number} is not a journal line ({error}); move {path.parent} "
                                     "away to start the run anew") from None  # fmt: skip

@@ -42,6 +42,7 @@ from tnas.search.bookkeeping import (
     prepare_directory,
     proposal_info,
     summarize,
+    summary_problem,
 )
 from tnas.search.config import RunConfig
 from tnas.search.journal import JournalWriter, Submission, read_journal
@@ -138,7 +139,11 @@ def run(
     if directory is not None:
         summary = directory.read_summary()
         if summary is not None and summary.get("config") == config.to_dict():
-            return RunResult(config, tuple(recorded), summary, replayed=len(recorded))
+            problem = summary_problem(summary)
+            if problem is None:
+                return RunResult(config, tuple(recorded), summary, replayed=len(recorded))
+            logger.warning("%s is damaged (%s); it is written again from the run's trajectory",
+                           directory.summary_path, problem)  # fmt: skip
     journal = _usable_journal(read_journal(directory.journal_path), len(recorded)) if directory else []
     if recorded and not journal:  # a run directory from before the journal: one worker, in order
         journal = [Submission(query, row.index, row.seed, 1, query - 1, 0, row.sim_cost_s - row.cost_s)
@@ -233,6 +238,13 @@ class _Search:
                 raise RunDirectoryError(
                     f"cannot resume {self.trajectory_directory()}: submission {ticket} was cell {submission.index}, "
                     f"the searcher now proposes {cell.index} (code or settings changed?)"
+                )
+            expected_seed = observed_seed(self.config, ticket, self.oracle, cell)
+            if submission.seed != expected_seed:
+                raise RunDirectoryError(
+                    f"cannot resume {self.trajectory_directory()}: its journal says submission {ticket} observes "
+                    f"seed slot {submission.seed}, this run observes {expected_seed} (a damaged journal.jsonl?); "
+                    "move the run directory away to start the run anew"
                 )
             self.pending[ticket] = _Pending(cell, submission.seed, proposal_info(self.searcher))
             self.tickets = ticket
