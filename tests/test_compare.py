@@ -117,6 +117,20 @@ def test_bad_input_is_one_line_with_exit_status_2(runs, tmp_path, capsys):
         shutil.copytree(runs / "rs-0", damaged)
         (damaged / "trajectory.csv").write_bytes(damage)
         assert "trajectory.csv" in _one_line_error([str(damaged)], capsys)
+    for change in ({"workers": "x"}, {"options": [1]}, {"constraints": [1]}, {"method": None}):
+        damaged = tmp_path / f"config-{next(iter(change))}"
+        shutil.copytree(runs / "rs-0", damaged)
+        record = json.loads((damaged / "config.json").read_text())
+        record["config"].update(change)
+        (damaged / "config.json").write_text(json.dumps(record))
+        assert "config.json is damaged" in _one_line_error([str(damaged)], capsys)
+    out_of_space = tmp_path / "index-out-of-space"
+    shutil.copytree(runs / "rs-0", out_of_space)
+    lines = (out_of_space / "trajectory.csv").read_text().splitlines(keepends=True)
+    fields = lines[1].split(",")
+    fields[1] = "99999"
+    (out_of_space / "trajectory.csv").write_text("".join([lines[0], ",".join(fields), *lines[2:]]))
+    assert "is not a cell index" in _one_line_error([str(out_of_space)], capsys)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "config.json").write_text('{"something": "else"}')  # e.g. a meta-training member's

@@ -40,6 +40,7 @@ from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.errors import ConfigError, RunDirectoryError
 from tnas.io import atomic_write, atomic_write_json, atomic_write_text
 from tnas.rundir import CONFIG_FILE, RunDirectory, TrajectoryRow, is_set_aside
+from tnas.search.config import RunConfig
 from tnas.stats import mean_and_se
 
 PROG = "python -m tnas.compare"
@@ -138,6 +139,11 @@ def load_runs(directories: dict[Path, bool]) -> tuple[list[Run], list[Path]]:
             if not named:
                 continue
             raise RunDirectoryError(f"{run_dir.config_path} is not a tnas run's config.json (no method or dataset)")
+        try:
+            RunConfig.from_record(config)
+        except ConfigError as error:
+            raise RunDirectoryError(f"{run_dir.config_path} is damaged ({error}); restore it or leave the run "
+                                    "out") from None  # fmt: skip
         rows = tuple(run_dir.read_trajectory())
         if rows:
             runs.append(Run(directory, config, rows))

@@ -53,6 +53,7 @@ from typing import IO, Any
 from tnas.errors import RunDirectoryError
 from tnas.io import atomic_write_json, atomic_write_text, parse_json
 from tnas.oracles import Evaluation
+from tnas.space import NUM_CELLS
 
 CONFIG_FILE = "config.json"
 JOURNAL_FILE = "journal.jsonl"
@@ -263,7 +264,12 @@ FINITE_WHEN_PRESENT = ("recommended_test", "start_s", "end_s")
 
 
 def _check_finite(row: TrajectoryRow) -> None:
-    """Raises ``ValueError`` naming the first figure of ``row`` that is NaN or infinite."""
+    """Raises ``ValueError`` naming the first figure of ``row`` that is NaN or infinite, or
+    the first cell index that is not one of the space's."""
+    for name in ("index", "incumbent_index", "recommended_index"):
+        value = getattr(row, name)
+        if value is not None and not 0 <= value < NUM_CELLS:
+            raise ValueError(f"{name} {value} is not a cell index (0 to {NUM_CELLS - 1})")
     for name in FINITE_FIELDS + FINITE_WHEN_PRESENT:
         value = getattr(row, name)
         if value is not None and not math.isfinite(value):

@@ -124,7 +124,11 @@ def _run_config(path: Path) -> dict:
         stored = RunDirectory(path).read_config() or {}
     except TnasError as error:
         raise DataFileError(str(error)) from None
-    return stored.get("config") or {}
+    config = stored.get("config") or {}
+    if not isinstance(config, dict) or not isinstance(config.get("oracle_options") or {}, dict):
+        raise DataFileError(f"--source {path}: {RunDirectory(path).config_path} is damaged (its config or "
+                            "oracle_options is not a JSON object)")  # fmt: skip
+    return config
 
 
 def _run_observations(path: Path) -> tuple[np.ndarray, np.ndarray]:

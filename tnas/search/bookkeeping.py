@@ -241,8 +241,8 @@ def prepare_directory(directory: RunDirectory, config: RunConfig, run_info: dict
         directory.write_config(_config_record(config, run_info, created=None))
         return []
     try:
-        stored_config = RunConfig(**stored["config"])
-    except (KeyError, TypeError, ConfigError) as error:
+        stored_config = RunConfig.from_record(stored["config"])
+    except (KeyError, ConfigError) as error:
         raise RunDirectoryError(f"{directory.config_path} is not a tnas run config ({error})") from None
     if not stored_config.same_run_as(config):
         raise RunDirectoryError(

@@ -77,15 +77,36 @@ class RunConfig:
     backend: str | None = None
     constraints: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_record(cls, record: Any) -> RunConfig:
+        """The configuration a run directory's ``config.json`` stores under ``config``.
+
+        Raises:
+            ConfigError: ``record`` is not such a configuration (not an object, unknown or
+                missing fields, fields of the wrong type).
+        """
+        if not isinstance(record, dict):
+            raise ConfigError(f"a run configuration is a JSON object, got {type(record).__name__}")
+        try:
+            return cls(**record)
+        except TypeError as error:
+            raise ConfigError(str(error)) from None
+
     def __post_init__(self) -> None:
+        for name in ("method", "dataset"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a name, got {getattr(self, name)!r}")
+        for name in ("options", "oracle_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a dict of settings, got {getattr(self, name)!r}")
         if not isinstance(self.constraints, dict):
             raise ConfigError(f"constraints must be a dict of limits, got {self.constraints!r}")
         Constraints.from_dict(self.constraints)  # validates
-        if not isinstance(self.workers, int) or self.workers < 1:
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {self.workers!r}")
         if self.backend is not None and self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.budget, int) or not 0 < self.budget <= NUM_CELLS:
             raise ConfigError(
