@@ -134,7 +134,8 @@ def test_cuda_without_a_gpu_is_a_clear_error():
         load_network("cuda")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "nan"])
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "nan", "an npz archive", "zip-like garbage",
+                                    "text values"])
 def test_a_damaged_feature_cache_entry_is_computed_again(featurizer, damage):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(3, 20, 24, 3), dtype=np.uint8)
@@ -145,6 +146,13 @@ def test_a_damaged_feature_cache_entry_is_computed_again(featurizer, damage):
         poisoned = first.copy()
         poisoned[0, 0] = np.nan
         np.save(entry, poisoned, allow_pickle=False)
+    elif damage == "an npz archive":
+        with open(entry, "wb") as file:
+            np.savez(file, features=first)
+    elif damage == "text values":
+        np.save(entry, first.astype(str), allow_pickle=False)
+    elif damage == "zip-like garbage":
+        entry.write_bytes(b"PK\x03\x04" + bytes(range(256)))
     else:
         entry.write_bytes({"truncated": good[: len(good) // 2], "empty": b"", "garbage": bytes(range(256))}[damage])
     again = featurizer.features(images)

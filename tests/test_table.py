@@ -211,6 +211,16 @@ def test_a_damaged_table_cache_is_recomputed(table_path, tmp_path, monkeypatch):
         cache.write_bytes(damage)
         assert len(NB201Table.from_csv(path)) == 50  # parsed again, cache rewritten
         assert cache.stat().st_size > 1000
+    with np.load(cache) as stored:
+        good = {name: stored[name] for name in stored.files}
+    infinite = dict(good, c10_test_200=np.where(good["present"], np.inf, np.nan))
+    text = dict(good, c10_test_200=good["c10_test_200"].astype(str))
+    lacking = {name: array for name, array in good.items() if name != "c10_test_200"}
+    for damage in (infinite, text, lacking, dict(good, present=good["present"].astype(np.float64))):
+        with open(cache, "wb") as file:
+            np.savez(file, **damage)
+        table = NB201Table.from_csv(path)
+        assert len(table) == 50 and np.isfinite(table.column("c10_test_200")[table.present]).all()
 
 
 @pytest.mark.parametrize(("column", "value", "message"),

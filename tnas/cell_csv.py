@@ -20,7 +20,7 @@ import csv
 import hashlib
 import math
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -145,11 +145,13 @@ def _row_cell(path: Path, line: int, row: list[str], position: dict[str, int]) -
 
 
 def cached_columns(path: str | Path, kind: str, version: int, parse: Callable[[Path], dict[str, np.ndarray]],
-                   *, use_cache: bool = True) -> dict[str, np.ndarray]:  # fmt: skip
+                   *, use_cache: bool = True, required: Collection[str] = ()) -> dict[str, np.ndarray]:  # fmt: skip
     """``parse(path)``, through a binary copy in the cache directory.
 
     The copy is keyed by ``kind``, ``version`` and the file's path, size and modification
-    time. A damaged copy is parsed again and rewritten; an unwritable cache only costs speed.
+    time. A damaged copy (unreadable, or not what ``parse`` returns: a boolean ``present``
+    and float64 columns of one value per cell, finite or NaN, holding the ``required``
+    names) is parsed again and rewritten; an unwritable cache only costs speed.
     """
     path = Path(path).resolve()
     cache_file = _cache_file(path, kind, version) if use_cache else None
@@ -157,7 +159,7 @@ def cached_columns(path: str | Path, kind: str, version: int, parse: Callable[[P
         try:
             with np.load(cache_file, allow_pickle=False) as stored:
                 columns = {name: stored[name] for name in stored.files}
-            if PRESENT in columns and all(array.shape == (NUM_CELLS,) for array in columns.values()):
+            if _sound_columns(columns, required):
                 return columns
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass
@@ -169,6 +171,16 @@ def cached_columns(path: str | Path, kind: str, version: int, parse: Callable[[P
         except OSError:
             pass
     return columns
+
+
+def _sound_columns(columns: dict[str, np.ndarray], required: Collection[str]) -> bool:
+    """Whether cached ``columns`` are what a parse returns (see :func:`cached_columns`)."""
+    if PRESENT not in columns or columns[PRESENT].dtype != np.bool_ or not set(required) <= set(columns):
+        return False
+    if any(array.shape != (NUM_CELLS,) for array in columns.values()):
+        return False
+    values = [array for name, array in columns.items() if name != PRESENT]
+    return all(array.dtype == np.float64 and not np.isinf(array).any() for array in values)
 
 
 def _cache_file(source: Path, kind: str, version: int) -> Path:

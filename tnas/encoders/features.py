@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,9 +179,12 @@ class ImageFeaturizer:
         if cache_file is not None and cache_file.is_file():
             try:
                 cached = np.load(cache_file, allow_pickle=False)
-                if cached.shape == (len(images), FEATURE_DIM) and np.isfinite(cached).all():
+                if isinstance(cached, np.lib.npyio.NpzFile):  # an archive, not the array written here
+                    cached.close()
+                elif (cached.shape == (len(images), FEATURE_DIM) and cached.dtype == np.float32
+                      and np.isfinite(cached).all()):  # fmt: skip
                     return cached
-            except (OSError, ValueError, EOFError):
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile):
                 pass  # a damaged entry is computed again below (and rewritten)
         features = self._run(images, head=False, progress=progress)
         if cache_file is not None:

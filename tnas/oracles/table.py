@@ -82,7 +82,8 @@ class NB201Table:
     def from_csv(cls, path: str | Path, *, use_cache: bool = True) -> NB201Table:
         """Load a table in ``nb201_merged.csv`` format, through the binary cache."""
         path = Path(path).resolve()
-        columns = cached_columns(path, "nb201-table", _CACHE_FORMAT, _parse_csv, use_cache=use_cache)
+        columns = cached_columns(path, "nb201-table", _CACHE_FORMAT, _parse_csv, use_cache=use_cache,
+                                 required=TABLE_COLUMNS)  # fmt: skip
         try:
             return cls(columns, path)
         except TableError:

@@ -161,7 +161,7 @@ class UserTable:
         columns = cached_columns(path, f"user-table-{_columns_key(spec)}", _CACHE_FORMAT,
                                  lambda source: read_cell_csv(source, numeric=spec.columns, required=spec.columns,
                                                               what="table", hint="fix the file and run again"),
-                                 use_cache=use_cache)  # fmt: skip
+                                 use_cache=use_cache, required=spec.columns)  # fmt: skip
         return cls(spec, columns)
 
     def column(self, name: str) -> np.ndarray:
