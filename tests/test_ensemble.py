@@ -106,6 +106,10 @@ def test_an_ensemble_trains_its_members_with_consecutive_seeds_and_resumes(tmp_p
         (out / ENSEMBLE_FILE).write_bytes(damage)
         with pytest.raises(CheckpointError, match="unreadable"):
             load_surrogate(out)
+    for members in ([0, 1], [None], "member0", ["../elsewhere"]):
+        (out / ENSEMBLE_FILE).write_text(json.dumps({**record, "members": members}))
+        with pytest.raises(CheckpointError, match="members must be a list of member folder names"):
+            load_surrogate(out)
 
 
 def test_members_meta_trained_in_parallel_processes_equal_one_thread_runs(tmp_path, capsys, caplog):

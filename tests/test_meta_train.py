@@ -286,6 +286,34 @@ def test_loading_a_missing_or_corrupt_model_is_a_clear_error(tmp_path):
         load_model(tmp_path)
 
 
+@pytest.mark.parametrize("damage", [{"epoch": "x"}, {"exclude": 5}, {"exclude": "cifar100"}, {"statistics": [1]},
+                                    {"validation": [1]}, {"meta_train_config": [1]},
+                                    {"meta_train_config": {"samples_per_class": "abc"}}, "nan weights", "a list"])
+def test_a_model_file_with_damaged_fields_is_a_clear_error(tmp_path, damage):
+    from tnas.meta_train import MetaTrainConfig
+    from tnas.meta_train.checkpoint import FORMAT, MODEL_FILE, save
+    from tnas.models.deep_kernel import DeepKernel
+
+    config = MetaTrainConfig(exclude=("cifar100",))
+    kernel = DeepKernel(config.kernel)
+    payload = {"format": FORMAT, "kernel": kernel.state_dict(), "kernel_config": config.to_dict()["kernel"],
+               "exclude": ["cifar100"], "statistics": {}, "epoch": 3, "validation": {},
+               "meta_train_config": config.to_dict()}  # fmt: skip
+    save(tmp_path / MODEL_FILE, payload)
+    assert load_model(tmp_path).epoch == 3  # the undamaged file loads
+    if damage == "nan weights":
+        payload["kernel"] = {name: torch.full_like(value, float("nan")) if value.is_floating_point() else value
+                             for name, value in payload["kernel"].items()}  # fmt: skip
+    elif damage == "a list":
+        payload = [payload]
+    else:
+        payload.update(damage)
+    save(tmp_path / MODEL_FILE, payload)
+    with pytest.raises(CheckpointError, match="not a tnas meta-training file" if damage == "a list" else "does not fit") as error:
+        load_model(tmp_path)
+    assert "\n" not in str(error.value)
+
+
 def test_end_to_end_on_the_real_data(data_dir, tmp_path, capsys):
     """A tiny meta-training run from the command line on the real records and tables."""
     out = tmp_path / "no-cifar100"

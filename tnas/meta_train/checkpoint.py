@@ -144,16 +144,29 @@ def load_model(directory: str | Path) -> MetaTrainedModel:
         config: DeepKernelConfig = kernel_config_from_dict(payload["kernel_config"])
         kernel = DeepKernel(config)
         kernel.load_state_dict(payload["kernel"])
-    except (KeyError, TypeError, RuntimeError, TnasError) as error:
+        if not all(torch.isfinite(parameter).all() for parameter in kernel.parameters()):
+            raise ValueError("NaN or infinite weights")
+        exclude = payload.get("exclude", ())
+        if isinstance(exclude, str) or not all(isinstance(name, str) for name in exclude):
+            raise TypeError(f"exclude is {exclude!r}, not a list of dataset names")
+        settings = payload.get("meta_train_config", {})
+        model = MetaTrainedModel(
+            kernel=kernel.eval(),
+            exclude=tuple(exclude),
+            statistics=_mapping(payload.get("statistics", {}), "statistics"),
+            epoch=int(payload.get("epoch", 0)),
+            validation=_mapping(payload.get("validation", {}), "validation"),
+            path=directory,
+            samples_per_class=int(_mapping(settings, "meta_train_config").get("samples_per_class", 20)),
+            settings=dict(settings),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError, TnasError) as error:
         raise CheckpointError(f"meta-trained model {directory / MODEL_FILE} does not fit this tnas ({error})") from None
-    kernel.eval()
-    return MetaTrainedModel(
-        kernel=kernel,
-        exclude=tuple(payload.get("exclude", ())),
-        statistics=dict(payload.get("statistics", {})),
-        epoch=int(payload.get("epoch", 0)),
-        validation=dict(payload.get("validation", {})),
-        path=directory,
-        samples_per_class=int(payload.get("meta_train_config", {}).get("samples_per_class", 20)),
-        settings=dict(payload.get("meta_train_config", {})),
-    )
+    return model
+
+
+def _mapping(value: object, name: str) -> dict:
+    """``value`` as a dict; ``TypeError`` naming ``name`` when it is not one."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} is a {type(value).__name__}, not a dict")
+    return dict(value)

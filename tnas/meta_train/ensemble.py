@@ -134,6 +134,11 @@ def _read_record(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{directory / ENSEMBLE_FILE} is unreadable ({error}); delete the directory and meta-train again") from None
     if not isinstance(record, dict) or record.get("format") != ENSEMBLE_FORMAT or not record.get("members"):
         raise CheckpointError(f"{directory / ENSEMBLE_FILE} is not a tnas ensemble of format {ENSEMBLE_FORMAT}")
+    members = record["members"]
+    if not isinstance(members, list) or not all(isinstance(name, str) and name and Path(name).name == name
+                                                for name in members):  # fmt: skip
+        raise CheckpointError(f"{directory / ENSEMBLE_FILE}: members must be a list of member folder names, got "
+                              f"{members!r}; delete the directory and meta-train again")  # fmt: skip
     return record
 
 
