@@ -115,6 +115,23 @@ def test_runs_written_before_top_batches_resume_as_uniform_batches(tmp_path):
         _train(tmp_path, epochs=3, top_fraction=0.25)  # another setting
 
 
+@pytest.mark.parametrize("damage", [{"epoch": "x"}, {"epoch": float("nan")}, "no metrics", {"best": {"score": 1.0}},
+                                    {"rng": "{bad"}, {"rng": 5}, {"config": [1]}, {"kernel": {"nothing": torch.zeros(1)}}])
+def test_a_checkpoint_with_damaged_fields_is_a_one_line_error(tmp_path, damage):
+    from tnas.meta_train.checkpoint import CHECKPOINT_FILE
+
+    _train(tmp_path, epochs=1)
+    state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    if damage == "no metrics":
+        del state["metrics"]
+    else:
+        state.update(damage)
+    torch.save(state, tmp_path / CHECKPOINT_FILE)
+    with pytest.raises(CheckpointError, match="is damaged") as error:
+        _train(tmp_path, epochs=2)
+    assert "\n" not in str(error.value)
+
+
 def test_top_cells_rank_is_the_mean_prior_rank_of_the_best_cells():
     from tnas.meta_train.validation import top_cells_rank
 

@@ -161,7 +161,8 @@ def load_model(directory: str | Path) -> MetaTrainedModel:
             settings=dict(settings),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, TnasError) as error:
-        raise CheckpointError(f"meta-trained model {directory / MODEL_FILE} does not fit this tnas ({error})") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"meta-trained model {directory / MODEL_FILE} does not fit this tnas ({reason})") from None
     return model
 
 

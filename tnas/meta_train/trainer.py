@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tnas.io import atomic_write_json
+from tnas.io import atomic_write_json, parse_json
 from tnas.meta_train import checkpoint
 from tnas.meta_train.checkpoint import CheckpointError
 from tnas.meta_train.config import LEGACY_SETTINGS, MetaTrainConfig
@@ -52,6 +52,9 @@ def _resume_state(out: Path, config: MetaTrainConfig) -> dict[str, Any] | None:
     if not path.exists():
         return None
     state = checkpoint.load(path, "checkpoint")
+    if not isinstance(state.get("config", {}), dict):
+        raise CheckpointError(f"checkpoint {path} is damaged (its config is not a dict); delete it to meta-train "
+                              "from the start")  # fmt: skip
     stored = {**LEGACY_SETTINGS, **state.get("config", {})}
     current = config.to_dict()
     stored.pop("epochs", None), current.pop("epochs", None)
@@ -62,6 +65,30 @@ def _resume_state(out: Path, config: MetaTrainConfig) -> dict[str, Any] | None:
             "choose another --out or repeat its settings (only --epochs may change)"
         )
     return state
+
+
+def _restore(state: dict[str, Any], kernel: DeepKernel, rng: np.random.Generator,
+             path: Path) -> tuple[list[dict[str, float]], dict[str, Any] | None, int]:  # fmt: skip
+    """Load a checkpoint's kernel and generator state; its metrics, best epoch and epochs done.
+
+    Raises:
+        CheckpointError: a field is missing or of the wrong kind.
+    """
+    try:
+        kernel.load_state_dict(state["kernel"])
+        rng.bit_generator.state = parse_json(state["rng"])
+        metrics, best, done = list(state["metrics"]), state["best"], state["epoch"]
+        if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+            raise TypeError(f"epoch is {done!r}")
+        if not all(isinstance(row, dict) for row in metrics):
+            raise TypeError("metrics are not rows of figures")
+        if best is not None and (not isinstance(best, dict) or not isinstance(best.get("epoch"), int)
+                                 or "kernel" not in best or "score" not in best):  # fmt: skip
+            raise TypeError("the best epoch's record lacks its epoch, kernel or score")
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} is damaged ({reason}); delete it to meta-train from the start") from None
+    return metrics, best, done
 
 
 def meta_train(
@@ -97,9 +124,7 @@ def meta_train(
     best: dict[str, Any] | None = None
     done = 0
     if state is not None:
-        kernel.load_state_dict(state["kernel"])
-        rng.bit_generator.state = json.loads(state["rng"])
-        metrics, best, done = list(state["metrics"]), state["best"], int(state["epoch"])
+        metrics, best, done = _restore(state, kernel, rng, out / checkpoint.CHECKPOINT_FILE)
     if done >= config.epochs:
         return MetaTrainResult(metrics, int(best["epoch"]) if best else done, done, time.perf_counter() - started)
 
