@@ -134,6 +134,7 @@ def _latency_lines(data_dir: Path, rows: int = 30) -> list[str]:
         ("unknown column", "neither index, arch_str nor"),
         ("no key", "names no cell"),
         ("wrong arch", "official NAS-Bench-201 index"),
+        ("empty device column", "hold no value"),
     ],
 )
 def test_a_damaged_latency_table_gives_a_one_line_error(data_dir, tmp_path, damage, message):
@@ -154,6 +155,7 @@ def test_a_damaged_latency_table_gives_a_one_line_error(data_dir, tmp_path, dama
         "unknown column": header.rstrip("\n") + ",notes\n" + "".join(r.rstrip("\n") + ",x\n" for r in rows),
         "no key": "fpga_ms\n1.0\n",
         "wrong arch": header + ",".join([first[0], Cell.from_index(1).arch_str, *first[2:]]) + "\n",
+        "empty device column": header.rstrip("\n") + ",jetson_ms\n" + "".join(r.rstrip("\n") + ",\n" for r in rows),
     }[damage]
     path = tmp_path / "latency.csv"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -369,3 +371,11 @@ def test_the_source_average_rank_counts_the_feasible_cells_above_the_best_one(ta
     above = [index for index in np.flatnonzero(mask) if prior[index] > prior[best]]
     assert (name, feasible, rank) == ("fpga-4ms", int(mask.sum()), len(above))
     assert prior.shape == (NUM_CELLS,) and abs(float(prior.mean())) < 1e-9  # standardised sources
+
+
+def test_a_latency_table_with_a_byte_order_mark_reads(data_dir, tmp_path):
+    lines = _latency_lines(data_dir)
+    path = tmp_path / "latency.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(lines).encode())
+    table = LatencyTable.load(path, use_cache=False)
+    assert "fpga" in table.devices

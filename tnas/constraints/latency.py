@@ -74,7 +74,7 @@ def _parse(path: Path) -> dict[str, np.ndarray]:
     with open(path, "rb") as file:
         head = file.readline(65536)
     try:
-        header = head.decode("utf-8").strip().split(",")
+        header = head.decode("utf-8").removeprefix("\ufeff").strip().split(",")  # a byte order mark is allowed
     except UnicodeDecodeError:
         header = []  # read_cell_csv names the encoding problem
     others = [name for name in header if name not in KEY_COLUMNS and not name.endswith(SUFFIX)]
@@ -84,4 +84,7 @@ def _parse(path: Path) -> dict[str, np.ndarray]:
     columns = read_cell_csv(path, what="latency table", hint="restore it, or regenerate it")
     if PRESENT not in columns or len(columns) == 1:
         raise TableError(f"latency table {path} has no <device>{SUFFIX} column")
+    empty = [name for name, values in columns.items() if name != PRESENT and np.isnan(values).all()]
+    if empty:
+        raise TableError(f"latency table {path}: column(s) {', '.join(empty)} hold no value; fill or remove them")
     return columns
