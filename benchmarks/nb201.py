@@ -289,10 +289,15 @@ def is_finished(path: Path, config: RunConfig) -> bool:
     A finished run of the same configuration with a larger budget counts (its first
     ``config.budget`` queries are what a run of that budget makes: searchers do not see
     the budget); the aggregation reads only those. A smaller one is extended by :func:`run`.
+
+    Raises:
+        RunDirectoryError: the run's ``summary.json`` or ``trajectory.csv`` is damaged.
     """
-    summary = RunDirectory(path).read_summary()
+    directory = RunDirectory(path)
+    summary = directory.read_summary()
     if summary is None:
         return False
+    directory.read_trajectory()  # a damaged trajectory stops the grid here, in one line, not in the report
     if summary.get("config") == config.to_dict():
         return True
     try:

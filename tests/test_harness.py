@@ -343,6 +343,15 @@ def test_a_smaller_budget_reuses_longer_finished_runs(full_grid, data_dir, tmp_p
     )
 
 
+def test_a_finished_run_with_a_damaged_trajectory_stops_the_grid_in_one_line(full_grid, data_dir, tmp_path, capsys):
+    out = tmp_path / "results"
+    shutil.copytree(full_grid / "results", out)
+    (out / "mean/cifar10/re/seed1/trajectory.csv").write_bytes(b"\xff\xfe\x00binary\n")
+    assert main(_grid(out, tmp_path / "RESULTS.md", data_dir)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "re/seed1/trajectory.csv is unreadable" in err
+
+
 def test_a_run_searched_with_other_settings_is_listed_then_moved_aside_and_run_anew(
     full_grid, data_dir, tmp_path, capsys
 ):
