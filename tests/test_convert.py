@@ -107,3 +107,17 @@ def test_converter_rejects_bad_files_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read" in err
     assert not (tmp_path / "t.csv").exists()
+
+
+@pytest.mark.parametrize("data", [{"meta_archs": [Cell.from_index(0).arch_str], "arch2infos": {}},
+                                  {"meta_archs": [Cell.from_index(0).arch_str], "arch2infos": {0: {"full": {}, "less": {}}}},
+                                  {"meta_archs": [Cell.from_index(0).arch_str], "arch2infos": {0: 5}},
+                                  {"meta_archs": [Cell.from_index(0).arch_str], "arch2infos": {"x": {}}},
+                                  {"meta_archs": 5, "arch2infos": {0: {}}}])
+def test_converter_rejects_files_whose_records_are_not_nas_bench_201s(tmp_path, capsys, data):
+    path = tmp_path / "odd.pth"
+    torch.save(data, path)
+    assert convert_main([str(path), "--out", str(tmp_path / "t.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NAS-Bench-201" in err
+    assert not (tmp_path / "t.csv").exists()

@@ -153,7 +153,16 @@ def convert_file(source: str | Path, out: str | Path) -> int:
         raise TableError(f"cannot read {source} as a NAS-Bench-201 file: {error}") from None
     if not isinstance(data, dict) or not {"meta_archs", "arch2infos"} <= set(data):
         raise TableError(f"{source} is not a NAS-Bench-201 file (no meta_archs/arch2infos)")
-    rows = convert_records(list(data["meta_archs"]), data["arch2infos"])
+    meta_archs, arch2infos = data["meta_archs"], data["arch2infos"]
+    if not isinstance(meta_archs, list | tuple) or not isinstance(arch2infos, dict) or not arch2infos:
+        raise TableError(f"{source} is not a NAS-Bench-201 file (meta_archs is not a list of cells, or arch2infos "
+                         "holds no record)")  # fmt: skip
+    try:
+        rows = convert_records(list(meta_archs), arch2infos)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+        raise TableError(f"{source} holds a record that is not NAS-Bench-201's ({type(error).__name__}: {error})") from None
+    if not any(row.get(column) is not None for row in rows for column in TABLE_COLUMNS):
+        raise TableError(f"{source} holds no result in its records: not a NAS-Bench-201 results file?")
     atomic_write_text(out, rows_to_csv(rows))
     return len(rows)
 
