@@ -70,11 +70,12 @@ def test_bad_sources_are_refused_in_one_line(history, tmp_path):
     (short / "trajectory.csv").write_text("".join(lines[: MIN_CELLS - 2]))
     with pytest.raises(DataFileError, match=f"needs at least {MIN_CELLS}"):
         read_source(SourceSpec.parse(str(short)))
-    record = json.loads((history / "config.json").read_text())
-    record["config"]["oracle_options"] = ["not", "a", "dict"]
-    (short / "config.json").write_text(json.dumps(record))
-    with pytest.raises(DataFileError, match="is damaged"):
-        read_source(SourceSpec.parse(str(short)))
+    for change in ({"oracle_options": ["not", "a", "dict"]}, {"dataset": 7}, {"dataset": ["a"]}):
+        record = json.loads((history / "config.json").read_text())
+        record["config"].update(change)
+        (short / "config.json").write_text(json.dumps(record))
+        with pytest.raises(DataFileError, match="is damaged"):
+            read_source(SourceSpec.parse(str(short)))
     (short / "config.json").write_text((history / "config.json").read_text())
     (short / "trajectory.csv").write_bytes(b"\x00\x01binary\xff")
     with pytest.raises(DataFileError, match="unreadable") as error:

@@ -125,9 +125,10 @@ def _run_config(path: Path) -> dict:
     except TnasError as error:
         raise DataFileError(str(error)) from None
     config = stored.get("config") or {}
-    if not isinstance(config, dict) or not isinstance(config.get("oracle_options") or {}, dict):
+    if (not isinstance(config, dict) or not isinstance(config.get("oracle_options") or {}, dict)
+            or not isinstance(config.get("dataset", ""), str)):  # fmt: skip
         raise DataFileError(f"--source {path}: {RunDirectory(path).config_path} is damaged (its config or "
-                            "oracle_options is not a JSON object)")  # fmt: skip
+                            "oracle_options is not a JSON object, or its dataset not a name)")  # fmt: skip
     return config
 
 
