@@ -42,3 +42,10 @@ class RunDirectoryError(TnasError):
 
 class SearcherError(TnasError, RuntimeError):
     """A searcher misbehaved (for example it keeps proposing evaluated cells)."""
+
+
+def cause(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type's name when it has none): what a
+    one-line error quotes of a lower-level exception (torch's can run over many lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

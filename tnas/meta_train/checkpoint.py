@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from tnas.errors import TnasError
+from tnas.errors import TnasError, cause
 from tnas.io import atomic_write, atomic_write_text
 from tnas.models.deep_kernel import DeepKernel, DeepKernelConfig
 
@@ -161,8 +161,7 @@ def load_model(directory: str | Path) -> MetaTrainedModel:
             settings=dict(settings),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, TnasError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"meta-trained model {directory / MODEL_FILE} does not fit this tnas ({reason})") from None
+        raise CheckpointError(f"meta-trained model {directory / MODEL_FILE} does not fit this tnas ({cause(error)})") from None
     return model
 
 

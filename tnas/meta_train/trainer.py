@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tnas.errors import cause
 from tnas.io import atomic_write_json, parse_json
 from tnas.meta_train import checkpoint
 from tnas.meta_train.checkpoint import CheckpointError
@@ -86,8 +87,8 @@ def _restore(state: dict[str, Any], kernel: DeepKernel, rng: np.random.Generator
                                  or "kernel" not in best or "score" not in best):  # fmt: skip
             raise TypeError("the best epoch's record lacks its epoch, kernel or score")
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"checkpoint {path} is damaged ({reason}); delete it to meta-train from the start") from None
+        raise CheckpointError(f"checkpoint {path} is damaged ({cause(error)}); delete it to meta-train from the "
+                              "start") from None  # fmt: skip
     return metrics, best, done
 
 
