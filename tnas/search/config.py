@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -129,8 +130,8 @@ class RunConfig:
             raise ConfigError("--observe seed needs --fidelity 200: per-seed results exist only at 200 epochs")
         if self.oracle == "user" and self.observe != "mean":
             raise ConfigError("a table of your own holds one value per cell: search it with --observe mean")
-        if self.max_sim_hours is not None and not self.max_sim_hours > 0:
-            raise ConfigError(f"max_sim_hours must be positive, got {self.max_sim_hours!r}")
+        if self.max_sim_hours is not None and not 0 < self.max_sim_hours < math.inf:
+            raise ConfigError(f"max_sim_hours must be a positive number of hours, got {self.max_sim_hours!r}")
 
     @property
     def limits(self) -> Constraints:

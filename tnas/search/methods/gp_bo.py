@@ -62,6 +62,7 @@ from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
 from tnas.search.methods.threads import single_threaded
 from tnas.search.protocol import pending_indexes
 from tnas.space import FULL_SPACE, NUM_EDGES, NUM_OPS, Cell, SearchSpace, official_index_order
+from tnas.typecheck import check_field_types
 
 ONE_HOT_DIM = NUM_EDGES * NUM_OPS  # 30
 ACQUISITION_BATCH = 512
@@ -113,6 +114,7 @@ class GPBOConfig:
     pending: str = "believer"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.pending not in PENDING_STRATEGIES:
             raise ConfigError(f"pending must be one of {', '.join(PENDING_STRATEGIES)}, got {self.pending!r}")
         check_recommend_policy(self.recommend)

@@ -89,6 +89,7 @@ from tnas.oracles import Evaluation
 from tnas.search.methods.pending import PENDING_STRATEGIES, kriging_believer
 from tnas.search.protocol import pending_indexes
 from tnas.space import FULL_SPACE, NUM_CELLS, Cell, SearchSpace
+from tnas.typecheck import check_field_types
 
 ACQUISITIONS = ("logei", "ucb", "ts")
 INITS = ("prior", "random", "sources")
@@ -170,6 +171,7 @@ class TNASConfig:
     source_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not 0 <= self.source_weight <= 1:
             raise ConfigError(f"source_weight must be in [0, 1], got {self.source_weight}")
         if self.recommend_plausible is not None and not self.recommend_plausible >= 0:

@@ -23,7 +23,7 @@ README's *Targets without images*). ``config.json`` records it under ``target_sa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +32,7 @@ import torch
 from tnas.errors import ConfigError
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.settings_changes import best_reading_returned, parallel_only
+from tnas.typecheck import check_field_types
 
 if TYPE_CHECKING:
     from tnas.search.config import RunConfig
@@ -68,10 +69,31 @@ each member's selected epoch (members meta-trained with ``--keep-epochs``;
 DATASET_CODES = ("images", "mean")
 
 
+@dataclass(frozen=True)
+class _SurrogateOptions:
+    """The surrogate options as a dataclass, for their type check (:data:`SURROGATE_OPTIONS`)."""
+
+    surrogate: str | None
+    allow_target_in_meta_train: bool
+    surrogate_seed: int
+    members: int | None
+    sample_seed: int | None
+    dataset_code: str | None
+    last_epochs: int
+
+
+def check_surrogate_options(options: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` when a surrogate option is of the wrong type or range."""
+    check_field_types(_SurrogateOptions(**options))
+    if options["surrogate_seed"] < 0 or options["last_epochs"] < 0 or (options["members"] or 1) < 1:
+        raise ConfigError("surrogate_seed and last_epochs must be >= 0, members >= 1")
+
+
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], TNASConfig]:
     """Surrogate options (with defaults) and the searcher's :class:`TNASConfig`."""
     options = dict(options)
     chosen = {name: options.pop(name, default) for name, default in SURROGATE_OPTIONS.items()}
+    check_surrogate_options(chosen)
     known = {item.name for item in fields(TNASConfig)}
     unknown = sorted(set(options) - known)
     if unknown:

@@ -1,0 +1,47 @@
+"""Field types of configuration dataclasses, checked when they are built.
+
+Settings also arrive from JSON and from ``--set METHOD:OPTION=VALUE``, where ``"5"``,
+``true``, ``2.5`` or ``NaN`` can land in an integer or float field; a dataclass whose
+``__post_init__`` calls :func:`check_field_types` refuses them in one line instead of
+failing later inside a search.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from dataclasses import fields
+from typing import Any
+
+from tnas.errors import ConfigError
+
+
+def _accepts(kind: Any, value: Any) -> bool:
+    """Whether ``value`` is of ``kind`` (``int``, ``float``, ``str``, ``bool``, ``None`` or a
+    union of them; other kinds are not checked). A float is finite; an int is not a bool."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return any(_accepts(member, value) for member in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is str:
+        return isinstance(value, str)
+    return True
+
+
+def check_field_types(instance: Any) -> None:
+    """Raise :class:`ConfigError` naming the first field of dataclass ``instance`` whose value
+    is not of its annotated type (floats must be finite numbers)."""
+    hints = typing.get_type_hints(type(instance))
+    for item in fields(instance):
+        value = getattr(instance, item.name)
+        if not _accepts(hints[item.name], value):
+            expected = str(hints[item.name]).replace("NoneType", "None").replace("<class '", "").replace("'>", "")
+            raise ConfigError(f"{item.name} must be {expected}{' (finite)' if 'float' in expected else ''}, "
+                              f"got {value!r}")  # fmt: skip
