@@ -45,7 +45,7 @@ from benchmarks.aggregate import (
 )
 from benchmarks.nb201 import make_run, parse_setting, run_config
 from benchmarks.results_page import format_stat, format_to_best
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, path_argument, positive_int, run_command
 from tnas.constraints import TASK_GEOMETRY, Constraints, constrained_space
 from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
@@ -114,16 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 "--budget 50   # one process per core may share the grid")  # fmt: skip
     parser.add_argument("--methods", default="tnas,tnas-prior,zero-shot,re,rs",
                         help="comma-separated methods (default: tnas,tnas-prior,zero-shot,re,rs)")
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per method and setting (default: 10)")
-    parser.add_argument("--budget", type=int, default=50, help="queries per run (default: 50)")
-    parser.add_argument("--surrogates", type=int, default=5,
+    parser.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..N-1 per method and setting (default: 10)")
+    parser.add_argument("--budget", type=positive_int, default=50, help="queries per run (default: 50)")
+    parser.add_argument("--surrogates", type=positive_int, default=5,
                         help="meta-training draws TNAS's seeds cycle through (default: 5)")
     parser.add_argument("--settings", default=None,
                         help="comma-separated DEVICE-LIMITms names to run (default: all 15)")
     parser.add_argument("--set", dest="changes", action="append", default=[], metavar="METHOD:OPTION=VALUE",
                         help="change a method's default option, e.g. tnas:init=sources (repeatable; give such a "
                         "grid its own --out)")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run directories (default: {DEFAULT_OUT})")
+    parser.add_argument("--out", type=path_argument, default=DEFAULT_OUT, help=f"run directories (default: {DEFAULT_OUT})")
     parser.add_argument("--page", type=Path, default=DEFAULT_PAGE, help=f"results page (default: {DEFAULT_PAGE})")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
     parser.add_argument("--report-only", action="store_true", help="write the page from the finished runs")

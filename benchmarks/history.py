@@ -33,7 +33,7 @@ from benchmarks.aggregate import best_cells, load_run, mean_and_se
 from benchmarks.constrained import method_row
 from benchmarks.nb201 import claim_run, make_run
 from benchmarks.results_page import format_stat
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, path_argument, positive_int, run_command
 from tnas.io import atomic_write_text
 from tnas.meta_train import MetaTrainConfig
 from tnas.meta_train.ensemble import members_finished
@@ -58,10 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="example:\n  OMP_NUM_THREADS=1 python -m benchmarks.history   # one process per "
                                 "core may share the work")  # fmt: skip
-    parser.add_argument("--draws", type=int, default=5, help="meta-training draws K (default: 5)")
-    parser.add_argument("--seeds", type=int, default=10, help="CIFAR-100 search seeds (default: 10)")
-    parser.add_argument("--budget", type=int, default=100, help="queries per search, histories too (default: 100)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"work folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--draws", type=positive_int, default=5, help="meta-training draws K (default: 5)")
+    parser.add_argument("--seeds", type=positive_int, default=10, help="CIFAR-100 search seeds (default: 10)")
+    parser.add_argument("--budget", type=positive_int, default=100, help="queries per search, histories too (default: 100)")
+    parser.add_argument("--out", type=path_argument, default=DEFAULT_OUT, help=f"work folder (default: {DEFAULT_OUT})")
     parser.add_argument("--page", type=Path, default=DEFAULT_PAGE, help=f"results page (default: {DEFAULT_PAGE})")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
     parser.add_argument("--report-only", action="store_true", help="write the page from what is finished")

@@ -43,8 +43,10 @@ import torch
 from scipy.stats import spearmanr
 
 from tnas import paths
+from tnas.cli_common import OneLineErrorParser, path_argument, run_command
 from tnas.datasets import get_dataset
 from tnas.encoders import ImageFeaturizer, cells_to_batch, dataset_inputs
+from tnas.errors import ConfigError
 from tnas.meta_train import MetaTrainConfig
 from tnas.meta_train.checkpoint import is_finished
 from tnas.meta_train.data import NB201_SOURCES
@@ -60,6 +62,7 @@ from tnas.space import NUM_CELLS, all_cells
 EXCLUSIONS = ("cifar10-valid", "cifar100", "imagenet16-120")
 VARIANTS = {"tnas": True, "tnas-nodata": False}
 """Benchmark variant -> whether its surrogates use the dataset encoder."""
+PROG = "python -m benchmarks.meta_train"
 
 
 def member_command(config: MetaTrainConfig, out: Path, data_dir: str | None, keep_epochs: bool = False) -> list[str]:
@@ -78,7 +81,10 @@ def run_meta_training(command: list[str], cold: bool, threads: int | None) -> fl
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         start = time.perf_counter()
-        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        finished = subprocess.run(command, check=False, env=env, stdout=subprocess.DEVNULL)
+        if finished.returncode != 0:  # the member's own error is on stderr above
+            raise ConfigError(f"meta-training {command[command.index('--out') + 1]} failed (exit status "
+                              f"{finished.returncode}; its error is above)")  # fmt: skip
         return time.perf_counter() - start
 
 
@@ -121,8 +127,7 @@ def surrogate_figures(directory: Path, exclude: str, data_dir: str | None) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.meta_train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = OneLineErrorParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--surrogates", type=int, default=5, help="surrogate seeds 0..K-1 per target (default: 5)")
     parser.add_argument("--members", type=int, default=DEFAULT_MEMBERS,
                         help=f"members per surrogate (default: {DEFAULT_MEMBERS}, the search's default)")
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-epochs", action="store_true",
                         help="members also keep every epoch's kernel (tnas.meta_train --keep-epochs)")
     parser.add_argument("--exclusions", default=",".join(EXCLUSIONS), help="targets to leave out, one at a time")
-    parser.add_argument("--out", type=Path, default=None, help="root of the surrogates (default: the cache's)")
+    parser.add_argument("--out", type=path_argument, default=None, help="root of the surrogates (default: the cache's)")
     parser.add_argument("--jobs", type=int, default=1, help="meta-trainings at once, one thread each (default: 1)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--cold", action="store_true", help="time featurisation too (empty feature cache)")
@@ -140,8 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     variants = [name for name in args.variants.split(",") if name]
     unknown = [name for name in variants if name not in VARIANTS]
-    if unknown or args.surrogates < 1 or args.members < 1 or args.jobs < 1:
-        parser.error(f"unknown variant(s) {unknown} or a count below 1")
+    if unknown or not variants or args.surrogates < 1 or args.members < 1 or args.jobs < 1:
+        parser.error(f"unknown or no variant(s) {unknown} (choose from {', '.join(VARIANTS)}), or a count below 1")
+    exclusions = [name for name in args.exclusions.split(",") if name]
+    if not exclusions or any(name not in EXCLUSIONS for name in exclusions):
+        parser.error(f"--exclusions {args.exclusions!r}: choose from {', '.join(EXCLUSIONS)}")
+    args.exclusions = ",".join(exclusions)
+    return run_command(PROG, lambda: _run(args, variants))
+
+
+def _run(args: argparse.Namespace, variants: list[str]) -> int:
     root = args.out or paths.cache_dir() / "surrogates"
 
     plan = []  # (variant, exclude, k, directory)

@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks.aggregate import GridSpec, Report, build_report, run_path
 from benchmarks.plots import plot_report
 from benchmarks.results_page import PageInputs, write_page
-from tnas.cli_common import OneLineErrorParser, help_listing, run_command
+from tnas.cli_common import OneLineErrorParser, help_listing, path_argument, run_command
 from tnas.errors import ConfigError, RunDirectoryError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, resolve_spec
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fidelity", type=int, choices=FIDELITIES, default=200,
                         help="training epochs whose results are observed (default: 200)")  # fmt: skip
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"root of the run directories (default: {DEFAULT_OUT}/)"
+        "--out", type=path_argument, default=DEFAULT_OUT, help=f"root of the run directories (default: {DEFAULT_OUT}/)"
     )
     parser.add_argument("--results-page", type=Path, default=DEFAULT_PAGE,
                         help=f"Markdown page to write (default: {DEFAULT_PAGE}); figures go to its folder's "

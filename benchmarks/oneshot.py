@@ -33,7 +33,7 @@ import numpy as np
 from benchmarks.aggregate import mean_and_se
 from benchmarks.nb201 import make_run
 from benchmarks.results_page import format_stat
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, device_argument, path_argument, positive_int, run_command
 from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle
@@ -69,10 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                f"  {PROG} --report-only",
     )  # fmt: skip
     parser.add_argument("--methods", default=",".join(ONE_SHOT_METHODS), help="comma-separated one-shot methods")
-    parser.add_argument("--seeds", type=int, default=3, help="runs per method, seeds 0..N-1 (default: 3)")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="runs per method, seeds 0..N-1 (default: 3)")
     parser.add_argument("--protocol", choices=tuple(PROTOCOLS), default="cpu", help="supernet protocol (default: cpu)")
-    parser.add_argument("--device", default="cpu", help="where the supernets train (default: cpu)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run directories (default: {DEFAULT_OUT})")
+    parser.add_argument("--device", default="cpu", type=device_argument, help="where the supernets train (default: cpu)")
+    parser.add_argument("--out", type=path_argument, default=DEFAULT_OUT, help=f"run directories (default: {DEFAULT_OUT})")
     parser.add_argument("--results-page", type=Path, default=DEFAULT_PAGE, help=f"page (default: {DEFAULT_PAGE})")
     parser.add_argument("--compare", default=",".join(map(str, DEFAULT_COMPARE)),
                         help="comma-separated roots of benchmarks.nb201 grids whose cifar10 runs (observe=mean) give "

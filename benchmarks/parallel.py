@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.aggregate import best_cells, mean_and_se, regret_curves, step_values_at
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, non_negative_int, positive_int, run_command
 from tnas.errors import ConfigError
 from tnas.oracles import NB201Table, TableOracle
 from tnas.rundir import RunDirectory
@@ -273,15 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--runs", nargs="+", default=["1=benchmarks/results", "4=benchmarks/results-w4",
                                                       "16=benchmarks/results-w16"],
                         help="WORKERS=OUT pairs (default: 1=benchmarks/results 4=... 16=...)")  # fmt: skip
-    report.add_argument("--seeds", type=int, default=10)
+    report.add_argument("--seeds", type=positive_int, default=10)
     report.add_argument("--results-page", type=Path, default=DEFAULT_PAGE)
     report.add_argument("--data-dir", type=Path, default=None)
     overhead = commands.add_parser("overhead", help="seconds per TNAS (or GP-BO) proposal with cells pending")
     overhead.add_argument("--method", default="tnas", choices=("tnas", "gp"))
     overhead.add_argument("--dataset", default="cifar10")
-    overhead.add_argument("--observations", type=int, default=100)
-    overhead.add_argument("--pending", type=int, default=16)
-    overhead.add_argument("--proposals", type=int, default=30)
+    overhead.add_argument("--observations", type=non_negative_int, default=100)
+    overhead.add_argument("--pending", type=non_negative_int, default=16)
+    overhead.add_argument("--proposals", type=positive_int, default=30)
     overhead.add_argument("--strategy", default="believer", choices=("believer", "x_pending"))
     overhead.add_argument("--data-dir", type=Path, default=None)
     return parser

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, positive_int, run_command
 from tnas.errors import ConfigError
 from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher, run
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--dataset", default="cifar100")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--budget", type=int, default=101, help="queries per run (default: 101, so that the "
+    parser.add_argument("--runs", type=positive_int, default=5)
+    parser.add_argument("--budget", type=positive_int, default=101, help="queries per run (default: 101, so that the "
                         "last proposal is made with 100 observations)")
     parser.add_argument("--surrogate", type=Path, default=None)
     parser.add_argument("--options", default="{}", help="JSON object of TNAS settings to change")

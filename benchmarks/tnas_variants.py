@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from benchmarks.aggregate import best_cells
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, positive_int, run_command
 from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher
 from tnas.search.cli import default_method_options
@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--variant", type=_variant, action="append", required=True)
-    parser.add_argument("--surrogates", type=int, default=5)
-    parser.add_argument("--sample-seeds", type=int, default=1, help="target image samples per surrogate")
+    parser.add_argument("--surrogates", type=positive_int, default=5)
+    parser.add_argument("--sample-seeds", type=positive_int, default=1, help="target image samples per surrogate")
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--budget", type=positive_int, default=100)
     parser.add_argument("--json", default=None, help="append one JSON line per run to this file")
     args = parser.parse_args(argv)
     return run_command(PROG, lambda: _run(args))

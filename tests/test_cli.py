@@ -49,6 +49,9 @@ def test_a_run_writes_its_directory_and_a_summary(data_dir, tmp_path, capsys):
         (["--dataset", "cifar10", "--method", "rs", "--fidelity", "12", "--observe", "seed"], "--observe seed"),
         (["--method", "rs"], "--dataset"),
         (["--dataset", "cifar10", "--method", "tnas", "--last-epochs", "-1"], "--last-epochs must be >= 0"),
+        (["--dataset", "cifar10", "--method", "rs", "--max-sim-hours", "inf"], "positive number of hours"),
+        (["--dataset", "cifar10", "--method", "tnas", "--finetune-feature-lr", "inf"], "must be float (finite)"),
+        (["--dataset", "cifar10", "--method", "tnas", "--refit-growth", "nan"], "must be float (finite)"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(data_dir, tmp_path, capsys, args, message):
@@ -129,3 +132,40 @@ def test_a_program_with_its_own_logging_keeps_it(monkeypatch, capsys):
     seen = []
     run_command("prog", lambda: seen.append(list(logging.getLogger(LIBRARY_LOGGER).handlers)) or 0)
     assert seen == [[]]
+
+
+def test_an_empty_out_is_refused_rather_than_writing_into_the_current_folder(data_dir, capsys):
+    code = _exit_code(lambda: main(["--dataset", "cifar10", "--method", "rs", "--out", "", "--data-dir",
+                                    str(data_dir)]))  # fmt: skip
+    assert code == 2 and "--out: an empty path" in capsys.readouterr().err
+
+
+def test_a_file_system_error_on_a_given_path_is_one_line_with_exit_code_2(capsys):
+    from tnas.cli_common import run_command
+
+    def body() -> int:
+        raise IsADirectoryError(21, "Is a directory", "/tmp/page.md")
+
+    assert run_command("prog", body) == 2
+    err = capsys.readouterr().err
+    assert err == "prog: error: cannot use /tmp/page.md: Is a directory; give a path to a folder or file that can " \
+                  "be written there\n"
+
+
+@pytest.mark.parametrize(("module", "args", "message"), [
+    ("benchmarks.meta_train", ["--surrogates", "0"], "a count below 1"),
+    ("benchmarks.meta_train", ["--exclusions", "bogus"], "--exclusions 'bogus'"),
+    ("benchmarks.history", ["--draws", "0"], "--draws: 0 is below 1"),
+    ("benchmarks.tnas_search", ["--runs", "0"], "--runs: 0 is below 1"),
+    ("benchmarks.parallel", ["overhead", "--pending", "-1"], "--pending: -1 is below 0"),
+    ("tnas.meta_train.cli", ["--exclude", "cifar100", "--device", "bogus"], "is not a torch device"),
+])  # fmt: skip
+def test_other_commands_refuse_bad_counts_and_devices_in_one_line(module, args, message, tmp_path, capsys):
+    import importlib
+
+    command = importlib.import_module(module)
+    code = _exit_code(lambda: command.main([*args, "--out", str(tmp_path / "out")] if module == "tnas.meta_train.cli"
+                                           else args))  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -121,3 +121,9 @@ def test_converter_rejects_files_whose_records_are_not_nas_bench_201s(tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "NAS-Bench-201" in err
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_converter_refuses_an_out_that_is_a_folder_before_reading_anything(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        convert_main([str(tmp_path / "never-read.pth"), "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "must name a CSV file" in capsys.readouterr().err

@@ -9,11 +9,12 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 from tqdm.auto import tqdm
 
-from tnas.errors import TnasError
+from tnas.errors import ConfigError, TnasError
 
 LIBRARY_LOGGER = "tnas"
 """The parent of every tnas module's logger (``logging.getLogger(__name__)``)."""
@@ -24,6 +25,34 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def path_argument(text: str) -> Path:
+    """An argparse ``type`` for a path: refuses the empty string (``Path("")`` is the current
+    folder, where a run would be written without being asked for)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a folder or file name")
+    return Path(text)
+
+
+def _whole_number(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} is below {least}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for a count that must be at least 1."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type`` for a count that may be 0."""
+    return _whole_number(text, 0)
 
 
 def help_listing(entries: Mapping[str, str], width: int = 16) -> str:
@@ -83,6 +112,13 @@ def library_messages(level: int = logging.INFO) -> Iterator[None]:
         logger.setLevel(previous_level)
 
 
+def path_problem(error: OSError) -> str:
+    """One line for a file-system error on a path the user gave (what, where, what to do)."""
+    where = f" {error.filename}" if error.filename else ""
+    reason = error.strerror or type(error).__name__
+    return f"cannot use{where}: {reason}; give a path to a folder or file that can be written there"
+
+
 def run_command(prog: str, body: Callable[[], int], *, on_interrupt: str = "run the same command again to resume") -> int:
     """``body()``, with a user error as one line on stderr (exit 2) and Ctrl-C as a hint (exit
     130); the library's log messages on stderr (:func:`library_messages`); large tensors on
@@ -94,6 +130,32 @@ def run_command(prog: str, body: Callable[[], int], *, on_interrupt: str = "run 
     except TnasError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a path the user gave: a folder where a file goes, a file in the way, no permission
+        print(f"{prog}: error: {path_problem(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; {on_interrupt}", file=sys.stderr)
         return 130
+
+
+def resolve_device(requested: str | None) -> str:
+    """``requested``, checked; by default CUDA when available, else the CPU."""
+    import torch
+
+    if requested is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {requested}: CUDA is not available here; use --device cpu")
+    try:
+        torch.device(requested)
+    except RuntimeError:
+        raise ConfigError(f"--device {requested!r} is not a torch device (cpu, cuda, cuda:1, mps)") from None
+    return requested
+
+
+def device_argument(text: str) -> str:
+    """An argparse ``type`` for ``--device``: :func:`resolve_device`'s check as a usage error."""
+    try:
+        return resolve_device(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix(f"--device {text}: ")) from None

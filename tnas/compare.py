@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, path_argument, run_command
 from tnas.errors import ConfigError, RunDirectoryError
 from tnas.io import atomic_write, atomic_write_json, atomic_write_text
 from tnas.rundir import CONFIG_FILE, RunDirectory, TrajectoryRow, is_set_aside
@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )  # fmt: skip
     parser.add_argument("paths", nargs="+", type=Path, help="run directories, or folders holding run directories")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=path_argument, default=None,
                         help="folder for comparison.csv / .json / .png (default: the run directories' common "
                         "folder; a single run's own directory)")  # fmt: skip
     parser.add_argument("--no-plot", action="store_true", help="do not write comparison.png")

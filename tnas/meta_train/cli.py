@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, device_argument, path_argument, run_command
 from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
 from tnas.errors import ConfigError
 from tnas.meta_train.config import SELECTIONS, MetaTrainConfig
@@ -54,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "DATASET names its images (default: the run's dataset, the sidecar's \"dataset\" or the "
                         "file name; a dataset without images is encoded by the shipped samples' mean code). "
                         "Repeat for several")
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/meta/no-EXCLUDED)")
+    parser.add_argument("--out", type=path_argument, default=None, help="output directory (default: runs/meta/no-EXCLUDED)")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="cpu", type=device_argument, help="torch device (default: cpu)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seed of the weights and of every sampling step (members: seed, seed+1, ...)")
     parser.add_argument("--members", type=int, default=1,

@@ -13,7 +13,6 @@ Converting the full v1_1 file needs about as much memory as the file is large.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -21,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tnas.errors import TableError, TnasError
+from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.errors import TableError
 from tnas.io import atomic_write_text
 from tnas.oracles.table import KEY_COLUMNS, TABLE_COLUMNS
 from tnas.space import Cell
@@ -167,9 +167,12 @@ def convert_file(source: str | Path, out: str | Path) -> int:
     return len(rows)
 
 
+PROG = "python -m tnas.oracles.convert"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tnas.oracles.convert",
+    parser = OneLineErrorParser(
+        prog=PROG,
         description="Convert the official NAS-Bench-201 .pth file into tnas's table CSV.",
         epilog="example: python -m tnas.oracles.convert NAS-Bench-201-v1_1-096897.pth "
         "--out ~/nb201-data/nb201/nb201_merged.csv  (then use --data-dir ~/nb201-data)",
@@ -177,13 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", help="the official file, e.g. NAS-Bench-201-v1_1-096897.pth")
     parser.add_argument("--out", required=True, help="CSV to write (DATA_DIR/nb201/nb201_merged.csv)")
     args = parser.parse_args(argv)
-    try:
-        count = convert_file(args.source, args.out)
-    except TnasError as error:
-        print(f"tnas.oracles.convert: error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {count} cells to {args.out}")
-    return 0
+    out = Path(args.out)
+    if not args.out or out.is_dir() or (out.parent.exists() and not out.parent.is_dir()):
+        parser.error(f"--out {args.out!r} must name a CSV file in a folder, e.g. DATA_DIR/nb201/nb201_merged.csv")
+
+    def convert() -> int:
+        count = convert_file(args.source, out)
+        print(f"wrote {count} cells to {out}")
+        return 0
+
+    return run_command(PROG, convert)
 
 
 if __name__ == "__main__":

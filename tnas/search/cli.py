@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tnas.cli_common import OneLineErrorParser, help_listing, run_command
+from tnas.cli_common import OneLineErrorParser, help_listing, path_argument, run_command
 from tnas.constraints import Constraints
 from tnas.datasets import ALIASES, DATASETS
 from tnas.errors import ConfigError
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also stop once this many simulated training hours are spent",
     )  # fmt: skip
     parser.add_argument(
-        "--out", type=Path, default=None,
+        "--out", type=path_argument, default=None,
         help="run directory (default: runs/DATASET/METHOD/seedSEED; runs/DATASET/train/METHOD/seedSEED "
         "with --oracle train, runs/DATASET/user/METHOD/seedSEED with --table)",
     )  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tnas import paths
+from tnas.cli_common import resolve_device
 from tnas.constraints import TASK_GEOMETRY, NetworkGeometry, constrained_space
 from tnas.errors import ConfigError
 from tnas.oracles import TASKS, NB201Table, Oracle, TableOracle, get_task
@@ -191,18 +192,3 @@ def search_space(config: RunConfig, oracle: Oracle, data_dir: Path | None = None
         raise ConfigError(f"--budget {config.budget} exceeds the {len(space)} cells of the search space "
                           f"({space.description}); lower the budget")  # fmt: skip
     return space
-
-
-def resolve_device(requested: str | None) -> str:
-    """``requested``, checked; by default CUDA when available, else the CPU."""
-    import torch
-
-    if requested is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {requested}: CUDA is not available here; use --device cpu")
-    try:
-        torch.device(requested)
-    except RuntimeError:
-        raise ConfigError(f"--device {requested!r} is not a torch device (cpu, cuda, cuda:1, mps)") from None
-    return requested
