@@ -50,6 +50,7 @@ def test_a_run_writes_its_directory_and_a_summary(data_dir, tmp_path, capsys):
         (["--method", "rs"], "--dataset"),
         (["--dataset", "cifar10", "--method", "tnas", "--last-epochs", "-1"], "--last-epochs must be >= 0"),
         (["--dataset", "cifar10", "--method", "rs", "--max-sim-hours", "inf"], "positive number of hours"),
+        (["--dataset", "cifar10", "--method", "rs", "--budget", "5", "--workers", "99999999"], "at most as many workers"),
         (["--dataset", "cifar10", "--method", "tnas", "--finetune-feature-lr", "inf"], "must be float (finite)"),
         (["--dataset", "cifar10", "--method", "tnas", "--refit-growth", "nan"], "must be float (finite)"),
     ],

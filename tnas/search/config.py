@@ -113,6 +113,9 @@ class RunConfig:
             raise ConfigError(
                 f"budget must be a positive number of queries up to {NUM_CELLS}, got {self.budget!r}"
             )
+        if self.workers > self.budget:
+            raise ConfigError(f"{self.workers} workers for a budget of {self.budget} queries: at most one evaluation "
+                              "per query can run, so use at most as many workers as queries")  # fmt: skip
         if self.oracle not in ORACLES:
             raise ConfigError(f"oracle must be one of {', '.join(ORACLES)}, got {self.oracle!r}")
         table = self.oracle == "table"
