@@ -346,8 +346,29 @@ def oracle_settings(args: argparse.Namespace, oracle: str) -> tuple[int, dict[st
     return args.epochs, options.to_dict()
 
 
+TNAS_FLAGS = ("surrogate", "members", "surrogate_seed", "last_epochs", "sample_seed", "recommend",
+              "recommend_plausible", "acquisition", "init", "source_weight", "init_size", "batch_size",
+              "finetune_steps", "finetune_feature_lr", "feature_patience", "candidate_pool", "refit_growth",
+              "warm_steps", "pending", "dataset_code", "allow_target_in_meta_train")
+"""The options of the TNAS group (argparse names): they set the TNAS methods only."""
+
+
+def _tnas_flags_given(args: argparse.Namespace) -> list[str]:
+    """The TNAS options set to something other than their default on this command line."""
+    defaults = build_parser().parse_args(["--dataset", next(iter(TASKS)), "--method", "tnas"])
+    return [f"--{name.replace('_', '-')}" for name in TNAS_FLAGS if getattr(args, name) != getattr(defaults, name)]
+
+
 def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
-    """The method-specific settings of a run (empty for the baselines)."""
+    """The method-specific settings of a run (empty for the baselines).
+
+    Raises:
+        ConfigError: TNAS options given for another method (they would be ignored).
+    """
+    if not get_method(method).tnas_family and (given := _tnas_flags_given(args)):
+        raise ConfigError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the TNAS methods (tnas, "
+                          f"tnas-nodata, tnas-prior, tnas-untrained), not {method}; leave "
+                          f"{'it' if len(given) == 1 else 'them'} out")  # fmt: skip
     if get_method(method).one_shot:
         if args.search_epochs is not None and args.search_epochs < 1:
             raise ConfigError(f"--search-epochs must be positive, got {args.search_epochs}")
