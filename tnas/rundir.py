@@ -226,7 +226,7 @@ class RunDirectory:
         for number, values in enumerate(lines[1:], start=2):
             try:
                 row = _parse_row(values, columns)
-                _check_finite(row)
+                _check_row(row)
             except (ValueError, TypeError) as error:
                 raise RunDirectoryError(
                     f"{self.trajectory_path}:{number} is corrupt ({error}); move {self.path} "
@@ -263,7 +263,7 @@ FINITE_WHEN_PRESENT = ("recommended_test", "start_s", "end_s")
 """Figures that may be empty (older formats) but, given, must be finite."""
 
 
-def _check_finite(row: TrajectoryRow) -> None:
+def _check_row(row: TrajectoryRow) -> None:
     """Raises ``ValueError`` naming the first figure of ``row`` that is NaN or infinite, or
     the first cell index that is not one of the space's."""
     for name in ("index", "incumbent_index", "recommended_index"):

@@ -17,6 +17,16 @@ from typing import Any
 from tnas.errors import ConfigError
 
 
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an int and not a bool (JSON's ``true`` is not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is an int or a float (not a bool), and finite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _accepts(kind: Any, value: Any) -> bool:
     """Whether ``value`` is of ``kind`` (``int``, ``float``, ``str``, ``bool``, ``None`` or a
     union of them; other kinds are not checked). A float is finite; an int is not a bool."""
@@ -27,9 +37,9 @@ def _accepts(kind: Any, value: Any) -> bool:
     if kind is bool:
         return isinstance(value, bool)
     if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_integer(value)
     if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return is_finite_number(value)
     if kind is str:
         return isinstance(value, str)
     return True

@@ -16,6 +16,7 @@ from tnas.rundir import RunDirectory, TrajectoryRow, append_row
 from tnas.search.config import RunConfig
 from tnas.search.methods import registered_settings, stale_settings
 from tnas.space import FULL_SPACE, Cell, SearchSpace
+from tnas.typecheck import is_finite_number
 from tnas.versions import package_versions
 
 RUN_FORMAT = 1
@@ -201,7 +202,7 @@ def summary_problem(summary: dict[str, Any]) -> str | None:
             return f"{key} is {summary.get(key)!r}"
     for key in SUMMARY_NUMBERS + tuple(key for key in OPTIONAL_SUMMARY_NUMBERS if key in summary):
         value = summary.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if not is_finite_number(value):
             return f"{key} is {value!r}"
     return None
 

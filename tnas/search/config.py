@@ -10,6 +10,7 @@ from tnas.constraints import Constraints
 from tnas.errors import ConfigError
 from tnas.oracles import FIDELITIES
 from tnas.space import NUM_CELLS
+from tnas.typecheck import is_integer
 
 ORACLES: dict[str, str] = {
     "table": "look results up in the NAS-Bench-201 table (cifar10, cifar100, imagenet16-120)",
@@ -103,11 +104,11 @@ class RunConfig:
         if not isinstance(self.constraints, dict):
             raise ConfigError(f"constraints must be a dict of limits, got {self.constraints!r}")
         Constraints.from_dict(self.constraints)  # validates
-        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
+        if not is_integer(self.workers) or self.workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {self.workers!r}")
         if self.backend is not None and self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+        if not is_integer(self.seed) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.budget, int) or not 0 < self.budget <= NUM_CELLS:
             raise ConfigError(

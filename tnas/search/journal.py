@@ -21,13 +21,13 @@ the writer cuts off before it appends.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
 from tnas.errors import RunDirectoryError
 from tnas.io import atomic_write_text, parse_json
+from tnas.typecheck import is_finite_number, is_integer
 
 
 @dataclass(frozen=True)
@@ -53,19 +53,15 @@ class Submission:
     start_s: float
 
 
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_types(submission: Submission) -> None:
     """Raises ``TypeError`` unless every field holds what it should (integers, a seed slot
     or null, a finite start time)."""
-    if not all(_is_integer(getattr(submission, name)) for name in ("ticket", "index", "attempt", "after", "worker")):
+    if not all(is_integer(getattr(submission, name)) for name in ("ticket", "index", "attempt", "after", "worker")):
         raise TypeError("integer fields hold other values")
-    if submission.seed is not None and not _is_integer(submission.seed):
+    if submission.seed is not None and not is_integer(submission.seed):
         raise TypeError(f"seed is {submission.seed!r}, not a seed slot or null")
     start = submission.start_s
-    if not (_is_integer(start) or isinstance(start, float)) or not math.isfinite(start) or start < 0:
+    if not is_finite_number(start) or start < 0:
         raise TypeError(f"start_s is {start!r}, not a time in seconds")
 
 
