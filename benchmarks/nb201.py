@@ -259,6 +259,9 @@ def parse_setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
         raise ConfigError(f"--set {text!r}: {method} has no option {name!r}")
     if method in SURROGATE_METHODS and name in ("surrogate_seed", "sample_seed"):
         raise ConfigError(f"--set {text!r}: the grid sets {name} from the run seed (see --surrogates)")
+    ignored = get_method(method).ignored_options({})  # the grid's runs take the default surrogates
+    if name in ignored:
+        raise ConfigError(f"--set {text!r}: {name} cannot change a {method} run ({ignored[name]})")
     try:
         return method, name, json.loads(value)
     except json.JSONDecodeError:

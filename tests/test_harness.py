@@ -481,8 +481,11 @@ def test_set_changes_a_methods_default_options_and_bad_settings_are_one_line_err
     assert options["members"] == 1 and options["acquisition"] == "ucb" and options["surrogate_seed"] == 3
     for bad, message in ((["--set", "rs:members=1"], "rs has no option 'members'"),
                          (["--set", "gp:num_init=3"], "for a method of the grid"),
-                         (["--set", "tnas-nodata:members"], "METHOD:OPTION=VALUE")):  # fmt: skip
-        code = main(["--methods", "tnas-nodata,rs", *bad, "--out", str(tmp_path), "--data-dir", str(data_dir)])
+                         (["--set", "tnas-nodata:members"], "METHOD:OPTION=VALUE"),
+                         (["--set", "tnas-prior:acquisition=ucb"], "acquisition cannot change a tnas-prior run"),
+                         (["--set", "tnas-untrained:members=3"], "members cannot change a tnas-untrained run")):
+        methods = "tnas-nodata,rs,tnas-prior,tnas-untrained"
+        code = main(["--methods", methods, *bad, "--out", str(tmp_path), "--data-dir", str(data_dir)])
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1
 

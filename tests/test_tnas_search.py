@@ -347,13 +347,13 @@ def tiny_nodata_surrogate(data_dir, tmp_path_factory):
 
 def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, tiny_nodata_surrogate, data_dir,
                                                              tmp_path, capsys):  # fmt: skip
-    common = ["--dataset", "cifar10", "--budget", "7", "--data-dir", str(data_dir), "--no-progress",
-              "--finetune-steps", "2"]  # fmt: skip
+    common = ["--dataset", "cifar10", "--budget", "7", "--data-dir", str(data_dir), "--no-progress"]
     surrogates = {"tnas": tiny_surrogate, "tnas-prior": tiny_surrogate, "tnas-nodata": tiny_nodata_surrogate}
     runs = {}
     for method in ("tnas", "tnas-nodata", "tnas-prior", "tnas-untrained"):
         out = tmp_path / method
         extra = ["--surrogate", str(surrogates[method])] if method in surrogates else []
+        extra += [] if method == "tnas-prior" else ["--finetune-steps", "2"]  # tnas-prior does no BO
         assert main([*common, "--method", method, "--out", str(out), *extra]) == 0
         runs[method] = (json.loads((out / "config.json").read_text()), RunDirectory(out).read_trajectory())
     assert runs["tnas-nodata"][0]["surrogate"]["variant"] == "no-dataset"
@@ -372,10 +372,12 @@ def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, tin
 
 def test_the_source_term_averages_the_tables_the_surrogate_meta_trained_on(tiny_surrogate, data_dir, tmp_path):
     common = ["--dataset", "cifar10", "--budget", "6", "--data-dir", str(data_dir), "--no-progress",
-              "--finetune-steps", "2", "--source-weight", "0.5"]  # fmt: skip
+              "--source-weight", "0.5"]  # fmt: skip
     for method in ("tnas", "tnas-prior"):
         out = tmp_path / method
-        assert main([*common, "--method", method, "--surrogate", str(tiny_surrogate), "--out", str(out)]) == 0
+        steps = ["--finetune-steps", "2"] if method == "tnas" else []
+        assert main([*common, "--method", method, "--surrogate", str(tiny_surrogate), "--out", str(out),
+                     *steps]) == 0  # fmt: skip
         config = json.loads((out / "config.json").read_text())
         assert config["config"]["options"]["source_weight"] == 0.5
         assert config["source_term"] == {"source_weight": 0.5, "sources": ["cifar100", "imagenet16-120"]}
@@ -394,10 +396,10 @@ def test_the_source_term_averages_the_tables_the_surrogate_meta_trained_on(tiny_
 @pytest.mark.parametrize("method", ["tnas", "tnas-prior"])
 def test_tnas_and_its_prior_ranking_propose_only_feasible_cells(tiny_surrogate, data_dir, tmp_path, method):
     out = tmp_path / method
+    bo = ["--finetune-steps", "2", "--candidate-pool", "20"] if method == "tnas" else []
     assert main(["--dataset", "cifar10", "--method", method, "--surrogate", str(tiny_surrogate), "--budget", "12",
-                 "--finetune-steps", "2", "--candidate-pool", "20", "--max-latency-ms", "2.5", "--latency-device",
-                 "eyeriss", "--max-params", "0.3", "--data-dir", str(data_dir), "--out", str(out),
-                 "--no-progress"]) == 0  # fmt: skip
+                 *bo, "--max-latency-ms", "2.5", "--latency-device", "eyeriss", "--max-params", "0.3",
+                 "--data-dir", str(data_dir), "--out", str(out), "--no-progress"]) == 0  # fmt: skip
     rows = RunDirectory(out).read_trajectory()
     assert len(rows) == 12 and all(row.latency_ms <= 2.5 and row.params_mb <= 0.3 for row in rows)
     if method == "tnas-prior":  # the prior's ranking of the feasible cells, from the top

@@ -352,18 +352,72 @@ TNAS_FLAGS = ("surrogate", "members", "surrogate_seed", "last_epochs", "sample_s
               "warm_steps", "pending", "dataset_code", "allow_target_in_meta_train")
 """The options of the TNAS group (argparse names): they set the TNAS methods only."""
 
+TRAINING_FLAGS = ("epochs", "train_subset", "train_batch_size", "learning_rate", "channels", "cells_per_stage",
+                  "train_seeds", "valid_fraction", "device", "results_cache", "retry_failed")
+"""The options of the real-training group that set the training oracle (``--data-root`` has
+its own message); a one-shot method also trains its supernet on ``--device`` with
+``--valid-fraction`` of the images held out."""
+
+ONE_SHOT_TRAINING_FLAGS = ("device", "valid_fraction")
+
+
+def _flags_given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """The options among ``names`` (argparse names) set to something other than their default."""
+    defaults = build_parser().parse_args(["--dataset", next(iter(TASKS)), "--method", "tnas"])
+    return [name for name in names if getattr(args, name) != getattr(defaults, name)]
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _refuse(names: list[str], why: str) -> None:
+    """Raise :class:`ConfigError` naming the options ``names`` that cannot act on this run."""
+    if names:
+        flags = ", ".join(_flag(name) for name in names)
+        raise ConfigError(f"{flags} cannot change this run: {why}; leave {'it' if len(names) == 1 else 'them'} out")
+
 
 def _tnas_flags_given(args: argparse.Namespace) -> list[str]:
     """The TNAS options set to something other than their default on this command line."""
-    defaults = build_parser().parse_args(["--dataset", next(iter(TASKS)), "--method", "tnas"])
-    return [f"--{name.replace('_', '-')}" for name in TNAS_FLAGS if getattr(args, name) != getattr(defaults, name)]
+    return [_flag(name) for name in _flags_given(args, TNAS_FLAGS)]
+
+
+def check_applicable(args: argparse.Namespace, config: RunConfig) -> None:
+    """Refuse real-training and backend options that ``config`` would ignore.
+
+    Raises:
+        ConfigError: e.g. ``--epochs`` on a table search, ``--devices`` with simulated workers,
+            ``--ray-address`` without ``--backend ray``.
+    """
+    if config.oracle != "train":
+        applicable = ONE_SHOT_TRAINING_FLAGS if get_method(config.method).one_shot else ()
+        source = "your table" if config.oracle == "user" else "the benchmark table"
+        _refuse([name for name in _flags_given(args, TRAINING_FLAGS) if name not in applicable],
+                f"this run looks its queries up in {source}, and real-training options go with --oracle train")
+    backend, trains = config.resolved_backend, config.oracle == "train"
+    reasons = {
+        "devices": (backend == "local" and trains, "it places local workers that train cells (--oracle train, "
+                    "--backend local)"),
+        "threads_per_worker": (backend in ("local", "ray") and trains, "it sets the threads of workers that "
+                               "train cells (--oracle train, --backend local or ray)"),
+        "ray_address": (backend == "ray", "it goes with --backend ray"),
+        "gpus_per_trial": (backend == "ray", "it goes with --backend ray"),
+        "max_retries": (backend != "simulated", "it retries evaluations whose worker died, and simulated "
+                        "workers do not die"),
+    }  # fmt: skip
+    for name in _flags_given(args, tuple(reasons)):
+        applies, why = reasons[name]
+        if not applies:
+            _refuse([name], f"{why}, and this run has the {backend} backend and the {config.oracle} oracle")
 
 
 def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """The method-specific settings of a run (empty for the baselines).
 
     Raises:
-        ConfigError: TNAS options given for another method (they would be ignored).
+        ConfigError: TNAS options given for another method, or ones the TNAS variant cannot act on
+            (tnas-prior's BO settings, --members with --surrogate, --pending with one worker).
     """
     if not get_method(method).tnas_family and (given := _tnas_flags_given(args)):
         raise ConfigError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the TNAS methods (tnas, "
@@ -387,7 +441,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         raise ConfigError(f"--members must be at least 1, got {args.members}")
     if args.surrogate_seed < 0 or (args.sample_seed is not None and args.sample_seed < 0) or args.last_epochs < 0:
         raise ConfigError("--surrogate-seed, --sample-seed and --last-epochs must be >= 0")
-    return {
+    options = {
         "surrogate": str(args.surrogate) if args.surrogate else None,
         "allow_target_in_meta_train": args.allow_target_in_meta_train,
         "surrogate_seed": args.surrogate_seed,
@@ -412,6 +466,14 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         **({"source_weight": args.source_weight} if args.source_weight != TNASConfig().source_weight else {}),
         **({"feature_patience": args.feature_patience} if args.feature_patience is not None else {}),
     }
+    given = _flags_given(args, TNAS_FLAGS)
+    ignored = get_method(method).ignored_options(options)
+    for why in dict.fromkeys(ignored.values()):
+        _refuse([name for name in given if ignored.get(name) == why], why)
+    if args.workers == 1 and "pending" in given:
+        _refuse(["pending"], "it decides how TNAS proposes while evaluations are running, and with --workers 1 "
+                "none is")
+    return options
 
 
 def default_method_options(method: str) -> dict[str, Any]:
@@ -510,6 +572,7 @@ def _search(args: argparse.Namespace) -> int:
         backend=args.backend,
         constraints=constraint_settings(args),
     )
+    check_applicable(args, config)
     options = backend_options(args, device)
     default_out = Path("runs", dataset, *((oracle,) if oracle in ("train", "user") else ()), method.name)
     out = args.out or default_out / f"seed{args.seed}"

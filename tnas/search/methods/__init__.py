@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from tnas.search.methods.tnas_setup import (
     TNAS_LEGACY_SETTINGS,
     UNTRAINED_SETTINGS,
     build_tnas,
+    tnas_ignored_options,
     tnas_inert_settings,
 )
 from tnas.search.methods.zero_shot import zero_shot_search
@@ -94,6 +96,9 @@ class Method:
             effective settings in, names out); left out when a run's record is compared.
         forced_settings: settings the method imposes over the run's options
             (``tnas-untrained``'s candidate pool).
+        ignored_options: the run options the method cannot act on, whatever their value,
+            given the run's options (``tnas-prior``'s BO settings), each with the reason; a
+            command line that sets one is refused rather than silently ignored.
     """
 
     name: str
@@ -105,6 +110,7 @@ class Method:
     legacy_settings: Mapping[str, Any] = field(default_factory=dict)
     inert_settings: Callable[[RunConfig, Mapping[str, Any]], frozenset[str]] = lambda config, settings: frozenset()
     forced_settings: Mapping[str, Any] = field(default_factory=dict)
+    ignored_options: Callable[[Mapping[str, Any]], Mapping[str, str]] = lambda options: {}
 
     def changes_since(self, config: RunConfig, recorded: Mapping[str, Any] | None) -> list[str]:
         """How a run of ``config`` recorded with default settings ``recorded`` (its
@@ -126,17 +132,20 @@ METHODS: dict[str, Method] = {
                lambda context: LocalSearch(context.rng, space=context.space), asdict(LocalSearchConfig())),
         Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
                lambda context: build_tnas(context), asdict(TNASConfig()), tnas_family=True,
-               legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings),
+               legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings,
+               ignored_options=partial(tnas_ignored_options, "meta")),
         Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
                lambda context: build_tnas(context, "untrained"), asdict(TNASConfig(**UNTRAINED_SETTINGS)),
                tnas_family=True, legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings,
-               forced_settings=UNTRAINED_SETTINGS),
+               forced_settings=UNTRAINED_SETTINGS, ignored_options=partial(tnas_ignored_options, "untrained")),
         Method("tnas-nodata", "TNAS ablation: a surrogate meta-trained without the dataset encoder",
                lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig()), tnas_family=True,
-               legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings),
+               legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings,
+               ignored_options=partial(tnas_ignored_options, "no-dataset")),
         Method("tnas-prior", "TNAS ablation: cells in the order of the meta-learned prior, no BO (as MetaD2A)",
                lambda context: build_tnas(context, "prior"), {"source_weight": TNASConfig().source_weight},
-               tnas_family=True, legacy_settings=TNAS_LEGACY_SETTINGS),
+               tnas_family=True, legacy_settings=TNAS_LEGACY_SETTINGS,
+               ignored_options=partial(tnas_ignored_options, "prior")),
         Method("zero-shot", "zero-shot transfer: cells by the source tables' mean validation, no learning",
                lambda context: zero_shot_search(NB201Table.load(context.data_dir), context.config.dataset,
                                                 context.space), {}),

@@ -131,6 +131,41 @@ def tnas_inert_settings(config: RunConfig, settings: Mapping[str, Any]) -> froze
     return frozenset(inert)
 
 
+SURROGATE_CHOICE = ("surrogate_seed", "members")
+"""The options that choose a *default* surrogate (no effect with a ``surrogate`` directory)."""
+
+
+def tnas_ignored_options(variant: str, options: Mapping[str, Any]) -> dict[str, str]:
+    """The options of a run (surrogate options and :class:`TNASConfig` fields) that
+    ``variant`` (a key of :data:`TNAS_VARIANTS`) cannot act on, whatever their value, given
+    the run's other ``options``; each with the reason:
+
+    - ``prior``: every searcher setting but ``source_weight`` (it ranks cells by the prior
+      alone, no BO);
+    - ``untrained``: what chooses a meta-trained surrogate, the candidate pool (forced to
+      every cell) and ``source_weight`` (no meta-training tables to take a source term from);
+    - with a ``surrogate`` directory: ``surrogate_seed`` and ``members``, which choose a
+      default surrogate; without one, ``allow_target_in_meta_train`` (a default surrogate
+      never saw the target).
+
+    Settings that are inert only for some runs (``pending`` with one worker...) are
+    :func:`tnas_inert_settings`.
+    """
+    ignored: dict[str, str] = {}
+    if variant == "prior":
+        why = "tnas-prior ranks the cells by the meta-learned prior alone, without BO"
+        ignored |= dict.fromkeys(sorted({item.name for item in fields(TNASConfig)} - {"source_weight"}), why)
+    if variant == "untrained":
+        why = "tnas-untrained searches with a kernel that was never meta-trained, over every cell"
+        ignored |= dict.fromkeys(("surrogate", "allow_target_in_meta_train", "last_epochs", *SURROGATE_CHOICE,
+                                  *UNTRAINED_SETTINGS, "source_weight"), why)  # fmt: skip
+    elif options.get("surrogate") is not None:
+        ignored |= dict.fromkeys(SURROGATE_CHOICE, "they choose a default surrogate and --surrogate names one")
+    else:
+        ignored["allow_target_in_meta_train"] = "the default surrogate is meta-trained without the target"
+    return ignored
+
+
 def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     """TNAS (or an ablation, a key of :data:`TNAS_VARIANTS`) on the run's dataset."""
     from tnas.datasets import get_dataset
