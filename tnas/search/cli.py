@@ -363,8 +363,8 @@ ONE_SHOT_TRAINING_FLAGS = ("device", "valid_fraction")
 
 def _flags_given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     """The options among ``names`` (argparse names) set to something other than their default."""
-    defaults = build_parser().parse_args(["--dataset", next(iter(TASKS)), "--method", "tnas"])
-    return [name for name in names if getattr(args, name) != getattr(defaults, name)]
+    parser = build_parser()
+    return [name for name in names if getattr(args, name) != parser.get_default(name)]
 
 
 def _flag(name: str) -> str:
