@@ -117,7 +117,8 @@ def test_bad_input_is_one_line_with_exit_status_2(runs, tmp_path, capsys):
         shutil.copytree(runs / "rs-0", damaged)
         (damaged / "trajectory.csv").write_bytes(damage)
         assert "trajectory.csv" in _one_line_error([str(damaged)], capsys)
-    for change in ({"workers": "x"}, {"options": [1]}, {"constraints": [1]}, {"method": None}):
+    for change in ({"workers": "x"}, {"options": [1]}, {"constraints": [1]}, {"method": None}, {"budget": True},
+                   {"max_sim_hours": "abc"}, {"backend": 3}):
         damaged = tmp_path / f"config-{next(iter(change))}"
         shutil.copytree(runs / "rs-0", damaged)
         record = json.loads((damaged / "config.json").read_text())

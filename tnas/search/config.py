@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -10,7 +9,7 @@ from tnas.constraints import Constraints
 from tnas.errors import ConfigError
 from tnas.oracles import FIDELITIES
 from tnas.space import NUM_CELLS
-from tnas.typecheck import is_integer
+from tnas.typecheck import check_field_types, is_finite_number
 
 ORACLES: dict[str, str] = {
     "table": "look results up in the NAS-Bench-201 table (cifar10, cifar100, imagenet16-120)",
@@ -95,22 +94,23 @@ class RunConfig:
             raise ConfigError(str(error)) from None
 
     def __post_init__(self) -> None:
-        for name in ("method", "dataset"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be a name, got {getattr(self, name)!r}")
+        hours = self.max_sim_hours
+        if hours is not None and not (is_finite_number(hours) and hours > 0):
+            raise ConfigError(f"max_sim_hours must be a positive number of hours, got {hours!r}")
+        check_field_types(self)  # names are strings, counts ints (not bools), hours a finite float or None
         for name in ("options", "oracle_options"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a dict of settings, got {getattr(self, name)!r}")
         if not isinstance(self.constraints, dict):
             raise ConfigError(f"constraints must be a dict of limits, got {self.constraints!r}")
         Constraints.from_dict(self.constraints)  # validates
-        if not is_integer(self.workers) or self.workers < 1:
+        if self.workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {self.workers!r}")
         if self.backend is not None and self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if not is_integer(self.seed) or self.seed < 0:
+        if self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.budget, int) or not 0 < self.budget <= NUM_CELLS:
+        if not 0 < self.budget <= NUM_CELLS:
             raise ConfigError(
                 f"budget must be a positive number of queries up to {NUM_CELLS}, got {self.budget!r}"
             )
@@ -124,7 +124,7 @@ class RunConfig:
             raise ConfigError(
                 f"fidelity must be one of {', '.join(map(str, FIDELITIES))} epochs, got {self.fidelity!r}"
             )
-        if not isinstance(self.fidelity, int) or self.fidelity < 1:
+        if self.fidelity < 1:
             raise ConfigError(f"fidelity (training epochs) must be a positive integer, got {self.fidelity!r}")
         if self.observe not in OBSERVATION_POLICIES:
             raise ConfigError(
@@ -134,8 +134,6 @@ class RunConfig:
             raise ConfigError("--observe seed needs --fidelity 200: per-seed results exist only at 200 epochs")
         if self.oracle == "user" and self.observe != "mean":
             raise ConfigError("a table of your own holds one value per cell: search it with --observe mean")
-        if self.max_sim_hours is not None and not 0 < self.max_sim_hours < math.inf:
-            raise ConfigError(f"max_sim_hours must be a positive number of hours, got {self.max_sim_hours!r}")
 
     @property
     def limits(self) -> Constraints:
