@@ -41,15 +41,16 @@ cut the comparison down to its seeds.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tnas.errors import RunDirectoryError
+from tnas.errors import RunDirectoryError, TnasError
 from tnas.rundir import RunDirectory
+from tnas.search.config import RunConfig
 from tnas.stats import Stat, mean_and_se
 
 CHECKPOINTS: tuple[int, ...] = (10, 25, 50, 100)
@@ -384,12 +385,14 @@ def task_reference(dataset: str, valid_mean: np.ndarray, test: np.ndarray) -> Ta
 
 @dataclass(frozen=True)
 class Missing:
-    """Grid cells without a finished run."""
+    """Grid cells without a finished run (``other``: their directories hold finished runs of
+    other settings, e.g. another ``--set`` or worker count, which the report leaves out)."""
 
     observe: str
     dataset: str
     method: str
     seeds: tuple[int, ...]
+    other: bool = False
 
 
 @dataclass(frozen=True)
@@ -415,9 +418,15 @@ class Report:
 
 
 def collect_runs(
-    out: Path, spec: GridSpec
+    out: Path, spec: GridSpec, expected: Callable[[str, str, str, int], RunConfig] | None = None
 ) -> tuple[dict[tuple[str, str, str], tuple[RunData, ...]], tuple[Missing, ...]]:
-    """The finished runs of the grid under ``out`` and the grid cells without one."""
+    """The finished runs of the grid under ``out`` and the grid cells without one.
+
+    Args:
+        expected: the configuration the grid gives (observe, dataset, method, seed); a
+            finished run of other settings (options, workers, oracle) is then not the
+            grid's, and is listed as missing with ``other`` set instead of being reported.
+    """
     found: dict[tuple[str, str, str], tuple[RunData, ...]] = {}
     missing: list[Missing] = []
     for observe in spec.observes:
@@ -425,6 +434,7 @@ def collect_runs(
             for method in spec.methods:
                 runs: list[RunData] = []
                 absent: list[int] = []
+                other: list[int] = []
                 for seed in spec.seeds:
                     expect = {"method": method, "dataset": dataset, "seed": seed, "observe": observe,
                               "fidelity": spec.fidelity}  # fmt: skip
@@ -433,7 +443,10 @@ def collect_runs(
                                         expect=expect)  # fmt: skip
                     except RunDirectoryError:
                         data = None
-                    if data is None:
+                    if data is not None and expected is not None and not _runs_as(data, expected(observe, dataset,
+                                                                                                 method, seed)):
+                        other.append(seed)
+                    elif data is None:
                         absent.append(seed)
                     else:
                         runs.append(data)
@@ -441,17 +454,30 @@ def collect_runs(
                     found[(observe, dataset, method)] = tuple(runs)
                 if absent:
                     missing.append(Missing(observe, dataset, method, tuple(absent)))
+                if other:
+                    missing.append(Missing(observe, dataset, method, tuple(other), other=True))
     return found, tuple(missing)
 
 
-def build_report(out: Path, spec: GridSpec, tables: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Report:
+def _runs_as(data: RunData, config: RunConfig) -> bool:
+    """Whether the finished run ``data`` is a run of ``config`` (a larger budget included)."""
+    try:
+        stored = RunConfig.from_record(data.config.get("config"))
+    except TnasError:
+        return False
+    return stored.same_run_as(config)
+
+
+def build_report(out: Path, spec: GridSpec, tables: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                 expected: Callable[[str, str, str, int], RunConfig] | None = None) -> Report:  # fmt: skip
     """Aggregate every finished run of ``spec`` under ``out``.
 
     Args:
         tables: dataset -> (seed-mean validation, test accuracy) of every cell at
             ``spec.fidelity`` (``TableOracle.valid_values`` / ``test_values``).
+        expected: the configuration of each run of the grid (see :func:`collect_runs`).
     """
-    runs, missing = collect_runs(out, spec)
+    runs, missing = collect_runs(out, spec, expected)
     aggregates = {key: aggregate_method(*key, found, tables[key[1]][0]) for key, found in runs.items()}
     ranks = {}
     for observe in spec.observes:

@@ -257,6 +257,7 @@ def missing_lines(report: Report) -> list[str]:
     return [
         f"- missing: observe={m.observe} dataset={m.dataset} method={m.method} "
         f"seeds {_seed_list(m.seeds)} ({len(m.seeds)} of {total})"
+        + (": their run directories hold runs of other settings (options, workers), not reported" if m.other else "")
         for m in report.missing
     ]
 

@@ -415,6 +415,18 @@ def test_report_only_writes_the_page_and_figures_and_lists_missing_runs(
     assert not (full_grid / "results" / "mean" / "cifar10" / "rs" / "seed2").exists()  # no run was started
 
 
+def test_report_only_leaves_out_runs_made_with_other_settings(full_grid, data_dir, tmp_path, capsys):
+    page = tmp_path / "RESULTS.md"
+    for extra, other in (([], ()), (["--workers", "2"], ("rs", "re"))):  # runs made with one worker
+        assert main([*_grid(full_grid / "results", page, data_dir), *extra, "--report-only"]) == 0
+        assert f"; {2 * len(other)} runs missing" in capsys.readouterr().out
+        text = page.read_text()
+        for method in ("rs", "re"):
+            line = (f"- missing: observe=mean dataset=cifar10 method={method} seeds 0, 1 (2 of 2): their run "
+                    "directories hold runs of other settings")  # fmt: skip
+            assert (line in text) == (method in other)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -483,7 +495,13 @@ def test_set_changes_a_methods_default_options_and_bad_settings_are_one_line_err
                          (["--set", "gp:num_init=3"], "for a method of the grid"),
                          (["--set", "tnas-nodata:members"], "METHOD:OPTION=VALUE"),
                          (["--set", "tnas-prior:acquisition=ucb"], "acquisition cannot change a tnas-prior run"),
-                         (["--set", "tnas-untrained:members=3"], "members cannot change a tnas-untrained run")):
+                         (["--set", "tnas-untrained:members=3"], "members cannot change a tnas-untrained run"),
+                         (["--set", "tnas-nodata:pending=x_pending"], "pending has no effect on this grid's"),
+                         (["--set", "tnas-nodata:ucb_beta=3"], "ucb_beta has no effect on this grid's"),
+                         (["--set", "tnas-nodata:surrogate=x", "--set", "tnas-prior:surrogate=x", "--surrogates", "3"],
+                          "--surrogates 3 cycles through default surrogates"),
+                         (["--set", "tnas-nodata:surrogate=x", "--set", "tnas-nodata:members=2"],
+                          "members cannot change a tnas-nodata run (they choose a default surrogate")):
         methods = "tnas-nodata,rs,tnas-prior,tnas-untrained"
         code = main(["--methods", methods, *bad, "--out", str(tmp_path), "--data-dir", str(data_dir)])
         err = capsys.readouterr().err
