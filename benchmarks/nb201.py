@@ -37,6 +37,7 @@ from tnas.search.methods.gp_bo import GPBOConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.methods.tnas_setup import SURROGATE_OPTIONS
 from tnas.search.runner import run
+from tnas.search.settings_changes import effective_settings
 
 PROG = "python -m benchmarks.nb201"
 DEFAULT_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -233,6 +234,7 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
     for observe in observes:  # RunConfig checks the budget and the policy/fidelity combination
         for dataset in datasets:
             run_config(spec, observe, dataset, methods[0], 0)
+    check_settings_act(spec, surrogates_given=args.surrogates != build_parser().get_default("surrogates"))
     for dataset, path in user_tables.items():
         cells = len(UserTable.load(resolve_spec(Path(path))))
         if args.budget > cells:
@@ -259,13 +261,43 @@ def parse_setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
         raise ConfigError(f"--set {text!r}: {method} has no option {name!r}")
     if method in SURROGATE_METHODS and name in ("surrogate_seed", "sample_seed"):
         raise ConfigError(f"--set {text!r}: the grid sets {name} from the run seed (see --surrogates)")
-    ignored = get_method(method).ignored_options({})  # the grid's runs take the default surrogates
-    if name in ignored:
-        raise ConfigError(f"--set {text!r}: {name} cannot change a {method} run ({ignored[name]})")
     try:
         return method, name, json.loads(value)
     except json.JSONDecodeError:
         return method, name, value
+
+
+def check_settings_act(spec: GridSpec, *, surrogates_given: bool = False) -> None:
+    """Refuse a ``--set`` that cannot change any run of the grid.
+
+    An option the method cannot act on (``tnas-prior``'s BO settings, ``members`` with a
+    ``surrogate`` directory...), or one inert in every run of the grid (``pending`` with one
+    worker, ``ucb_beta`` without the ``ucb`` acquisition, ``recommend`` where observations are
+    exact); and ``--surrogates`` when every surrogate method of the grid is given a
+    ``surrogate`` directory (the grid would cycle through nothing).
+
+    Raises:
+        ConfigError: naming the setting and why it would be ignored.
+    """
+    named = {method for method, name, _ in spec.settings if name == "surrogate"}
+    cycling = [method for method in spec.methods if method in SURROGATE_METHODS]
+    if surrogates_given and cycling and all(method in named for method in cycling):
+        raise ConfigError(f"--surrogates {spec.surrogates} cycles through default surrogates, and --set "
+                          f"{cycling[0]}:surrogate=DIR names one; leave --surrogates out")  # fmt: skip
+    for method, name, value in spec.settings:
+        registered = get_method(method)
+        text = f"--set {method}:{name}={json.dumps(value)}"
+        configs = [run_config(spec, observe, dataset, method, 0) for observe in spec.observes
+                   for dataset in spec.datasets]  # fmt: skip
+        ignored = registered.ignored_options(configs[0].options)
+        if name in ignored:
+            raise ConfigError(f"{text}: {name} cannot change a {method} run ({ignored[name]}); leave it out")
+        if all(name in registered.inert_settings(config, effective_settings(registered.settings, config.options,
+                                                                             registered.forced_settings))
+               for config in configs):  # fmt: skip
+            raise ConfigError(f"{text}: {name} has no effect on this grid's {method} runs ({spec.workers} "
+                              f"worker{'s' if spec.workers > 1 else ''}, --observe {','.join(spec.observes)}, "
+                              f"{method}'s other settings); leave it out")  # fmt: skip
 
 
 def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: int) -> RunConfig:
@@ -443,7 +475,9 @@ def make_report(config: HarnessConfig, table: NB201Table) -> tuple[Report, dict[
         user = dict(spec.tables).get(dataset)
         oracle = UserTableOracle(UserTable.load(resolve_spec(Path(user))), dataset) if user else TableOracle(table, dataset)
         tables[dataset] = (oracle.valid_values(spec.fidelity), oracle.test_values(spec.fidelity))
-    report = build_report(config.out, spec, tables)
+    report = build_report(config.out, spec, tables,
+                          expected=lambda observe, dataset, method, seed: run_config(spec, observe, dataset, method,
+                                                                                    seed))  # fmt: skip
     figures = plot_report(report, config.figures_dir)
     inputs = PageInputs(
         command=command_line(config, spec, report_only=False),

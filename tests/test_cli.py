@@ -66,6 +66,8 @@ def test_a_run_writes_its_directory_and_a_summary(data_dir, tmp_path, capsys):
          "--members cannot change this run: tnas-untrained searches with a kernel that was never meta-trained"),
         (["--dataset", "cifar10", "--method", "tnas", "--surrogate", "x", "--members", "3", "--surrogate-seed", "2"],
          "--members, --surrogate-seed cannot change this run: they choose a default surrogate"),
+        (["--dataset", "cifar10", "--method", "tnas-nodata", "--sample-seed", "3"],
+         "--sample-seed cannot change this run: tnas-nodata's kernel was meta-trained without the dataset encoder"),
         (["--dataset", "cifar10", "--method", "tnas", "--allow-target-in-meta-train"],
          "the default surrogate is meta-trained without the target"),
         (["--dataset", "cifar10", "--method", "tnas", "--pending", "x_pending"], "with --workers 1 none is"),

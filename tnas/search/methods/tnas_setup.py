@@ -144,6 +144,8 @@ def tnas_ignored_options(variant: str, options: Mapping[str, Any]) -> dict[str, 
       alone, no BO);
     - ``untrained``: what chooses a meta-trained surrogate, the candidate pool (forced to
       every cell) and ``source_weight`` (no meta-training tables to take a source term from);
+    - ``no-dataset``: what chooses the target's dataset code (``sample_seed``,
+      ``dataset_code``): its kernel never sees one;
     - with a ``surrogate`` directory: ``surrogate_seed`` and ``members``, which choose a
       default surrogate; without one, ``allow_target_in_meta_train`` (a default surrogate
       never saw the target).
@@ -155,6 +157,9 @@ def tnas_ignored_options(variant: str, options: Mapping[str, Any]) -> dict[str, 
     if variant == "prior":
         why = "tnas-prior ranks the cells by the meta-learned prior alone, without BO"
         ignored |= dict.fromkeys(sorted({item.name for item in fields(TNASConfig)} - {"source_weight"}), why)
+    if variant == "no-dataset":
+        why = "tnas-nodata's kernel was meta-trained without the dataset encoder and never sees a dataset code"
+        ignored |= dict.fromkeys(("sample_seed", "dataset_code"), why)
     if variant == "untrained":
         why = "tnas-untrained searches with a kernel that was never meta-trained, over every cell"
         ignored |= dict.fromkeys(("surrogate", "allow_target_in_meta_train", "last_epochs", *SURROGATE_CHOICE,
