@@ -34,6 +34,8 @@ from tnas.errors import ConfigError
 from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher, run
 from tnas.search.cli import default_method_options
+from tnas.search.methods import get_method
+from tnas.search.settings_changes import effective_settings
 
 PROG = "python -m benchmarks.tnas_search"
 
@@ -63,6 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(PROG, lambda: _run(args))
 
 
+def _check_options(changed: dict, options: dict, budget: int) -> None:
+    """Refuse settings these searches cannot act on (``members`` with ``--surrogate``,
+    ``pending`` with one worker, ``ucb_beta`` without ``ucb``...): the figures would be
+    printed under settings that did not make them."""
+    method = get_method("tnas")
+    config = RunConfig(method="tnas", dataset="cifar100", seed=0, budget=budget, fidelity=200, observe="mean",
+                       options=options)  # fmt: skip
+    ignored = method.ignored_options(options)
+    inert = method.inert_settings(config, effective_settings(method.settings, options, method.forced_settings))
+    for key in changed:
+        if key in ignored:
+            raise ConfigError(f"--options {key}: it cannot change these searches ({ignored[key]}); leave it out")
+        if key in inert:
+            raise ConfigError(f"--options {key}: it has no effect on these searches (one worker, exact "
+                              "observations, the other settings); leave it out")  # fmt: skip
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         changed = json.loads(args.options)
@@ -73,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     options = {**default_method_options("tnas"), **changed}
     if args.surrogate is not None:
         options["surrogate"] = str(args.surrogate)
+    _check_options(changed, options, args.budget)
     oracle = TableOracle(NB201Table.load(args.data_dir), args.dataset)
     seconds = []
     for seed in range(args.runs):

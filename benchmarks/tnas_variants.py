@@ -7,8 +7,10 @@ Usage::
                                        [--datasets cifar10,cifar100,imagenet16-120] [--budget 100]
 
 Each variant is a name and a JSON object of TNAS settings (``TNASConfig`` fields, plus the
-surrogate options ``members`` and ``surrogate_seed``, and ``method``: ``tnas`` by default,
-or ``tnas-nodata`` / ``tnas-prior`` for the ablations). Every variant runs, per dataset,
+surrogate options such as ``members``, and ``method``: ``tnas`` by default, or
+``tnas-nodata`` / ``tnas-prior`` / ``tnas-untrained`` for the ablations); a setting the
+variant's method cannot act on is refused, as ``surrogate_seed`` and ``sample_seed`` are
+(the screen sets them). Every variant runs, per dataset,
 once per default surrogate ``k < --surrogates`` (meta-trained without the dataset; made on
 the spot if absent, see ``python -m benchmarks.meta_train``) and per target image sample
 seed, under ``observe=mean``, through TNAS's ask/tell until the incumbent is the
@@ -31,9 +33,12 @@ import numpy as np
 
 from benchmarks.aggregate import best_cells
 from tnas.cli_common import OneLineErrorParser, positive_int, run_command
+from tnas.errors import ConfigError
 from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher
 from tnas.search.cli import default_method_options
+from tnas.search.methods import get_method
+from tnas.search.settings_changes import effective_settings
 
 PROG = "python -m benchmarks.tnas_variants"
 
@@ -84,7 +89,48 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(PROG, lambda: _run(args))
 
 
+def check_variant(name: str, settings: dict, args: argparse.Namespace) -> None:
+    """Refuse a variant whose settings could not change its screen.
+
+    Raises:
+        ConfigError: a method outside the TNAS family; a setting its method cannot act on,
+            that is inert with one worker (``pending``) or without ``ucb`` (``ucb_beta``), or
+            that only chooses the returned cell (the screen follows the incumbent);
+            ``surrogate_seed`` / ``sample_seed`` (set by the screen); ``--surrogates`` > 1
+            with a ``surrogate`` directory or ``tnas-untrained``; ``--sample-seeds`` > 1 with
+            ``tnas-nodata`` (they would repeat one search and show a spread that is not one).
+    """
+    method = get_method(str(settings.get("method", "tnas")))
+    if not method.tnas_family:
+        raise ConfigError(f"variant {name!r}: method {method.name} is not TNAS or one of its ablations")
+    options = {key: value for key, value in settings.items() if key != "method"}
+    screened = sorted({"surrogate_seed", "sample_seed"} & set(options))
+    if screened:
+        raise ConfigError(f"variant {name!r}: {', '.join(screened)} are set by the screen (--surrogates, "
+                          "--sample-seeds); leave them out")  # fmt: skip
+    config = RunConfig(method=method.name, dataset=DATASETS[0], seed=0, budget=args.budget, fidelity=200,
+                       observe="mean", options={**default_method_options(method.name), **options})  # fmt: skip
+    ignored = method.ignored_options(config.options)
+    inert = method.inert_settings(config, effective_settings(method.settings, config.options, method.forced_settings))
+    for key in options:
+        if key in ignored:
+            raise ConfigError(f"variant {name!r}: {key} cannot change a {method.name} search ({ignored[key]})")
+        if key in ("recommend", "recommend_plausible"):
+            raise ConfigError(f"variant {name!r}: {key} cannot change the screen, which follows the incumbent")
+        if key in inert:
+            raise ConfigError(f"variant {name!r}: {key} has no effect on these searches (one worker, the "
+                              "variant's other settings)")  # fmt: skip
+    fixed = "surrogate" in options or method.name == "tnas-untrained"
+    if args.surrogates > 1 and fixed:
+        raise ConfigError(f"variant {name!r} searches with one surrogate whatever --surrogates says: use "
+                          "--surrogates 1")  # fmt: skip
+    if args.sample_seeds > 1 and method.name == "tnas-nodata":
+        raise ConfigError(f"variant {name!r}: tnas-nodata never sees the target's sample: use --sample-seeds 1")
+
+
 def _run(args: argparse.Namespace) -> int:
+    for name, settings in args.variant:
+        check_variant(name, settings, args)
     table = NB201Table.load()
     for name, settings in args.variant:
         for dataset in args.datasets.split(","):

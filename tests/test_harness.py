@@ -544,3 +544,40 @@ def test_the_grid_takes_a_table_of_your_own_as_a_dataset(table, data_dir, tmp_pa
     capsys.readouterr()
     assert main(["--methods", "rs", "--datasets", str(tmp_path / "none.csv"), "--out", str(out)]) == 2
     assert "no such table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variant", "extra", "message"),
+    [
+        ('p={"method": "tnas-prior", "acquisition": "ucb"}', [], "acquisition cannot change a tnas-prior search"),
+        ('s={"surrogate_seed": 0}', [], "surrogate_seed are set by the screen"),
+        ('d={"surrogate": "DIR"}', ["--surrogates", "3"], "use --surrogates 1"),
+        ('u={"method": "tnas-untrained"}', ["--surrogates", "2"], "use --surrogates 1"),
+        ('n={"method": "tnas-nodata"}', ["--sample-seeds", "2"], "use --sample-seeds 1"),
+        ('b={"ucb_beta": 3}', [], "ucb_beta has no effect on these searches"),
+        ('w={"pending": "x_pending"}', [], "pending has no effect on these searches"),
+        ('r={"recommend": "posterior"}', [], "which follows the incumbent"),
+        ('x={"method": "rs"}', [], "is not TNAS or one of its ablations"),
+    ],
+)
+def test_the_settings_screen_refuses_variants_it_could_not_screen(variant, extra, message, capsys):
+    from benchmarks.tnas_variants import main as screen
+
+    assert screen(["--variant", variant, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--surrogate", "DIR", "--options", '{"members": 3}'], "--options members: it cannot change"),
+        (["--options", '{"pending": "x_pending"}'], "--options pending: it has no effect"),
+    ],
+)
+def test_the_overhead_benchmark_refuses_settings_it_could_not_time(args, message, capsys):
+    from benchmarks.tnas_search import main as overhead
+
+    assert overhead(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
