@@ -438,13 +438,13 @@ def collect_runs(
                 for seed in spec.seeds:
                     expect = {"method": method, "dataset": dataset, "seed": seed, "observe": observe,
                               "fidelity": spec.fidelity}  # fmt: skip
+                    path = run_path(out, observe, dataset, method, seed)
                     try:
-                        data = load_run(run_path(out, observe, dataset, method, seed), budget=spec.budget,
-                                        expect=expect)  # fmt: skip
+                        data = load_run(path, budget=spec.budget, expect=expect)
                     except RunDirectoryError:
                         data = None
-                    if data is not None and expected is not None and not _runs_as(data, expected(observe, dataset,
-                                                                                                 method, seed)):
+                    if data is not None and expected and not holds_run_of(path, expected(observe, dataset, method,
+                                                                                          seed)):  # fmt: skip
                         other.append(seed)
                     elif data is None:
                         absent.append(seed)
@@ -459,11 +459,12 @@ def collect_runs(
     return found, tuple(missing)
 
 
-def _runs_as(data: RunData, config: RunConfig) -> bool:
-    """Whether the finished run ``data`` is a run of ``config`` (a larger budget included)."""
+def holds_run_of(path: Path, config: RunConfig) -> bool:
+    """Whether the run directory ``path`` holds a run of ``config`` (its ``config.json``; any
+    budget): a page reports a run only under the settings that made it."""
     try:
-        stored = RunConfig.from_record(data.config.get("config"))
-    except TnasError:
+        stored = RunConfig.from_record((RunDirectory(path).read_config() or {}).get("config"))
+    except TnasError:  # no readable configuration
         return False
     return stored.same_run_as(config)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.aggregate import mean_and_se
+from benchmarks.aggregate import holds_run_of, mean_and_se
 from benchmarks.nb201 import make_run
 from benchmarks.results_page import format_stat
 from tnas.cli_common import OneLineErrorParser, device_argument, path_argument, positive_int, run_command
@@ -114,12 +114,14 @@ class OneShotRun:
     epochs: list[Cell]
 
 
-def load_runs(out: Path, method: str, seeds: int) -> list[OneShotRun]:
-    """The finished one-shot runs of ``method`` under ``out`` (seeds without a result are left out)."""
+def load_runs(out: Path, method: str, seeds: int, protocol: str) -> list[OneShotRun]:
+    """The finished one-shot runs of ``method`` under ``out`` searched with ``protocol`` (seeds
+    without a result, or whose run was made with another protocol or settings, are left out)."""
     runs = []
     for seed in range(seeds):
-        result = read_result(out / method / f"seed{seed}" / STATE_FOLDER)
-        if result is not None:
+        path = out / method / f"seed{seed}"
+        result = read_result(path / STATE_FOLDER)
+        if result is not None and holds_run_of(path, run_config(method, seed, protocol)):
             runs.append(OneShotRun(seed=seed, cell=result.cell, seconds=result.seconds, device=result.device,
                                    epochs=[record.derived for record in result.history]))  # fmt: skip
     return runs
@@ -198,7 +200,7 @@ def render_page(methods: Sequence[str], seeds: int, protocol: str, out: Path, ta
         "| parameter-free edges, epoch 1 -> last (mean) | NAS-Bench-201 paper (C10 / C100 / IN16) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    per_method: dict[str, list[OneShotRun]] = {m: load_runs(out, m, seeds) for m in methods}
+    per_method: dict[str, list[OneShotRun]] = {m: load_runs(out, m, seeds, protocol) for m in methods}
     details: list[str] = []
     targets: dict[str, float] = {}  # method -> mean CIFAR-10 test of its derived cells
     for method, runs in per_method.items():

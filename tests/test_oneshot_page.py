@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.oneshot import black_box_costs, main, parameter_free_share, render_page
+from benchmarks.oneshot import black_box_costs, main, parameter_free_share, render_page, run_config
 from tnas.oracles import TableOracle
 from tnas.rundir import RunDirectory, TrajectoryRow, append_row
 from tnas.space import Cell
@@ -16,9 +16,10 @@ SKIPS = Cell.from_ops(["skip_connect"] * 6)
 CONVS = Cell.from_ops(["nor_conv_3x3"] * 6)
 
 
-def _one_shot_run(out, method, seed, cells, seconds):
+def _one_shot_run(out, method, seed, cells, seconds, protocol="cpu"):
     folder = out / method / f"seed{seed}" / "oneshot"
     folder.mkdir(parents=True)
+    RunDirectory(folder.parent).write_config({"format": 1, "config": run_config(method, seed, protocol).to_dict()})
     epochs = [EpochRecord(epoch=e, seconds=seconds / len(cells), train_loss=1.0, train_accuracy=50.0, valid_loss=1.0,
                           valid_accuracy=50.0, tau=None, probabilities=[[0.2] * 5] * 6, derived=cell).to_dict()
               for e, cell in enumerate(cells, 1)]  # fmt: skip
@@ -63,6 +64,8 @@ def test_the_page_quotes_the_derived_cells_on_all_three_tables(table, tmp_path):
     assert "| `gdas` | 0 |" in page  # no runs: listed, not invented
     assert "0/6 -> 6/6 (x2)" in page and "0/6 (x2) -> 6/6" in page
     assert f"| `darts-v1` ({tests[0]:.2f}) | `re` | 0.25 | 1 | 1/1 |" in page
+    other = render_page(["darts-v1"], 2, "nb201", out, table, [])  # runs of the cpu protocol are not these
+    assert "| `darts-v1` | 0 |" in other
 
 
 def test_the_command_refuses_black_box_methods(capsys):
