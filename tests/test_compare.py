@@ -142,6 +142,30 @@ def test_bad_input_is_one_line_with_exit_status_2(runs, tmp_path, capsys):
     assert "rs " in capsys.readouterr().out
 
 
+def test_a_path_without_a_run_beside_paths_with_runs_is_refused(runs, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    err = _one_line_error([str(tmp_path / "empty"), str(runs / "rs-0"), "--out", str(tmp_path)], capsys)
+    assert f"no run directory (a folder with config.json) found in {tmp_path / 'empty'}" in err
+    trajectory = runs / "rs-0" / "trajectory.csv"
+    err = _one_line_error([str(runs / "re-0"), str(trajectory), "--out", str(tmp_path)], capsys)
+    assert f"{trajectory} is a file, not a run directory" in err and f"({runs / 'rs-0'})" in err
+    foreign = tmp_path / "surrogate" / "member0"
+    foreign.mkdir(parents=True)
+    (foreign / "config.json").write_text('{"something": "else"}')  # e.g. a meta-training member's
+    err = _one_line_error([str(tmp_path / "surrogate"), str(runs / "rs-0"), "--out", str(tmp_path)], capsys)
+    assert f"no tnas run in {tmp_path / 'surrogate'}" in err
+    assert not (tmp_path / "comparison.csv").exists()
+    # the same run directory twice is one run; an unfinished run is a run (a note, left out)
+    started = tmp_path / "started"
+    started.mkdir()
+    shutil.copy(runs / "rs-1" / "config.json", started / "config.json")
+    assert main([str(runs / "rs-0"), str(runs / "rs-0"), str(started), "--out", str(tmp_path / "out"),
+                 "--no-plot"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "no finished query yet" in captured.err and "rs " in captured.out
+    assert json.loads((tmp_path / "out" / "comparison.json").read_text())["groups"][0]["runs"] == 1
+
+
 def test_group_runs_cuts_curves_to_the_shortest_run(runs):
     long = RunDirectory(runs / "rs-0")
     config = json.loads(long.config_path.read_text())["config"]

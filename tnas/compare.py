@@ -104,21 +104,45 @@ def find_runs(paths: Iterable[str | Path]) -> dict[Path, bool]:
     holds a ``config.json``, else every folder below it that does.
 
     Raises:
-        ConfigError: a path does not exist, or no folder with a ``config.json`` is found.
+        ConfigError: a path does not exist, or is a file, or holds no folder with a
+            ``config.json``.
     """
-    found: dict[Path, bool] = {}
-    for path in map(Path, paths):
-        if not path.exists():
-            raise ConfigError(f"{path} does not exist; give run directories or folders that hold them")
-        if (path / CONFIG_FILE).is_file():
-            found[path.resolve()] = True
-        elif path.is_dir():
-            for config in sorted(path.rglob(CONFIG_FILE)):
-                if not any(map(is_set_aside, config.relative_to(path).parents)):
-                    found.setdefault(config.parent.resolve(), False)  # runs moved aside are skipped
+    found = _merged(run_directories_in(Path(path)) for path in paths)
     if not found:
-        raise ConfigError("no run directory (a folder with config.json) found in "
-                          f"{', '.join(map(str, paths))}; run python -m tnas.search first")  # fmt: skip
+        raise ConfigError("no run directory given; give run directories or folders that hold them")
+    return found
+
+
+def _merged(per_path: Iterable[dict[Path, bool]]) -> dict[Path, bool]:
+    """The run directories of several paths, once each, named where any path named it."""
+    found: dict[Path, bool] = {}
+    for directories in per_path:
+        for directory, named in directories.items():
+            found[directory] = found.get(directory, False) or named
+    return found
+
+
+def run_directories_in(path: Path) -> dict[Path, bool]:
+    """The candidate run directories of one path given: the path itself when it holds a
+    ``config.json`` (named: ``True``), else every folder below it that does, less those
+    set aside (``False``).
+
+    Raises:
+        ConfigError: the path does not exist, is a file, or holds no such folder.
+    """
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist; give run directories or folders that hold them")
+    if (path / CONFIG_FILE).is_file():
+        return {path.resolve(): True}
+    if not path.is_dir():
+        holder = f" ({path.parent})" if (path.parent / CONFIG_FILE).is_file() else ""
+        raise ConfigError(f"{path} is a file, not a run directory; give the folder with config.json that holds "
+                          f"it{holder}")  # fmt: skip
+    found = {config.parent.resolve(): False for config in sorted(path.rglob(CONFIG_FILE))
+             if not any(map(is_set_aside, config.relative_to(path).parents))}  # runs moved aside are skipped
+    if not found:
+        raise ConfigError(f"no run directory (a folder with config.json) found in {path}; give run directories "
+                          "or folders that hold them (python -m tnas.search writes them)")  # fmt: skip
     return found
 
 
@@ -340,8 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    candidates = find_runs(args.paths)
-    runs, empty = load_runs(candidates)
+    per_path = {path: run_directories_in(path) for path in args.paths}
+    runs, empty = load_runs(_merged(per_path.values()))
+    kept = {run.path for run in runs} | set(empty)
+    for path, directories in per_path.items():
+        if not kept & directories.keys():  # every config.json below it is another program's
+            raise ConfigError(f"no tnas run in {path}: its config.json files are not a search's (a meta-training "
+                              "member's, say); give run directories or folders that hold them")  # fmt: skip
     for directory in empty:
         print(f"note: {directory} has no finished query yet; left out", file=sys.stderr)
     if not runs:
