@@ -33,9 +33,10 @@ import numpy as np
 
 from benchmarks.aggregate import best_cells, mean_and_se, regret_curves, step_values_at
 from tnas.cli_common import OneLineErrorParser, non_negative_int, positive_int, run_command
-from tnas.errors import ConfigError
+from tnas.errors import ConfigError, RunDirectoryError
 from tnas.oracles import NB201Table, TableOracle
 from tnas.rundir import RunDirectory
+from tnas.search.config import RunConfig
 from tnas.search.journal import read_journal
 
 PROG = "python -m benchmarks.parallel"
@@ -115,6 +116,28 @@ def summarize_cell(dataset: str, method: str, workers: int, runs: Sequence[Paral
                         tuple(submissions), regret_at, grid, mean_curve)  # fmt: skip
 
 
+def check_workers(path: Path, workers: int, root: Path) -> None:
+    """Refuse a run directory below ``--runs WORKERS=ROOT`` whose ``config.json`` records
+    another worker count (a one-worker run may not record it). No ``config.json``: not run.
+
+    Raises:
+        ConfigError: the recorded count differs from the label.
+        RunDirectoryError: a damaged ``config.json``.
+    """
+    directory = RunDirectory(path)
+    record = directory.read_config()
+    if record is None:
+        return
+    try:
+        recorded = RunConfig.from_record(record.get("config")).workers
+    except ConfigError as error:
+        raise RunDirectoryError(f"{directory.config_path} is damaged ({error}); restore it or move {path} "
+                                "away") from None  # fmt: skip
+    if recorded != workers:
+        raise ConfigError(f"--runs {workers}={root}: {path} was run with {recorded} worker"
+                          f"{'s' if recorded > 1 else ''}, not {workers}; label the folder {recorded}={root}")
+
+
 def collect(sources: dict[int, Path], seeds: int, table: NB201Table) -> tuple[list[ParallelCell], list[str]]:
     """Every cell of the page, and the run directories still missing."""
     cells, missing = [], []
@@ -125,6 +148,7 @@ def collect(sources: dict[int, Path], seeds: int, table: NB201Table) -> tuple[li
                 runs = []
                 for seed in range(seeds):
                     path = root / "mean" / dataset / method / f"seed{seed}"
+                    check_workers(path, workers, root)
                     one = load_parallel_run(path)
                     if one is None:
                         missing.append(str(path))
@@ -300,11 +324,14 @@ def _run(args: argparse.Namespace) -> int:
               f"pending, {len(seconds)} proposals: median {statistics.median(seconds):.3f} s, mean "
               f"{statistics.mean(seconds):.3f} s, max {max(seconds):.3f} s")  # fmt: skip
         return 0
-    sources = {}
+    sources: dict[int, Path] = {}
     for text in args.runs:
         workers, _, folder = text.partition("=")
-        if not workers.isdigit() or not folder:
-            raise ConfigError(f"--runs {text!r}: expected WORKERS=FOLDER")
+        if not (workers.isascii() and workers.isdigit()) or int(workers) < 1 or not folder:
+            raise ConfigError(f"--runs {text!r}: expected WORKERS=FOLDER (WORKERS a positive whole number)")
+        if int(workers) in sources:
+            raise ConfigError(f"--runs gives {int(workers)} workers twice ({sources[int(workers)]} and {folder}); "
+                              "give each worker count one folder")  # fmt: skip
         sources[int(workers)] = Path(folder)
     cells, missing = collect(sources, args.seeds, NB201Table.load(args.data_dir))
     command = f"{PROG} report --runs {' '.join(args.runs)} --seeds {args.seeds}"

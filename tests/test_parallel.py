@@ -316,3 +316,39 @@ def test_a_killed_driver_of_local_trainings_resumes_without_training_a_cell_twic
     rows = directory.read_trajectory()
     assert rows[: len(before)] == before and len(rows) == 6 == len({row.index for row in rows})
     assert len(list((tmp_path / "cache").rglob("cell*-seed*.json"))) == 6  # every training is in the cache
+
+
+# ---------------------------------------------------------------------- the page's --runs
+def _harness_runs(oracle, root, workers):
+    """Two rs runs of a few queries where ``python -m benchmarks.nb201 --workers N`` puts them."""
+    for seed in range(2):
+        config = RunConfig(method="rs", dataset="cifar10", seed=seed, budget=4, fidelity=200, observe="mean",
+                           workers=workers)  # fmt: skip
+        run(make_searcher(config), oracle, config, root / "mean" / "cifar10" / "rs" / f"seed{seed}")
+
+
+def test_the_parallel_page_refuses_a_worker_count_twice_or_one_the_runs_did_not_record(table, data_dir, tmp_path,
+                                                                                        capsys):  # fmt: skip
+    from benchmarks import parallel
+
+    oracle = TableOracle(table, "cifar10")
+    one, two = tmp_path / "w1", tmp_path / "w2"
+    _harness_runs(oracle, one, 1)
+    _harness_runs(oracle, two, 2)
+
+    def report(*runs):
+        return parallel.main(["report", "--runs", *runs, "--seeds", "2", "--results-page", str(tmp_path / "page.md"),
+                              "--data-dir", str(data_dir)])  # fmt: skip
+
+    for runs, message in (((f"2={one}", f"2={two}"), f"--runs gives 2 workers twice ({one} and {two})"),
+                          ((f"1={one}", f"4={two}"), f"--runs 4={two}: {two / 'mean' / 'cifar10' / 'rs' / 'seed0'} "
+                                                     f"was run with 2 workers, not 4; label the folder 2={two}"),
+                          ((f"2={one}",), "was run with 1 worker, not 2"),
+                          ((f"0={one}",), "expected WORKERS=FOLDER")):  # fmt: skip
+        assert report(*runs) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "page.md").exists()
+    assert report(f"1={one}", f"2={two}") == 0
+    text = (tmp_path / "page.md").read_text()
+    assert "| cifar10 | rs | 1 | " in text and "| cifar10 | rs | 2 | " in text
