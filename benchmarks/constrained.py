@@ -240,12 +240,24 @@ def source_ranks(table: NB201Table, settings: Sequence[HelpSetting],
     return rows
 
 
+SOURCE_RANKS_OPTIONS = ("settings", "data_dir")
+"""What ``--source-ranks`` reads of the command line (with itself): the others it would ignore."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(PROG, lambda: _source_ranks(args) if args.source_ranks else _grid_and_page(args))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_command(PROG, lambda: _source_ranks(args, parser) if args.source_ranks else _grid_and_page(args))
 
 
-def _source_ranks(args: argparse.Namespace) -> int:
+def _source_ranks(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    ignored = [action.option_strings[0] for action in parser._actions
+               if action.option_strings and action.dest not in (*SOURCE_RANKS_OPTIONS, "source_ranks", "help")
+               and getattr(args, action.dest) != parser.get_default(action.dest)]  # fmt: skip
+    if ignored:
+        raise ConfigError(f"--source-ranks runs nothing and reads only --settings and --data-dir, so "
+                          f"{', '.join(ignored)} would be ignored; leave {'it' if len(ignored) == 1 else 'them'} "
+                          "out or drop --source-ranks")  # fmt: skip
     rows = source_ranks(NB201Table.load(args.data_dir), _settings(args.settings), args.data_dir)
     print("setting                feasible  source average's rank of the best feasible cell (0 = first)")
     for name, feasible, rank in rows:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, path_argument, positive_int, run_command
 
 PROG = "python -m benchmarks.foundation"
 
@@ -45,7 +45,7 @@ print(json.dumps({"seconds": seconds, "import_seconds": import_seconds, "rss_mb"
 """
 
 
-def measure_table_load(data_dir: str | None, repeats: int) -> dict[str, list[dict]]:
+def measure_table_load(data_dir: Path | None, repeats: int) -> dict[str, list[dict]]:
     """Cold and warm load figures, each from ``repeats`` fresh processes."""
     results: dict[str, list[dict]] = {"cold": [], "warm": []}
     for _ in range(repeats):
@@ -53,15 +53,16 @@ def measure_table_load(data_dir: str | None, repeats: int) -> dict[str, list[dic
             env = {**_environ(), "TNAS_CACHE_DIR": cache}
             for kind in ("cold", "warm"):
                 output = subprocess.run(
-                    [sys.executable, "-c", _LOAD_SNIPPET, data_dir or "-"],
+                    [sys.executable, "-c", _LOAD_SNIPPET, "-" if data_dir is None else str(data_dir)],
                     capture_output=True, text=True, check=True, env=env,
                 )  # fmt: skip
                 results[kind].append(json.loads(output.stdout))
     return results
 
 
-def measure_overhead(data_dir: str | None, seeds: int, budget: int, dataset: str) -> dict[str, dict]:
-    """Per-query optimizer overhead of each registered method."""
+def measure_overhead(data_dir: Path | None, seeds: int, budget: int, dataset: str) -> dict[str, dict]:
+    """Per-query optimizer overhead of each registered method, its searchers reading their data
+    (TNAS's surrogates, the zero-shot method's source tables) from ``data_dir`` like the table."""
     from tnas.oracles import NB201Table, TableOracle
     from tnas.search import METHODS, RunConfig, make_searcher, run
 
@@ -72,7 +73,7 @@ def measure_overhead(data_dir: str | None, seeds: int, budget: int, dataset: str
         totals = []
         for seed in range(seeds):
             config = RunConfig(method=method, dataset=dataset, seed=seed, budget=budget, fidelity=200, observe="mean")
-            rows = run(make_searcher(config), oracle, config).rows
+            rows = run(make_searcher(config, data_dir=data_dir), oracle, config).rows
             cumulative = np.array([row.overhead_s for row in rows])
             per_query.extend(np.diff(cumulative, prepend=0.0).tolist())
             totals.append(cumulative[-1])
@@ -94,10 +95,11 @@ def _environ() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--data-dir", default=None, help="data directory (default: the usual lookup)")
-    parser.add_argument("--repeats", type=int, default=5, help="fresh processes per load figure")
-    parser.add_argument("--seeds", type=int, default=10, help="runs per method for the overhead")
-    parser.add_argument("--budget", type=int, default=100, help="queries per run")
+    parser.add_argument("--data-dir", type=path_argument, default=None,
+                        help="data directory (default: the usual lookup)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="fresh processes per load figure")
+    parser.add_argument("--seeds", type=positive_int, default=10, help="runs per method for the overhead")
+    parser.add_argument("--budget", type=positive_int, default=100, help="queries per run")
     parser.add_argument("--dataset", default="cifar100", help="task of the overhead runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -105,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from tnas.oracles import TABLE_FILE
+    from tnas.paths import find_data_file
+
+    find_data_file(TABLE_FILE, args.data_dir)  # a one-line error here, not a failing load process below
     loads = measure_table_load(args.data_dir, args.repeats)
     print(f"NB201 table load, {args.repeats} fresh processes each (median [min, max]):")
     for kind, runs in loads.items():

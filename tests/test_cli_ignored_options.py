@@ -1,0 +1,42 @@
+"""Options a benchmark command line accepted but did not act on: refused in one line, or passed on."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_source_ranks_refuses_the_options_it_would_ignore(data_dir, tmp_path, capsys):
+    from benchmarks.constrained import main
+
+    page = tmp_path / "x.md"
+    code = main(["--source-ranks", "--settings", "eyeriss-5ms", "--set", "rs:nonsense=1", "--page", str(page),
+                 "--seeds", "3", "--data-dir", str(data_dir)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--seeds, --set, --page would be ignored; leave them out or drop --source-ranks" in err
+    assert not page.exists()
+    assert main(["--source-ranks", "--settings", "eyeriss-5ms", "--data-dir", str(data_dir)]) == 0
+    assert "eyeriss-5ms" in capsys.readouterr().out
+
+
+def test_the_foundation_overhead_searchers_read_the_data_dir_given(table_path, data_dir, tmp_path, monkeypatch):
+    """With nothing at the default lookup, the zero-shot method finds its source tables in --data-dir."""
+    import tnas.search
+    from benchmarks.foundation import measure_overhead
+
+    monkeypatch.setenv("TNAS_DATA_DIR", str(tmp_path / "nothing-here"))
+    monkeypatch.setattr(tnas.search, "METHODS", {name: tnas.search.METHODS[name] for name in ("rs", "zero-shot")})
+    figures = measure_overhead(data_dir, seeds=1, budget=3, dataset="cifar100")
+    assert set(figures) == {"rs", "zero-shot"} and figures["zero-shot"]["total_per_run_ms"] >= 0
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--data-dir", ""], "--data-dir: an empty path"),
+                                               (["--repeats", "0"], "--repeats: 0 is below 1"),
+                                               (["--seeds", "0"], "--seeds: 0 is below 1")])  # fmt: skip
+def test_the_foundation_command_refuses_an_empty_data_dir_and_zero_counts(args, message, capsys):
+    from benchmarks.foundation import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and message in err
