@@ -29,8 +29,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,18 +39,20 @@ import numpy as np
 from benchmarks.aggregate import (
     GridSpec,
     best_cells,
+    holds_run_of,
     load_run,
     mean_and_se,
     queries_to_best,
     summarize_to_best,
 )
-from benchmarks.nb201 import make_run, parse_setting, run_config
+from benchmarks.nb201 import check_settings_act, make_run, parse_setting, run_config
 from benchmarks.results_page import format_stat, format_to_best
 from tnas.cli_common import OneLineErrorParser, path_argument, positive_int, run_command
 from tnas.constraints import TASK_GEOMETRY, Constraints, constrained_space
 from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle, get_task
+from tnas.search.config import RunConfig
 from tnas.search.methods import get_method
 from tnas.search.methods.zero_shot import source_average, zero_shot_sources
 
@@ -150,6 +153,11 @@ def run_path(out: Path, setting: HelpSetting, method: str, seed: int) -> Path:
     return out / setting.name / method / f"seed{seed}"
 
 
+def setting_run_config(spec: GridSpec, setting: HelpSetting, method: str, seed: int) -> RunConfig:
+    """The configuration of one run of the grid: the harness's, under the setting's limit."""
+    return dataclasses.replace(run_config(spec, "mean", DATASET, method, seed), constraints=setting.constraints.to_dict())
+
+
 def run_grid(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: NB201Table, data_dir: Path | None,
              progress: bool) -> int:  # fmt: skip
     """Make every unfinished run; the number made."""
@@ -158,15 +166,19 @@ def run_grid(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: 
     jobs = [(setting, method, seed) for setting in settings for method in spec.methods for seed in spec.seeds]
     made = 0
     for setting, method, seed in tqdm(jobs, desc="constrained grid", unit="run", disable=None if progress else True):
-        config = dataclasses.replace(run_config(spec, "mean", DATASET, method, seed),
-                                     constraints=setting.constraints.to_dict())  # fmt: skip
+        config = setting_run_config(spec, setting, method, seed)
         path = run_path(out, setting, method, seed)
         made += make_run(path, config, table, data_dir=data_dir) in ("made", "remade")
     return made
 
 
-def method_row(setting_out: Path, method: str, seeds: Sequence[int], budget: int, best: np.ndarray) -> MethodRow | None:
-    runs = [load_run(setting_out / method / f"seed{seed}", budget=budget) for seed in seeds]
+def method_row(setting_out: Path, method: str, seeds: Sequence[int], budget: int, best: np.ndarray,
+               expected: Callable[[int], RunConfig] | None = None) -> MethodRow | None:  # fmt: skip
+    """The row of ``method``'s finished runs under ``setting_out`` (``None``: none); with
+    ``expected`` (seed -> configuration) a run made with other settings is left out."""
+    paths = [(setting_out / method / f"seed{seed}", seed) for seed in seeds]
+    runs = [load_run(path, budget=budget) for path, seed in paths
+            if expected is None or holds_run_of(path, expected(seed))]  # fmt: skip
     runs = [one for one in runs if one is not None]
     if not runs:
         return None
@@ -212,7 +224,8 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
                 f"{valid[best[0]]:.2f} / {test[best[0]]:.2f}")  # fmt: skip
         help_cell = f"{setting.help_accuracy:.1f} ({setting.help_latency_ms:g} ms{broke})"
         for position, method in enumerate(spec.methods):
-            row = method_row(out / setting.name, method, spec.seeds, spec.budget, best)
+            row = method_row(out / setting.name, method, spec.seeds, spec.budget, best,
+                             partial(setting_run_config, spec, setting, method))  # fmt: skip
             cells = (f"{row.to_best} | {row.returned_10} | {row.returned_budget}" if row is not None
                      else "not run | | ")  # fmt: skip
             if method == "tnas" and row is not None:
@@ -275,6 +288,7 @@ def _grid_and_page(args: argparse.Namespace) -> int:
     spec = GridSpec(observes=("mean",), datasets=(DATASET,), methods=methods, seeds=tuple(range(args.seeds)),
                     budget=args.budget, fidelity=200, surrogates=args.surrogates,
                     settings=tuple(parse_setting(text, methods) for text in args.changes))  # fmt: skip
+    check_settings_act(spec, surrogates_given=args.surrogates != build_parser().get_default("surrogates"))
     table = NB201Table.load(args.data_dir)
     made = 0 if args.report_only else run_grid(spec, settings, args.out, table, args.data_dir, not args.no_progress)
     changes = "".join(f" --set {text}" for text in args.changes)

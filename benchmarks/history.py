@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.aggregate import best_cells, load_run, mean_and_se
+from benchmarks.aggregate import best_cells, holds_run_of, load_run, mean_and_se
 from benchmarks.constrained import method_row
 from benchmarks.nb201 import claim_run, make_run
 from benchmarks.results_page import format_stat
@@ -83,10 +83,14 @@ def _search(dataset: str, seed: int, surrogate: Path, budget: int, out: Path, ta
             data_dir: Path | None, *, redo_stale: bool = True) -> None:  # fmt: skip
     """One TNAS run; ``redo_stale=False`` for a history run, which a surrogate is meta-trained
     on: a stale one stops the experiment instead of being redone under that surrogate."""
+    make_run(out, search_config(dataset, seed, surrogate, budget), table, data_dir=data_dir, redo_stale=redo_stale)
+
+
+def search_config(dataset: str, seed: int, surrogate: Path, budget: int) -> RunConfig:
+    """The configuration of one TNAS run of the experiment (with ``surrogate``; sample ``seed``)."""
     options = default_method_options("tnas") | {"surrogate": str(surrogate), "sample_seed": seed}
-    config = RunConfig(method="tnas", dataset=dataset, seed=seed, budget=budget, fidelity=200, observe="mean",
-                       options=options)  # fmt: skip
-    make_run(out, config, table, data_dir=data_dir, redo_stale=redo_stale)
+    return RunConfig(method="tnas", dataset=dataset, seed=seed, budget=budget, fidelity=200, observe="mean",
+                     options=options)  # fmt: skip
 
 
 def surrogate_path(out: Path, kind: str, draw: int) -> Path:
@@ -154,12 +158,18 @@ def render_page(args: argparse.Namespace, table: NB201Table) -> str:
                "history": f"MetaD2A + 2 x {args.budget} cells of earlier searches",
                "full-table": "MetaD2A + 2 x 14,844 table cells"}  # fmt: skip
     for kind in KINDS:  # target_path(out, kind, seed) is out/cifar100/<kind>/seed<k>
-        row = method_row(args.out / TARGET, kind, range(args.seeds), args.budget, best)
+        row = method_row(args.out / TARGET, kind, range(args.seeds), args.budget, best,
+                         lambda seed, kind=kind: search_config(TARGET, seed, surrogate_path(args.out, kind,
+                                                                                            seed % args.draws),
+                                                               args.budget))  # fmt: skip
         cells = "not run | |" if row is None else f"{row.to_best} | {row.returned_10} | {row.returned_budget}"
         lines.append(f"| {kind} | {sources[kind]} | {cells} |")
     histories = []
     for dataset in HISTORY_DATASETS:
-        found = [load_run(history_path(args.out, dataset, draw), budget=args.budget) for draw in range(args.draws)]
+        paths = [(history_path(args.out, dataset, draw), draw) for draw in range(args.draws)]
+        found = [load_run(path, budget=args.budget) for path, draw in paths
+                 if holds_run_of(path, search_config(dataset, draw, surrogate_path(args.out, "metad2a-only", draw),
+                                                     args.budget))]  # fmt: skip
         found = [one for one in found if one is not None]
         if found:
             histories.append(f"{dataset}: {len(found)} histories, incumbent test after {args.budget} queries "

@@ -40,3 +40,24 @@ def test_the_foundation_command_refuses_an_empty_data_dir_and_zero_counts(args, 
         main(args)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_the_constrained_page_reports_only_runs_of_its_settings(data_dir, tmp_path, capsys):
+    import json
+
+    from benchmarks.constrained import main
+
+    out, page = tmp_path / "runs", tmp_path / "page.md"
+    common = ["--methods", "rs", "--seeds", "1", "--budget", "3", "--settings", "fpga-4ms", "--out", str(out),
+              "--page", str(page), "--data-dir", str(data_dir), "--no-progress"]  # fmt: skip
+    assert main(common) == 0
+    assert "| rs | " in page.read_text() and "not run" not in page.read_text()
+    config_path = out / "fpga-4ms" / "rs" / "seed0" / "config.json"
+    record = json.loads(config_path.read_text())
+    record["config"]["constraints"]["max_latency_ms"] = 6.0  # a run of another limit in this folder
+    config_path.write_text(json.dumps(record))
+    assert main([*common, "--report-only"]) == 0
+    assert "| rs | not run" in page.read_text()
+    capsys.readouterr()
+    code = main([*common, "--methods", "gp", "--set", "gp:pending=x_pending", "--report-only"])
+    assert code == 2 and "pending has no effect on this grid's gp runs" in capsys.readouterr().err
