@@ -333,6 +333,11 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--runs gives {int(workers)} workers twice ({sources[int(workers)]} and {folder}); "
                               "give each worker count one folder")  # fmt: skip
         sources[int(workers)] = Path(folder)
+    given = args.runs != build_parser().parse_args(["report"]).runs
+    absent = [str(folder) for folder in sources.values() if not folder.is_dir()]
+    if given and absent:  # the default folders may not exist yet; ones you name should
+        raise ConfigError(f"--runs: {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not a folder; give the "
+                          "--out folders of python -m benchmarks.nb201 --workers N")  # fmt: skip
     cells, missing = collect(sources, args.seeds, NB201Table.load(args.data_dir))
     command = f"{PROG} report --runs {' '.join(args.runs)} --seeds {args.seeds}"
     page = write_page(cells, missing, args.results_page, command)

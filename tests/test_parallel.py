@@ -344,7 +344,8 @@ def test_the_parallel_page_refuses_a_worker_count_twice_or_one_the_runs_did_not_
                           ((f"1={one}", f"4={two}"), f"--runs 4={two}: {two / 'mean' / 'cifar10' / 'rs' / 'seed0'} "
                                                      f"was run with 2 workers, not 4; label the folder 2={two}"),
                           ((f"2={one}",), "was run with 1 worker, not 2"),
-                          ((f"0={one}",), "expected WORKERS=FOLDER")):  # fmt: skip
+                          ((f"0={one}",), "expected WORKERS=FOLDER"),
+                          ((f"1={one}", f"4={tmp_path / 'typo'}"), f"--runs: {tmp_path / 'typo'} is not a folder")):
         assert report(*runs) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
