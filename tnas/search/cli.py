@@ -35,6 +35,8 @@ from tnas.space import FULL_SPACE, SearchSpace
 from tnas.train.oneshot import PROTOCOLS
 
 PROG = "python -m tnas.search"
+DEFAULT_BUDGET = 100
+"""Queries of a search without ``--budget`` (a one-shot method makes one)."""
 
 
 def _plausible(text: str) -> float | None:
@@ -466,6 +468,10 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         **({"source_weight": args.source_weight} if args.source_weight != TNASConfig().source_weight else {}),
         **({"feature_patience": args.feature_patience} if args.feature_patience is not None else {}),
     }
+    budget = DEFAULT_BUDGET if args.budget is None else args.budget
+    if args.batch_size > budget:
+        raise ConfigError(f"--batch-size {args.batch_size} proposes more cells at once than the budget of "
+                          f"{budget} queries; use at most --batch-size {budget}")  # fmt: skip
     given = _flags_given(args, TNAS_FLAGS)
     ignored = get_method(method).ignored_options(options)
     for why in dict.fromkeys(ignored.values()):
@@ -556,7 +562,7 @@ def _search(args: argparse.Namespace) -> int:
     method = get_method(args.method)
     fidelity, oracle_options = oracle_settings(args, oracle)
     device = resolve_device(args.device) if oracle == "train" or method.one_shot else None
-    budget = args.budget if args.budget is not None else 1 if method.one_shot else 100
+    budget = args.budget if args.budget is not None else 1 if method.one_shot else DEFAULT_BUDGET
     config = RunConfig(
         method=method.name,
         dataset=dataset,

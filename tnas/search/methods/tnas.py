@@ -191,6 +191,8 @@ class TNASConfig:
             raise ConfigError(f"unknown initial design {self.init!r}; choose from {', '.join(INITS)}")
         if self.init_size < 1 or self.batch_size < 1 or min(self.finetune_steps, self.warm_steps, self.candidate_pool) < 0:
             raise ConfigError("init_size and batch_size must be >= 1; finetune_steps, warm_steps and candidate_pool >= 0")
+        if self.batch_size > NUM_CELLS:
+            raise ConfigError(f"batch_size must be at most the {NUM_CELLS} cells of the space, got {self.batch_size}")
         if not self.finetune_lr > 0 or not self.ucb_beta > 0:
             raise ConfigError("finetune_lr and ucb_beta must be positive")
         if not self.finetune_feature_lr >= 0:
