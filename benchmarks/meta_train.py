@@ -48,9 +48,10 @@ from tnas.datasets import get_dataset
 from tnas.encoders import ImageFeaturizer, cells_to_batch, dataset_inputs
 from tnas.errors import ConfigError
 from tnas.meta_train import MetaTrainConfig
-from tnas.meta_train.checkpoint import is_finished
+from tnas.meta_train.checkpoint import is_finished, recorded_epochs
 from tnas.meta_train.data import NB201_SOURCES
 from tnas.meta_train.ensemble import load_surrogate, member_dir, members_finished, write_ensemble_record
+from tnas.meta_train.trainer import unkept_epochs
 from tnas.meta_train.validation import prior_figures
 from tnas.models import DeepKernel, FeatureGP, negative_log_marginal_likelihood, posterior_mean
 from tnas.models.surrogate import features_of_all_cells
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"members per surrogate (default: {DEFAULT_MEMBERS}, the search's default)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--keep-epochs", action="store_true",
-                        help="members also keep every epoch's kernel (tnas.meta_train --keep-epochs)")
+                        help="members also keep every epoch's kernel (tnas.meta_train --keep-epochs); refused "
+                        "where a finished member did not keep its epochs")
     parser.add_argument("--exclusions", default=",".join(EXCLUSIONS), help="targets to leave out, one at a time")
     parser.add_argument("--out", type=path_argument, default=None, help="root of the surrogates (default: the cache's)")
     parser.add_argument("--jobs", type=int, default=1, help="meta-trainings at once, one thread each (default: 1)")
@@ -166,7 +168,7 @@ def _run(args: argparse.Namespace, variants: list[str]) -> int:
                 plan.append((variant, exclude, k, directory))
     seconds: dict[str, float] = {}
     if not args.skip_training:
-        jobs = []
+        jobs, unkept = [], []
         for variant, exclude, k, directory in plan:
             config = default_surrogate_config(exclude, seed=k, members=args.members, use_dataset=VARIANTS[variant])
             for j in range(args.members):  # each member its own job, so that members parallelise
@@ -174,6 +176,15 @@ def _run(args: argparse.Namespace, variants: list[str]) -> int:
                 if not is_finished(directory_j):
                     member = replace(config, seed=config.seed + j)
                     jobs.append((str(directory_j), member_command(member, directory_j, args.data_dir, args.keep_epochs)))
+                elif args.keep_epochs and unkept_epochs(directory_j, recorded_epochs(directory_j)):
+                    unkept.append(directory_j)
+        if unkept:  # finished members are skipped: --keep-epochs could not keep their epochs
+            raise ConfigError(
+                f"--keep-epochs cannot change {len(unkept)} finished member(s) ({unkept[0]}"
+                f"{', ...' if len(unkept) > 1 else ''}): they were meta-trained without keeping their epochs' "
+                "kernels, which cannot be recovered without training again; give a new --out to meta-train them "
+                "with --keep-epochs, or leave --keep-epochs out"
+            )
         threads = 1 if args.jobs > 1 else None
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = {name: pool.submit(run_meta_training, command, args.cold, threads) for name, command in jobs}

@@ -271,6 +271,10 @@ def test_bad_configurations_are_refused():
         (["--epochs", "0"], "epochs must be at least 1"),
         (["--widths", "a,b"], "comma-separated integers"),
         (["--top-fraction", "1.5"], "top_fraction must be in [0, 1)"),
+        (["--jobs", "2"], "--jobs 2 cannot change this run: --jobs runs ensemble members side by side and goes "
+                          "with --members M > 1"),
+        (["--top-fraction", "0", "--top-quantile", "0.2"], "--top-quantile 0.2 cannot change this run: with "
+                                                           "--top-fraction 0 batches are uniform"),
     ],
 )
 def test_cli_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, message):

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(python -m tnas.search uses an ensemble as one GP); default: 1, a single model")
     parser.add_argument("--jobs", type=int, default=1,
                         help="members meta-trained at once, each in its own process on one thread (default: 1: "
-                        "one after the other, on torch's threads)")
+                        "one after the other, on torch's threads); only with --members M > 1")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     group = parser.add_argument_group("REPTILE")
     group.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch)
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                        f"default: {defaults.top_fraction:g})")
     group.add_argument("--top-quantile", type=float, default=defaults.top_quantile,
                        help=f"the best cells of a source: this top fraction of it by accuracy (default: "
-                       f"{defaults.top_quantile:g})")
+                       f"{defaults.top_quantile:g}); only with --top-fraction > 0")
     group.add_argument("--samples-per-class", type=int, default=defaults.samples_per_class)
     group.add_argument("--conditioning-cells", type=int, default=defaults.conditioning_cells)
     group.add_argument("--selection", choices=SELECTIONS, default=defaults.selection,
@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--no-dataset-encoder", action="store_true", help="zero the dataset code (ablation)")
     parser.add_argument("--keep-epochs", action="store_true",
                         help="also keep every epoch's kernel as OUT/epochs/NNN/model.pt (loadable as a surrogate directory, "
-                             "about 2.5 MB), e.g. to study epoch selection or ensemble epochs")
+                             "about 2.5 MB), e.g. to study epoch selection or ensemble epochs; a resumed run keeps "
+                             "the epochs still to train (a finished run that did not keep its epochs is refused)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -124,11 +125,28 @@ def main(argv: list[str] | None = None) -> int:
                        "last epoch")  # fmt: skip
 
 
+def check_applicable(args: argparse.Namespace, config: MetaTrainConfig) -> None:
+    """Refuse options that this command line would ignore.
+
+    Raises:
+        ConfigError: ``--jobs`` above 1 for a single model, or ``--top-quantile`` (other
+            than its default) with uniform batches (``--top-fraction 0``).
+    """
+    if args.jobs > 1 and args.members == 1:
+        raise ConfigError(f"--jobs {args.jobs} cannot change this run: --jobs runs ensemble members side by side and "
+                          "goes with --members M > 1; leave it out to meta-train a single model")  # fmt: skip
+    if config.top_fraction == 0 and config.top_quantile != MetaTrainConfig().top_quantile:
+        raise ConfigError(f"--top-quantile {args.top_quantile:g} cannot change this run: with --top-fraction 0 "
+                          "batches are uniform and never look at the best cells; give --top-fraction F > 0 to "
+                          "draw that share of every batch from them, or leave --top-quantile out")  # fmt: skip
+
+
 def _meta_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = args.out or Path("runs") / "meta" / ("no-" + "-".join(config.exclude) if config.exclude else "all")
     if args.members < 1:
         raise ConfigError(f"--members must be at least 1, got {args.members}")
+    check_applicable(args, config)
     options = {"data_dir": args.data_dir, "device": args.device, "progress": not args.no_progress,
                "keep_epochs": args.keep_epochs}  # fmt: skip
     if args.members == 1:

@@ -35,7 +35,7 @@ from tnas.meta_train.checkpoint import (
 )
 from tnas.meta_train.config import MetaTrainConfig
 from tnas.meta_train.sources import source_datasets
-from tnas.meta_train.trainer import MetaTrainResult, epoch_dir, meta_train
+from tnas.meta_train.trainer import MetaTrainResult, check_request, epoch_dir, meta_train
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +73,15 @@ def meta_train_ensemble(config: MetaTrainConfig, out: str | Path, members: int, 
 
     Raises:
         CheckpointError: ``out`` holds an ensemble of other settings or size.
+        ConfigError: a member cannot do what was asked (fewer epochs than it holds,
+            ``keep_epochs`` on a finished member that did not keep them); checked for
+            every member before any is trained.
     """
     out = Path(out)
     record = write_ensemble_record(out, config, members)
     plan = [(replace(config, seed=seed), out / name) for name, seed in zip(record["members"], record["seeds"])]
+    for member, directory in plan:
+        check_request(member, directory, keep_epochs=bool(options.get("keep_epochs", False)))
     if jobs <= 1:
         return [meta_train(member, directory, **options) for member, directory in plan]
     progress = bool(options.pop("progress", False))

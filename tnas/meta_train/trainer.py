@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tnas.errors import cause
+from tnas.errors import ConfigError, cause
 from tnas.io import atomic_write_json, parse_json
 from tnas.meta_train import checkpoint
 from tnas.meta_train.checkpoint import CheckpointError
@@ -23,6 +24,8 @@ from tnas.meta_train.reptile import BatchLoss, StepReport, make_inner_loop, rept
 from tnas.meta_train.validation import selection_score, selection_starts, validate
 from tnas.models.deep_kernel import DeepKernel
 from tnas.versions import package_versions
+
+logger = logging.getLogger(__name__)
 
 
 def epoch_dir(out: str | Path, epoch: int) -> Path:
@@ -46,6 +49,68 @@ class MetaTrainResult:
     best_epoch: int
     resumed_from: int
     seconds: float
+
+
+def unkept_epochs(out: str | Path, epochs: int) -> list[int]:
+    """The epochs among ``1 .. epochs`` whose kernel ``out`` does not keep (:func:`epoch_dir`):
+    all of them for a run meta-trained without ``keep_epochs``."""
+    return [epoch for epoch in range(1, epochs + 1) if not (epoch_dir(out, epoch) / checkpoint.MODEL_FILE).is_file()]
+
+
+def _epoch_list(epochs: list[int]) -> str:
+    """``1-3, 5`` for ``[1, 2, 3, 5]``."""
+    runs: list[list[int]] = []
+    for epoch in epochs:
+        if runs and epoch == runs[-1][-1] + 1:
+            runs[-1].append(epoch)
+        else:
+            runs.append([epoch])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+
+
+def _refuse_what_cannot_change(out: Path, config: MetaTrainConfig, done: int, planned: int, keep_epochs: bool) -> None:
+    """Raise ``ConfigError`` where ``out``, holding ``done`` epochs of a run planned for
+    ``planned``, cannot do what was asked, instead of returning without training: fewer
+    epochs than it holds, or ``keep_epochs`` on a finished run that did not keep them."""
+    if done > config.epochs:
+        raise ConfigError(
+            f"--epochs {config.epochs} cannot change this run: {out} already holds {done} meta-trained epochs, "
+            f"which a lower --epochs cannot undo; repeat --epochs {max(planned, done)} (a higher one continues "
+            "the run) or meta-train into a new --out"
+        )
+    missing = unkept_epochs(out, done) if keep_epochs and done >= config.epochs else []
+    if missing:
+        kept = ("without keeping their kernels" if len(missing) == done else
+                f"keeping only {done - len(missing)} of their kernels (not epoch(s) {_epoch_list(missing)})")
+        raise ConfigError(
+            f"--keep-epochs cannot change this run: {out} finished its {done} epochs {kept}, and they cannot be "
+            "recovered without training again; meta-train into a new --out with --keep-epochs, or leave "
+            "--keep-epochs out"
+        )
+
+
+def check_request(config: MetaTrainConfig, out: str | Path, *, keep_epochs: bool = False) -> None:
+    """Refuse now, before any work, what :func:`meta_train` would refuse on ``out``'s
+    checkpoint: other settings, fewer epochs than it holds, ``keep_epochs`` on a finished
+    run that did not keep them (an ensemble checks every member before training any).
+
+    Raises:
+        CheckpointError: ``out`` holds a run of other settings or a damaged checkpoint.
+        ConfigError: ``out`` cannot do what was asked.
+    """
+    out = Path(out)
+    state = _resume_state(out, config)
+    if state is None:
+        return
+    done = state.get("epoch")
+    if isinstance(done, int) and not isinstance(done, bool):  # else meta_train reports the damage
+        _refuse_what_cannot_change(out, config, done, _planned_epochs(state, done), keep_epochs)
+
+
+def _planned_epochs(state: dict[str, Any], done: int) -> int:
+    """The epochs a checkpoint's run was started for (``done`` where it does not say)."""
+    planned = state.get("config", {}).get("epochs")
+    return planned if isinstance(planned, int) and not isinstance(planned, bool) else done
 
 
 def _resume_state(out: Path, config: MetaTrainConfig) -> dict[str, Any] | None:
@@ -113,7 +178,15 @@ def meta_train(
         meta: a prebuilt meta-dataset (tests); by default built from the data directory.
         keep_epochs: also write every epoch's kernel as a loadable model file,
             ``out/epochs/NNN/model.pt`` (:func:`epoch_dir`; about 2.5 MB each; for
-            ensembles of epochs and for studying epoch selection).
+            ensembles of epochs and for studying epoch selection). A resumed run keeps
+            the epochs it trains from now on.
+
+    Raises:
+        CheckpointError: ``out`` holds a run of other settings (only ``epochs`` may
+            change) or a damaged checkpoint.
+        ConfigError: ``out`` holds more epochs than ``config.epochs`` (they cannot be
+            undone), or ``keep_epochs`` is asked of a finished run that did not keep
+            its epochs (they cannot be recovered without training again).
     """
     started = time.perf_counter()
     out = Path(out)
@@ -126,6 +199,11 @@ def meta_train(
     done = 0
     if state is not None:
         metrics, best, done = _restore(state, kernel, rng, out / checkpoint.CHECKPOINT_FILE)
+        _refuse_what_cannot_change(out, config, done, _planned_epochs(state, done), keep_epochs)
+        missing = unkept_epochs(out, done) if keep_epochs and done < config.epochs else []
+        if missing:  # resumed with keep_epochs: the epochs to come are kept, the earlier ones were not
+            logger.warning("note: %s resumes after epoch %d; epoch(s) %s were meta-trained without --keep-epochs "
+                           "and are not kept", out, done, _epoch_list(missing))  # fmt: skip
     if done >= config.epochs:
         return MetaTrainResult(metrics, int(best["epoch"]) if best else done, done, time.perf_counter() - started)
 
