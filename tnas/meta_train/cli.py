@@ -65,35 +65,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=1,
                         help="members meta-trained at once, each in its own process on one thread (default: 1: "
                         "one after the other, on torch's threads); only with --members M > 1")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help=f"epochs, each followed by validation and a checkpoint (default: {defaults.epochs})")
     group = parser.add_argument_group("REPTILE")
-    group.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch)
-    group.add_argument("--tasks-per-step", type=int, default=defaults.tasks_per_step)
-    group.add_argument("--inner-steps", type=int, default=defaults.inner_steps)
-    group.add_argument("--inner-lr", type=float, default=defaults.inner_lr)
-    group.add_argument("--outer-step", type=float, default=defaults.outer_step, help="epsilon of the outer update")
+    group.add_argument("--steps-per-epoch", type=int, default=defaults.steps_per_epoch,
+                       help=f"REPTILE meta-steps per epoch (default: {defaults.steps_per_epoch})")
+    group.add_argument("--tasks-per-step", type=int, default=defaults.tasks_per_step,
+                       help=f"sources adapted to in each meta-step (default: {defaults.tasks_per_step})")
+    group.add_argument("--inner-steps", type=int, default=defaults.inner_steps,
+                       help=f"Adam steps of each inner loop (default: {defaults.inner_steps})")
+    group.add_argument("--inner-lr", type=float, default=defaults.inner_lr,
+                       help=f"Adam learning rate of the inner loops (default: {defaults.inner_lr:g})")
+    group.add_argument("--outer-step", type=float, default=defaults.outer_step,
+                       help=f"epsilon of the outer update w <- w + epsilon (w' - w) (default: {defaults.outer_step:g})")
     group.add_argument("--no-anneal", action="store_true", help="keep epsilon constant instead of decaying it to 0")
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="triples per GP mini-batch")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help=f"triples per GP mini-batch, one exact GP each (default: {defaults.batch_size})")
     group.add_argument("--top-fraction", type=float, default=defaults.top_fraction,
                        help="share of every batch drawn from the source's best cells (0: uniform batches; "
                        f"default: {defaults.top_fraction:g})")
     group.add_argument("--top-quantile", type=float, default=defaults.top_quantile,
                        help=f"the best cells of a source: this top fraction of it by accuracy (default: "
                        f"{defaults.top_quantile:g}); only with --top-fraction > 0")
-    group.add_argument("--samples-per-class", type=int, default=defaults.samples_per_class)
-    group.add_argument("--conditioning-cells", type=int, default=defaults.conditioning_cells)
+    group.add_argument("--samples-per-class", type=int, default=defaults.samples_per_class,
+                       help=f"images per class fed to the dataset encoder (default: {defaults.samples_per_class})")
+    group.add_argument("--conditioning-cells", type=int, default=defaults.conditioning_cells,
+                       help="validation only: cells of an excluded NAS-Bench-201 table the GP is told before its "
+                       f"post10 Spearman is measured in metrics.csv; never changes the model (default: "
+                       f"{defaults.conditioning_cells})")
     group.add_argument("--selection", choices=SELECTIONS, default=defaults.selection,
                        help="which epoch model.pt keeps: top-cells (default): the one whose prior ranks the "
                             "NAS-Bench-201 training tables' 10 best cells highest, after the first fifth of the "
                             "epochs; spearman: the best held-out Spearman (MetaD2A records and held-out cells)")
     group = parser.add_argument_group("model")
     group.add_argument("--widths", type=_widths, default=kernel.widths, help="MLP xi widths, e.g. 64,32")
-    group.add_argument("--kernel", choices=KERNELS, default=kernel.kernel)
-    group.add_argument("--mean", choices=MEANS, default=kernel.mean)
-    group.add_argument("--arch-code-dim", type=int, default=kernel.arch.code_dim)
-    group.add_argument("--arch-hidden-dim", type=int, default=kernel.arch.hidden_dim)
-    group.add_argument("--dataset-code-dim", type=int, default=kernel.dataset.code_dim)
-    group.add_argument("--dataset-hidden-dim", type=int, default=kernel.dataset.hidden_dim)
+    group.add_argument("--kernel", choices=KERNELS, default=kernel.kernel,
+                       help=f"base kernel on the deep features (default: {kernel.kernel})")
+    group.add_argument("--mean", choices=MEANS, default=kernel.mean,
+                       help=f"the GP's prior mean: learned on the deep features, or constant (default: {kernel.mean})")
+    group.add_argument("--arch-code-dim", type=int, default=kernel.arch.code_dim,
+                       help=f"size of the GRU architecture encoder's code (default: {kernel.arch.code_dim})")
+    group.add_argument("--arch-hidden-dim", type=int, default=kernel.arch.hidden_dim,
+                       help=f"GRU hidden size of the architecture encoder (default: {kernel.arch.hidden_dim})")
+    group.add_argument("--dataset-code-dim", type=int, default=kernel.dataset.code_dim,
+                       help=f"size of the Set-Transformer dataset code (default: {kernel.dataset.code_dim})")
+    group.add_argument("--dataset-hidden-dim", type=int, default=kernel.dataset.hidden_dim,
+                       help=f"hidden size of the Set-Transformer dataset encoder (default: {kernel.dataset.hidden_dim})")
     group.add_argument("--no-dataset-encoder", action="store_true", help="zero the dataset code (ablation)")
     parser.add_argument("--keep-epochs", action="store_true",
                         help="also keep every epoch's kernel as OUT/epochs/NNN/model.pt (loadable as a surrogate directory, "
