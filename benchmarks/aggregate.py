@@ -459,11 +459,15 @@ def collect_runs(
     return found, tuple(missing)
 
 
-def holds_run_of(path: Path, config: RunConfig) -> bool:
+def holds_run_of(path: Path, config: RunConfig,
+                 normalise: Callable[[RunConfig], RunConfig] | None = None) -> bool:  # fmt: skip
     """Whether the run directory ``path`` holds a run of ``config`` (its ``config.json``; any
-    budget): a page reports a run only under the settings that made it."""
+    budget): a page reports a run only under the settings that made it. ``normalise`` maps
+    both configurations first (e.g. paths in options made absolute)."""
     try:
         stored = RunConfig.from_record((RunDirectory(path).read_config() or {}).get("config"))
+        if normalise is not None:
+            stored, config = normalise(stored), normalise(config)
     except TnasError:  # no readable configuration
         return False
     return stored.same_run_as(config)

@@ -31,7 +31,6 @@ import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -173,12 +172,12 @@ def run_grid(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: 
 
 
 def method_row(setting_out: Path, method: str, seeds: Sequence[int], budget: int, best: np.ndarray,
-               expected: Callable[[int], RunConfig] | None = None) -> MethodRow | None:  # fmt: skip
+               belongs: Callable[[Path, int], bool] | None = None) -> MethodRow | None:  # fmt: skip
     """The row of ``method``'s finished runs under ``setting_out`` (``None``: none); with
-    ``expected`` (seed -> configuration) a run made with other settings is left out."""
+    ``belongs`` (run directory, seed -> whether it holds the page's run) a run made with other
+    settings is left out."""
     paths = [(setting_out / method / f"seed{seed}", seed) for seed in seeds]
-    runs = [load_run(path, budget=budget) for path, seed in paths
-            if expected is None or holds_run_of(path, expected(seed))]  # fmt: skip
+    runs = [load_run(path, budget=budget) for path, seed in paths if belongs is None or belongs(path, seed)]
     runs = [one for one in runs if one is not None]
     if not runs:
         return None
@@ -188,6 +187,22 @@ def method_row(setting_out: Path, method: str, seeds: Sequence[int], budget: int
     return MethodRow(method, format_to_best(to_best, budget), to_best.median,
                      format_stat(float(returned.mean[at]), float(returned.se[at])),
                      format_stat(float(returned.mean[-1]), float(returned.se[-1])), len(runs))  # fmt: skip
+
+
+def other_settings(setting_out: Path, method: str, seeds: Sequence[int], budget: int,
+                   belongs: Callable[[Path, int], bool]) -> list[int]:  # fmt: skip
+    """The seeds whose folder holds a finished run that does not ``belong`` (made with other
+    settings): :func:`method_row` leaves them out, the page says so."""
+    paths = [(setting_out / method / f"seed{seed}", seed) for seed in seeds]
+    return [seed for path, seed in paths if load_run(path, budget=budget) is not None and not belongs(path, seed)]
+
+
+def row_cells(row: MethodRow | None, others: Sequence[int]) -> str:
+    """The to-best and test cells of a method's row (``not run``, or runs left out as made
+    with other settings)."""
+    if row is not None:
+        return f"{row.to_best} | {row.returned_10} | {row.returned_budget}"
+    return "runs of other settings, left out | |" if others else "not run | |"
 
 
 def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: NB201Table,
@@ -214,6 +229,7 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
     ]
     met = 0
     have_tnas = False
+    left_out: list[str] = []
     for setting in settings:
         space = constrained_space(setting.constraints, TASK_GEOMETRY[DATASET], params_mb=table.column(task.params),
                                   present=table.present, data_dir=data_dir)  # fmt: skip
@@ -224,15 +240,22 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
                 f"{valid[best[0]]:.2f} / {test[best[0]]:.2f}")  # fmt: skip
         help_cell = f"{setting.help_accuracy:.1f} ({setting.help_latency_ms:g} ms{broke})"
         for position, method in enumerate(spec.methods):
-            row = method_row(out / setting.name, method, spec.seeds, spec.budget, best,
-                             partial(setting_run_config, spec, setting, method))  # fmt: skip
-            cells = (f"{row.to_best} | {row.returned_10} | {row.returned_budget}" if row is not None
-                     else "not run | | ")  # fmt: skip
+            def belongs(path: Path, seed: int, setting: HelpSetting = setting, method: str = method) -> bool:
+                return holds_run_of(path, setting_run_config(spec, setting, method, seed))
+
+            row = method_row(out / setting.name, method, spec.seeds, spec.budget, best, belongs)
+            others = other_settings(out / setting.name, method, spec.seeds, spec.budget, belongs)
+            cells = row_cells(row, others)
+            if others:
+                left_out.append(f"{setting.name} {method} seeds {', '.join(map(str, others))}")
             if method == "tnas" and row is not None:
                 have_tnas = True
                 met += row.median <= TARGET_QUERIES
             first = position == 0
             lines.append(f"| {head if first else ' | | '} | {method} | {cells} | {help_cell if first else ''} |")
+    if left_out:
+        lines += ["", "Left out, their folders holding runs of other settings than this command's (another "
+                  "--set, --surrogates or limit): " + "; ".join(left_out) + "."]  # fmt: skip
     if have_tnas:
         lines += ["", f"TNAS's median queries to the best feasible cell is at most {TARGET_QUERIES} in **{met} of "
                   f"{len(settings)}** settings (target: at least {TARGET_SETTINGS} of 15)."]  # fmt: skip

@@ -25,12 +25,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.aggregate import best_cells, holds_run_of, load_run, mean_and_se
-from benchmarks.constrained import method_row
+from benchmarks.constrained import method_row, other_settings, row_cells
 from benchmarks.nb201 import claim_run, make_run
 from benchmarks.results_page import format_stat
 from tnas.cli_common import OneLineErrorParser, path_argument, positive_int, run_command
@@ -91,6 +92,18 @@ def search_config(dataset: str, seed: int, surrogate: Path, budget: int) -> RunC
     options = default_method_options("tnas") | {"surrogate": str(surrogate), "sample_seed": seed}
     return RunConfig(method="tnas", dataset=dataset, seed=seed, budget=budget, fidelity=200, observe="mean",
                      options=options)  # fmt: skip
+
+
+def holds_search(path: Path, config: RunConfig) -> bool:
+    """Whether ``path`` holds a run of ``config``, the surrogate directories compared as the
+    folders they name (a run made with ``--out`` spelt another way is the same run)."""
+
+    def resolved(one: RunConfig) -> RunConfig:
+        surrogate = one.options.get("surrogate")
+        options = {**one.options, "surrogate": str(Path(surrogate).expanduser().resolve())} if surrogate else one.options
+        return replace(one, options=options)
+
+    return holds_run_of(path, config, normalise=resolved)
 
 
 def surrogate_path(out: Path, kind: str, draw: int) -> Path:
@@ -158,17 +171,18 @@ def render_page(args: argparse.Namespace, table: NB201Table) -> str:
                "history": f"MetaD2A + 2 x {args.budget} cells of earlier searches",
                "full-table": "MetaD2A + 2 x 14,844 table cells"}  # fmt: skip
     for kind in KINDS:  # target_path(out, kind, seed) is out/cifar100/<kind>/seed<k>
-        row = method_row(args.out / TARGET, kind, range(args.seeds), args.budget, best,
-                         lambda seed, kind=kind: search_config(TARGET, seed, surrogate_path(args.out, kind,
-                                                                                            seed % args.draws),
-                                                               args.budget))  # fmt: skip
-        cells = "not run | |" if row is None else f"{row.to_best} | {row.returned_10} | {row.returned_budget}"
+        def belongs(path: Path, seed: int, kind: str = kind) -> bool:
+            surrogate = surrogate_path(args.out, kind, seed % args.draws)
+            return holds_search(path, search_config(TARGET, seed, surrogate, args.budget))
+
+        row = method_row(args.out / TARGET, kind, range(args.seeds), args.budget, best, belongs)
+        cells = row_cells(row, other_settings(args.out / TARGET, kind, range(args.seeds), args.budget, belongs))
         lines.append(f"| {kind} | {sources[kind]} | {cells} |")
     histories = []
     for dataset in HISTORY_DATASETS:
         paths = [(history_path(args.out, dataset, draw), draw) for draw in range(args.draws)]
         found = [load_run(path, budget=args.budget) for path, draw in paths
-                 if holds_run_of(path, search_config(dataset, draw, surrogate_path(args.out, "metad2a-only", draw),
+                 if holds_search(path, search_config(dataset, draw, surrogate_path(args.out, "metad2a-only", draw),
                                                      args.budget))]  # fmt: skip
         found = [one for one in found if one is not None]
         if found:

@@ -37,7 +37,7 @@ from tnas.search.methods.gp_bo import GPBOConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.methods.tnas_setup import SURROGATE_OPTIONS
 from tnas.search.runner import run
-from tnas.search.settings_changes import effective_settings
+from tnas.typecheck import is_integer
 
 PROG = "python -m benchmarks.nb201"
 DEFAULT_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -254,7 +254,8 @@ def parse_setting(text: str, methods: tuple[str, ...]) -> tuple[str, str, Any]:
     name, _, value = assignment.partition("=")
     if method not in methods or not name or not value:
         raise ConfigError(f"--set {text!r}: expected METHOD:OPTION=VALUE for a method of the grid ({', '.join(methods)})")
-    configurable = {"gp": GPBOConfig, **dict.fromkeys(("tnas", "tnas-nodata", "tnas-untrained"), TNASConfig)}
+    configurable = {"gp": GPBOConfig, **dict.fromkeys(("tnas", "tnas-nodata", "tnas-untrained", "tnas-prior"),
+                                                      TNASConfig)}  # fmt: skip
     known = set(default_method_options(method)) | (set(asdict(configurable[method]())) if method in configurable else set())
     known |= set(SURROGATE_OPTIONS) if get_method(method).tnas_family else set()
     if name not in known:
@@ -272,8 +273,8 @@ def check_settings_act(spec: GridSpec, *, surrogates_given: bool = False) -> Non
 
     An option the method cannot act on (``tnas-prior``'s BO settings, ``members`` with a
     ``surrogate`` directory...), or one inert in every run of the grid (``pending`` with one
-    worker, ``ucb_beta`` without the ``ucb`` acquisition, ``recommend`` where observations are
-    exact); and ``--surrogates`` when every surrogate method of the grid is given a
+    worker, ``ucb_beta`` without the ``ucb`` acquisition: ``Method.unusable_options``), a
+    ``batch_size`` above the budget; and ``--surrogates`` when every surrogate method of the grid is given a
     ``surrogate`` directory (the grid would cycle through nothing).
 
     Raises:
@@ -285,19 +286,15 @@ def check_settings_act(spec: GridSpec, *, surrogates_given: bool = False) -> Non
         raise ConfigError(f"--surrogates {spec.surrogates} cycles through default surrogates, and --set "
                           f"{cycling[0]}:surrogate=DIR names one; leave --surrogates out")  # fmt: skip
     for method, name, value in spec.settings:
-        registered = get_method(method)
-        text = f"--set {method}:{name}={json.dumps(value)}"
         configs = [run_config(spec, observe, dataset, method, 0) for observe in spec.observes
                    for dataset in spec.datasets]  # fmt: skip
-        ignored = registered.ignored_options(configs[0].options)
-        if name in ignored:
-            raise ConfigError(f"{text}: {name} cannot change a {method} run ({ignored[name]}); leave it out")
-        if all(name in registered.inert_settings(config, effective_settings(registered.settings, config.options,
-                                                                             registered.forced_settings))
-               for config in configs):  # fmt: skip
-            raise ConfigError(f"{text}: {name} has no effect on this grid's {method} runs ({spec.workers} "
-                              f"worker{'s' if spec.workers > 1 else ''}, --observe {','.join(spec.observes)}, "
-                              f"{method}'s other settings); leave it out")  # fmt: skip
+        reasons = [get_method(method).unusable_options(config).get(name) for config in configs]
+        if all(reasons):
+            raise ConfigError(f"--set {method}:{name} cannot change a {method} run of this grid: {reasons[0]}; "
+                              "leave it out")  # fmt: skip
+        if name == "batch_size" and is_integer(value) and value > spec.budget:
+            raise ConfigError(f"--set {method}:batch_size={value} proposes more cells at once than the budget of "
+                              f"{spec.budget} queries")  # fmt: skip
 
 
 def run_config(spec: GridSpec, observe: str, dataset: str, method: str, seed: int) -> RunConfig:

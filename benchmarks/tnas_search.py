@@ -35,7 +35,6 @@ from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher, run
 from tnas.search.cli import default_method_options
 from tnas.search.methods import get_method
-from tnas.search.settings_changes import effective_settings
 
 PROG = "python -m benchmarks.tnas_search"
 
@@ -67,19 +66,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_options(changed: dict, options: dict, budget: int) -> None:
     """Refuse settings these searches cannot act on (``members`` with ``--surrogate``,
-    ``pending`` with one worker, ``ucb_beta`` without ``ucb``...): the figures would be
-    printed under settings that did not make them."""
-    method = get_method("tnas")
+    ``pending`` with one worker, ``ucb_beta`` without ``ucb``...: ``Method.unusable_options``):
+    the figures would be printed under settings that did not make them."""
     config = RunConfig(method="tnas", dataset="cifar100", seed=0, budget=budget, fidelity=200, observe="mean",
                        options=options)  # fmt: skip
-    ignored = method.ignored_options(options)
-    inert = method.inert_settings(config, effective_settings(method.settings, options, method.forced_settings))
+    unusable = get_method("tnas").unusable_options(config)
     for key in changed:
-        if key in ignored:
-            raise ConfigError(f"--options {key}: it cannot change these searches ({ignored[key]}); leave it out")
-        if key in inert:
-            raise ConfigError(f"--options {key}: it has no effect on these searches (one worker, exact "
-                              "observations, the other settings); leave it out")  # fmt: skip
+        if key in unusable:
+            raise ConfigError(f"--options {key}: it cannot change these searches ({unusable[key]}); leave it out")
 
 
 def _run(args: argparse.Namespace) -> int:

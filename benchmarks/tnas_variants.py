@@ -38,7 +38,6 @@ from tnas.oracles import NB201Table, TableOracle
 from tnas.search import RunConfig, make_searcher
 from tnas.search.cli import default_method_options
 from tnas.search.methods import get_method
-from tnas.search.settings_changes import effective_settings
 
 PROG = "python -m benchmarks.tnas_variants"
 
@@ -89,16 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(PROG, lambda: _run(args))
 
 
-def check_variant(name: str, settings: dict, args: argparse.Namespace) -> None:
+def check_variant(name: str, settings: dict, budget: int) -> None:
     """Refuse a variant whose settings could not change its screen.
 
     Raises:
-        ConfigError: a method outside the TNAS family; a setting its method cannot act on,
-            that is inert with one worker (``pending``) or without ``ucb`` (``ucb_beta``), or
-            that only chooses the returned cell (the screen follows the incumbent);
-            ``surrogate_seed`` / ``sample_seed`` (set by the screen); ``--surrogates`` > 1
-            with a ``surrogate`` directory or ``tnas-untrained``; ``--sample-seeds`` > 1 with
-            ``tnas-nodata`` (they would repeat one search and show a spread that is not one).
+        ConfigError: a method outside the TNAS family; a setting its method cannot act on in
+            these searches (``Method.unusable_options``: ``tnas-prior``'s BO settings,
+            ``pending`` with one worker, ``ucb_beta`` without ``ucb``...) or that only chooses
+            the returned cell (the screen follows the incumbent); ``surrogate_seed`` /
+            ``sample_seed`` (set by the screen).
     """
     method = get_method(str(settings.get("method", "tnas")))
     if not method.tnas_family:
@@ -106,40 +104,44 @@ def check_variant(name: str, settings: dict, args: argparse.Namespace) -> None:
     options = {key: value for key, value in settings.items() if key != "method"}
     screened = sorted({"surrogate_seed", "sample_seed"} & set(options))
     if screened:
-        raise ConfigError(f"variant {name!r}: {', '.join(screened)} are set by the screen (--surrogates, "
-                          "--sample-seeds); leave them out")  # fmt: skip
-    config = RunConfig(method=method.name, dataset=DATASETS[0], seed=0, budget=args.budget, fidelity=200,
+        raise ConfigError(f"variant {name!r}: {', '.join(screened)} {'is' if len(screened) == 1 else 'are'} set by "
+                          "the screen (--surrogates, --sample-seeds); leave it out")  # fmt: skip
+    config = RunConfig(method=method.name, dataset=DATASETS[0], seed=0, budget=budget, fidelity=200,
                        observe="mean", options={**default_method_options(method.name), **options})  # fmt: skip
-    ignored = method.ignored_options(config.options)
-    inert = method.inert_settings(config, effective_settings(method.settings, config.options, method.forced_settings))
+    unusable = method.unusable_options(config)
     for key in options:
-        if key in ignored:
-            raise ConfigError(f"variant {name!r}: {key} cannot change a {method.name} search ({ignored[key]})")
+        if key in unusable:
+            raise ConfigError(f"variant {name!r}: {key} cannot change a {method.name} search ({unusable[key]})")
         if key in ("recommend", "recommend_plausible"):
             raise ConfigError(f"variant {name!r}: {key} cannot change the screen, which follows the incumbent")
-        if key in inert:
-            raise ConfigError(f"variant {name!r}: {key} has no effect on these searches (one worker, the "
-                              "variant's other settings)")  # fmt: skip
-    fixed = "surrogate" in options or method.name == "tnas-untrained"
-    if args.surrogates > 1 and fixed:
-        raise ConfigError(f"variant {name!r} searches with one surrogate whatever --surrogates says: use "
-                          "--surrogates 1")  # fmt: skip
-    if args.sample_seeds > 1 and method.name == "tnas-nodata":
-        raise ConfigError(f"variant {name!r}: tnas-nodata never sees the target's sample: use --sample-seeds 1")
+
+
+def variant_draws(name: str, settings: dict, args: argparse.Namespace) -> tuple[int, int]:
+    """How many surrogates and target samples the variant's searches can differ over: one
+    surrogate for a given ``surrogate`` directory or ``tnas-untrained`` (none meta-trained),
+    one sample for ``tnas-nodata`` (its kernel never sees it); a note says so."""
+    method = str(settings.get("method", "tnas"))
+    surrogates = 1 if "surrogate" in settings or method == "tnas-untrained" else args.surrogates
+    samples = 1 if method == "tnas-nodata" else args.sample_seeds
+    if (surrogates, samples) != (args.surrogates, args.sample_seeds):
+        print(f"note: variant {name!r} runs {surrogates} surrogate(s) x {samples} sample(s): the others would repeat "
+              "the same search", file=sys.stderr)  # fmt: skip
+    return surrogates, samples
 
 
 def _run(args: argparse.Namespace) -> int:
     for name, settings in args.variant:
-        check_variant(name, settings, args)
+        check_variant(name, settings, args.budget)
     table = NB201Table.load()
     for name, settings in args.variant:
+        surrogates, samples = variant_draws(name, settings, args)
         for dataset in args.datasets.split(","):
             oracle = TableOracle(table, dataset)
             best = set(best_cells(oracle.valid_values(200)).tolist())
             per_surrogate: dict[int, list[float]] = {}
             rows = []
-            for k in range(args.surrogates):
-                for sample in range(args.sample_seeds):
+            for k in range(surrogates):
+                for sample in range(samples):
                     method = settings.get("method", "tnas")
                     options = {**default_method_options(method), "surrogate_seed": k, "sample_seed": sample,
                                **{key: value for key, value in settings.items() if key != "method"}}  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -57,7 +59,20 @@ def test_the_constrained_page_reports_only_runs_of_its_settings(data_dir, tmp_pa
     record["config"]["constraints"]["max_latency_ms"] = 6.0  # a run of another limit in this folder
     config_path.write_text(json.dumps(record))
     assert main([*common, "--report-only"]) == 0
-    assert "| rs | not run" in page.read_text()
+    text = page.read_text()
+    assert "| rs | runs of other settings, left out |" in text and "other settings than this command's" in text
     capsys.readouterr()
     code = main([*common, "--methods", "gp", "--set", "gp:pending=x_pending", "--report-only"])
-    assert code == 2 and "pending has no effect on this grid's gp runs" in capsys.readouterr().err
+    assert code == 2 and "--set gp:pending cannot change a gp run of this grid" in capsys.readouterr().err
+
+
+def test_the_history_page_finds_a_run_whatever_the_spelling_of_its_out_folder(tmp_path, monkeypatch):
+    from benchmarks.history import holds_search, search_config
+    from tnas.rundir import RunDirectory
+
+    monkeypatch.chdir(tmp_path)
+    made = search_config("cifar100", 1, Path("work") / "surrogates" / "history" / "seed1", 100)
+    RunDirectory(tmp_path / "run").write_config({"format": 1, "config": made.to_dict()})
+    absolute = search_config("cifar100", 1, tmp_path / "work" / "surrogates" / "history" / "seed1", 100)
+    other_draw = search_config("cifar100", 1, tmp_path / "work" / "surrogates" / "history" / "seed0", 100)
+    assert holds_search(tmp_path / "run", absolute) and not holds_search(tmp_path / "run", other_draw)

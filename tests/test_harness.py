@@ -494,14 +494,14 @@ def test_set_changes_a_methods_default_options_and_bad_settings_are_one_line_err
     for bad, message in ((["--set", "rs:members=1"], "rs has no option 'members'"),
                          (["--set", "gp:num_init=3"], "for a method of the grid"),
                          (["--set", "tnas-nodata:members"], "METHOD:OPTION=VALUE"),
-                         (["--set", "tnas-prior:acquisition=ucb"], "acquisition cannot change a tnas-prior run"),
-                         (["--set", "tnas-untrained:members=3"], "members cannot change a tnas-untrained run"),
-                         (["--set", "tnas-nodata:pending=x_pending"], "pending has no effect on this grid's"),
-                         (["--set", "tnas-nodata:ucb_beta=3"], "ucb_beta has no effect on this grid's"),
+                         (["--set", "tnas-prior:acquisition=ucb"], "--set tnas-prior:acquisition cannot change a tnas-prior run of this grid: tnas-prior ranks"),
+                         (["--set", "tnas-untrained:members=3"], "--set tnas-untrained:members cannot change a tnas-untrained run"),
+                         (["--set", "tnas-nodata:pending=x_pending"], "--set tnas-nodata:pending cannot change a tnas-nodata run of this grid: it decides how proposals"),
+                         (["--set", "tnas-nodata:ucb_beta=3"], "ucb_beta cannot change a tnas-nodata run of this grid: it weights the ucb acquisition"),
                          (["--set", "tnas-nodata:surrogate=x", "--set", "tnas-prior:surrogate=x", "--surrogates", "3"],
                           "--surrogates 3 cycles through default surrogates"),
                          (["--set", "tnas-nodata:surrogate=x", "--set", "tnas-nodata:members=2"],
-                          "members cannot change a tnas-nodata run (they choose a default surrogate")):
+                          "members cannot change a tnas-nodata run of this grid: the surrogate is a given directory")):
         methods = "tnas-nodata,rs,tnas-prior,tnas-untrained"
         code = main(["--methods", methods, *bad, "--out", str(tmp_path), "--data-dir", str(data_dir)])
         err = capsys.readouterr().err
@@ -550,12 +550,9 @@ def test_the_grid_takes_a_table_of_your_own_as_a_dataset(table, data_dir, tmp_pa
     ("variant", "extra", "message"),
     [
         ('p={"method": "tnas-prior", "acquisition": "ucb"}', [], "acquisition cannot change a tnas-prior search"),
-        ('s={"surrogate_seed": 0}', [], "surrogate_seed are set by the screen"),
-        ('d={"surrogate": "DIR"}', ["--surrogates", "3"], "use --surrogates 1"),
-        ('u={"method": "tnas-untrained"}', ["--surrogates", "2"], "use --surrogates 1"),
-        ('n={"method": "tnas-nodata"}', ["--sample-seeds", "2"], "use --sample-seeds 1"),
-        ('b={"ucb_beta": 3}', [], "ucb_beta has no effect on these searches"),
-        ('w={"pending": "x_pending"}', [], "pending has no effect on these searches"),
+        ('s={"surrogate_seed": 0}', [], "surrogate_seed is set by the screen"),
+        ('b={"ucb_beta": 3}', [], "ucb_beta cannot change a tnas search (it weights the ucb acquisition"),
+        ('w={"pending": "x_pending"}', [], "pending cannot change a tnas search (it decides how proposals"),
         ('r={"recommend": "posterior"}', [], "which follows the incumbent"),
         ('x={"method": "rs"}', [], "is not TNAS or one of its ablations"),
     ],
@@ -572,7 +569,7 @@ def test_the_settings_screen_refuses_variants_it_could_not_screen(variant, extra
     ("args", "message"),
     [
         (["--surrogate", "DIR", "--options", '{"members": 3}'], "--options members: it cannot change"),
-        (["--options", '{"pending": "x_pending"}'], "--options pending: it has no effect"),
+        (["--options", '{"pending": "x_pending"}'], "--options pending: it cannot change these searches (it decides how proposals"),
     ],
 )
 def test_the_overhead_benchmark_refuses_settings_it_could_not_time(args, message, capsys):
@@ -581,3 +578,25 @@ def test_the_overhead_benchmark_refuses_settings_it_could_not_time(args, message
     assert overhead(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_the_settings_screen_runs_a_variant_once_where_draws_would_repeat_it(capsys):
+    import argparse
+
+    from benchmarks.tnas_variants import variant_draws
+
+    args = argparse.Namespace(surrogates=5, sample_seeds=3)
+    assert variant_draws("t", {}, args) == (5, 3)
+    assert variant_draws("d", {"surrogate": "DIR"}, args) == (1, 3)
+    assert variant_draws("u", {"method": "tnas-untrained"}, args) == (1, 3)
+    assert variant_draws("n", {"method": "tnas-nodata"}, args) == (5, 1)
+    assert capsys.readouterr().err.count("note: variant") == 3
+
+
+def test_a_run_with_more_workers_than_the_pages_budget_is_another_run_not_a_crash(tmp_path):
+    from benchmarks.aggregate import holds_run_of
+
+    wide = RunConfig(method="rs", dataset="cifar10", seed=0, budget=100, fidelity=200, observe="mean", workers=16)
+    RunDirectory(tmp_path).write_config({"format": 1, "config": wide.to_dict()})
+    page = RunConfig(method="rs", dataset="cifar10", seed=0, budget=10, fidelity=200, observe="mean")
+    assert not holds_run_of(tmp_path, page) and holds_run_of(tmp_path, dataclasses.replace(page, budget=20, workers=16))

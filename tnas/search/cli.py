@@ -418,8 +418,8 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """The method-specific settings of a run (empty for the baselines).
 
     Raises:
-        ConfigError: TNAS options given for another method, or ones the TNAS variant cannot act on
-            (tnas-prior's BO settings, --members with --surrogate, --pending with one worker).
+        ConfigError: TNAS options given for another method (those a TNAS variant cannot act on
+            are :func:`check_method_options`'s).
     """
     if not get_method(method).tnas_family and (given := _tnas_flags_given(args)):
         raise ConfigError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the TNAS methods (tnas, "
@@ -468,18 +468,27 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         **({"source_weight": args.source_weight} if args.source_weight != TNASConfig().source_weight else {}),
         **({"feature_patience": args.feature_patience} if args.feature_patience is not None else {}),
     }
-    budget = DEFAULT_BUDGET if args.budget is None else args.budget
-    if args.batch_size > budget:
-        raise ConfigError(f"--batch-size {args.batch_size} proposes more cells at once than the budget of "
-                          f"{budget} queries; use at most --batch-size {budget}")  # fmt: skip
-    given = _flags_given(args, TNAS_FLAGS)
-    ignored = get_method(method).ignored_options(options)
-    for why in dict.fromkeys(ignored.values()):
-        _refuse([name for name in given if ignored.get(name) == why], why)
-    if args.workers == 1 and "pending" in given:
-        _refuse(["pending"], "it decides how TNAS proposes while evaluations are running, and with --workers 1 "
-                "none is")
     return options
+
+
+def check_method_options(args: argparse.Namespace, config: RunConfig) -> None:
+    """Refuse TNAS options the run of ``config`` cannot act on (``Method.unusable_options``),
+    and a batch larger than the budget.
+
+    Raises:
+        ConfigError: e.g. ``--acquisition`` with ``tnas-prior``, ``--members`` with
+            ``--surrogate``, ``--pending`` with one worker.
+    """
+    method = get_method(config.method)
+    if not method.tnas_family:
+        return
+    given = _flags_given(args, TNAS_FLAGS)
+    unusable = method.unusable_options(config)
+    for why in dict.fromkeys(unusable.values()):
+        _refuse([name for name in given if unusable.get(name) == why], why)
+    if args.batch_size > config.budget:
+        raise ConfigError(f"--batch-size {args.batch_size} proposes more cells at once than the budget of "
+                          f"{config.budget} queries; use at most --batch-size {config.budget}")  # fmt: skip
 
 
 def default_method_options(method: str) -> dict[str, Any]:
@@ -579,6 +588,7 @@ def _search(args: argparse.Namespace) -> int:
         constraints=constraint_settings(args),
     )
     check_applicable(args, config)
+    check_method_options(args, config)
     options = backend_options(args, device)
     default_out = Path("runs", dataset, *((oracle,) if oracle in ("train", "user") else ()), method.name)
     out = args.out or default_out / f"seed{args.seed}"

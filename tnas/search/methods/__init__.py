@@ -77,6 +77,16 @@ class SearchContext:
     device: str | None = None
 
 
+INERT_REASONS: dict[str, str] = {
+    "pending": "it decides how proposals treat evaluations still running, and with one worker none is",
+    "constant_liar": "it decides how proposals treat evaluations still running, and with one worker none is",
+    "recommend_plausible": "it guards the posterior-mean recommendation, which this run does not make "
+    "(exact observations under --observe mean, or recommend=observed)",
+    "ucb_beta": "it weights the ucb acquisition, which this run does not use",
+}
+"""Why a setting is inert (see ``Method.inert_settings``), for the messages that refuse it."""
+
+
 @dataclass(frozen=True)
 class Method:
     """A registered search method.
@@ -111,6 +121,16 @@ class Method:
     inert_settings: Callable[[RunConfig, Mapping[str, Any]], frozenset[str]] = lambda config, settings: frozenset()
     forced_settings: Mapping[str, Any] = field(default_factory=dict)
     ignored_options: Callable[[Mapping[str, Any]], Mapping[str, str]] = lambda options: {}
+
+    def unusable_options(self, config: RunConfig) -> dict[str, str]:
+        """The options of ``config`` this method cannot act on in that run, each with the
+        reason: :attr:`ignored_options` and the :attr:`inert_settings` of the run, except
+        ``recommend`` (inert only when the run returns what it asks for, the best reading)."""
+        effective = effective_settings(self.settings, config.options, self.forced_settings)
+        reasons = dict(self.ignored_options(config.options))
+        for name in sorted(self.inert_settings(config, effective) - {"recommend"}):
+            reasons.setdefault(name, INERT_REASONS.get(name, "it has no effect on this run"))
+        return reasons
 
     def changes_since(self, config: RunConfig, recorded: Mapping[str, Any] | None) -> list[str]:
         """How a run of ``config`` recorded with default settings ``recorded`` (its

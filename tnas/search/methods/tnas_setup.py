@@ -165,7 +165,8 @@ def tnas_ignored_options(variant: str, options: Mapping[str, Any]) -> dict[str, 
         ignored |= dict.fromkeys(("surrogate", "allow_target_in_meta_train", "last_epochs", *SURROGATE_CHOICE,
                                   *UNTRAINED_SETTINGS, "source_weight"), why)  # fmt: skip
     elif options.get("surrogate") is not None:
-        ignored |= dict.fromkeys(SURROGATE_CHOICE, "they choose a default surrogate and --surrogate names one")
+        ignored |= dict.fromkeys(SURROGATE_CHOICE, "the surrogate is a given directory, so no default surrogate is "
+                                 "chosen")
     else:
         ignored["allow_target_in_meta_train"] = "the default surrogate is meta-trained without the target"
     return ignored
