@@ -46,7 +46,14 @@ from benchmarks.aggregate import (
 )
 from benchmarks.nb201 import check_settings_act, make_run, parse_setting, run_config
 from benchmarks.results_page import format_stat, format_to_best
-from tnas.cli_common import OneLineErrorParser, path_argument, positive_int, run_command
+from tnas.cli_common import (
+    OneLineErrorParser,
+    option_names,
+    options_given,
+    path_argument,
+    positive_int,
+    run_command,
+)
 from tnas.constraints import TASK_GEOMETRY, Constraints, constrained_space
 from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
@@ -287,9 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _source_ranks(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    ignored = [action.option_strings[0] for action in parser._actions
-               if action.option_strings and action.dest not in (*SOURCE_RANKS_OPTIONS, "source_ranks", "help")
-               and getattr(args, action.dest) != parser.get_default(action.dest)]  # fmt: skip
+    ignored = option_names(parser, [dest for dest in options_given(parser, args)
+                                    if dest not in (*SOURCE_RANKS_OPTIONS, "source_ranks")])  # fmt: skip
     if ignored:
         raise ConfigError(f"--source-ranks runs nothing and reads only --settings and --data-dir, so "
                           f"{', '.join(ignored)} would be ignored; leave {'it' if len(ignored) == 1 else 'them'} "
@@ -311,7 +317,7 @@ def _grid_and_page(args: argparse.Namespace) -> int:
     spec = GridSpec(observes=("mean",), datasets=(DATASET,), methods=methods, seeds=tuple(range(args.seeds)),
                     budget=args.budget, fidelity=200, surrogates=args.surrogates,
                     settings=tuple(parse_setting(text, methods) for text in args.changes))  # fmt: skip
-    check_settings_act(spec, surrogates_given=args.surrogates != build_parser().get_default("surrogates"))
+    check_settings_act(spec, surrogates_given=bool(options_given(build_parser(), args, ["surrogates"])))
     table = NB201Table.load(args.data_dir)
     made = 0 if args.report_only else run_grid(spec, settings, args.out, table, args.data_dir, not args.no_progress)
     changes = "".join(f" --set {text}" for text in args.changes)

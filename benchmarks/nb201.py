@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks.aggregate import GridSpec, Report, build_report, run_path
 from benchmarks.plots import plot_report
 from benchmarks.results_page import PageInputs, write_page
-from tnas.cli_common import OneLineErrorParser, help_listing, path_argument, run_command
+from tnas.cli_common import OneLineErrorParser, help_listing, options_given, path_argument, run_command
 from tnas.errors import ConfigError, RunDirectoryError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, resolve_spec
@@ -234,7 +234,7 @@ def resolve_config(args: argparse.Namespace) -> HarnessConfig:
     for observe in observes:  # RunConfig checks the budget and the policy/fidelity combination
         for dataset in datasets:
             run_config(spec, observe, dataset, methods[0], 0)
-    check_settings_act(spec, surrogates_given=args.surrogates != build_parser().get_default("surrogates"))
+    check_settings_act(spec, surrogates_given=bool(options_given(build_parser(), args, ["surrogates"])))
     for dataset, path in user_tables.items():
         cells = len(UserTable.load(resolve_spec(Path(path))))
         if args.budget > cells:

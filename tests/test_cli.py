@@ -56,6 +56,7 @@ def test_a_run_writes_its_directory_and_a_summary(data_dir, tmp_path, capsys):
          "--members, --source-weight set the TNAS methods"),
         (["--dataset", "cifar10", "--method", "rs", "--epochs", "5", "--channels", "8"],
          "--epochs, --channels cannot change this run: this run looks its queries up in the benchmark table"),
+        (["--dataset", "cifar10", "--method", "darts-v1", "--epochs", "3"], "supernet epochs are --search-epochs"),
         (["--dataset", "cifar10", "--method", "rs", "--workers", "4", "--devices", "cpu"],
          "--devices cannot change this run: it places local workers that train cells"),
         (["--dataset", "cifar10", "--method", "rs", "--ray-address", "auto"], "it goes with --backend ray"),
@@ -74,8 +75,8 @@ def test_a_run_writes_its_directory_and_a_summary(data_dir, tmp_path, capsys):
         (["--dataset", "cifar10", "--method", "tnas", "--budget", "8", "--batch-size", "99999999"],
          "use at most --batch-size 8"),
         (["--dataset", "cifar10", "--method", "tnas", "--batch-size", "500"], "the budget of 100 queries"),
-        (["--dataset", "cifar10", "--method", "tnas", "--finetune-feature-lr", "inf"], "must be float (finite)"),
-        (["--dataset", "cifar10", "--method", "tnas", "--refit-growth", "nan"], "must be float (finite)"),
+        (["--dataset", "cifar10", "--method", "tnas", "--finetune-feature-lr", "inf"], "must be a finite number"),
+        (["--dataset", "cifar10", "--method", "tnas", "--refit-growth", "nan"], "must be a finite number"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(data_dir, tmp_path, capsys, args, message):

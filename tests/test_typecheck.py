@@ -26,6 +26,13 @@ class _Settings:
         check_field_types(self)
 
 
+def test_the_message_says_in_words_what_the_field_takes():
+    with pytest.raises(ConfigError, match=r"^limit must be a finite number or None \(null\), got 'x'$"):
+        _Settings(3, 0.5, "a", "x")
+    with pytest.raises(ConfigError, match="^flag must be true or false, got 1$"):
+        _Settings(3, 0.5, "a", None, 1)
+
+
 def test_values_of_the_annotated_types_pass_and_ints_serve_as_floats():
     assert _Settings(3, 1, "a", None, True).rate == 1
     assert _Settings(3, 0.5, "a", 2.0).limit == 2.0
@@ -51,5 +58,5 @@ def test_tnas_options_of_the_wrong_type_are_refused(options):
 
 
 def test_gp_options_of_the_wrong_type_are_refused():
-    with pytest.raises(ConfigError, match="num_init must be int"):
+    with pytest.raises(ConfigError, match="num_init must be an integer, got '10'"):
         gp_config({"num_init": "10"})

@@ -7,7 +7,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -53,6 +53,22 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """An argparse ``type`` for a count that may be 0."""
     return _whole_number(text, 0)
+
+
+def options_given(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  dests: Iterable[str] | None = None) -> list[str]:  # fmt: skip
+    """The options among ``dests`` (argparse destinations; ``None``: every option of
+    ``parser``) that ``args`` sets to something other than ``parser``'s default: what a
+    command line gave, to refuse the ones a run would ignore."""
+    if dests is None:
+        dests = [action.dest for action in parser._actions if action.option_strings and action.dest != "help"]
+    return [dest for dest in dests if getattr(args, dest) != parser.get_default(dest)]
+
+
+def option_names(parser: argparse.ArgumentParser, dests: Iterable[str]) -> list[str]:
+    """The first option string of each argparse destination (``changes`` -> ``--set``)."""
+    first = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+    return [first.get(dest, "--" + dest.replace("_", "-")) for dest in dests]
 
 
 def help_listing(entries: Mapping[str, str], width: int = 16) -> str:

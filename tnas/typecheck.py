@@ -45,13 +45,23 @@ def _accepts(kind: Any, value: Any) -> bool:
     return True
 
 
+_KIND_WORDS: dict[Any, str] = {int: "an integer", float: "a finite number", str: "a string",
+                               bool: "true or false", type(None): "None (null)"}
+
+
+def _describe(kind: Any) -> str:
+    """``int | None`` as ``an integer or None (null)``: what a field's annotation asks for."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(member) for member in typing.get_args(kind))
+    return _KIND_WORDS.get(kind, getattr(kind, "__name__", str(kind)))
+
+
 def check_field_types(instance: Any) -> None:
     """Raise :class:`ConfigError` naming the first field of dataclass ``instance`` whose value
-    is not of its annotated type (floats must be finite numbers)."""
+    is not of its annotated type (floats must be finite numbers), e.g. ``budget must be an
+    integer, got 10.0``."""
     hints = typing.get_type_hints(type(instance))
     for item in fields(instance):
         value = getattr(instance, item.name)
         if not _accepts(hints[item.name], value):
-            expected = str(hints[item.name]).replace("NoneType", "None").replace("<class '", "").replace("'>", "")
-            raise ConfigError(f"{item.name} must be {expected}{' (finite)' if 'float' in expected else ''}, "
-                              f"got {value!r}")  # fmt: skip
+            raise ConfigError(f"{item.name} must be {_describe(hints[item.name])}, got {value!r}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tnas.cli_common import OneLineErrorParser, help_listing, path_argument, run_command
+from tnas.cli_common import OneLineErrorParser, help_listing, options_given, path_argument, run_command
 from tnas.constraints import Constraints
 from tnas.datasets import ALIASES, DATASETS
 from tnas.errors import ConfigError
@@ -365,8 +365,7 @@ ONE_SHOT_TRAINING_FLAGS = ("device", "valid_fraction")
 
 def _flags_given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     """The options among ``names`` (argparse names) set to something other than their default."""
-    parser = build_parser()
-    return [name for name in names if getattr(args, name) != parser.get_default(name)]
+    return options_given(build_parser(), args, names)
 
 
 def _flag(name: str) -> str:
@@ -393,10 +392,13 @@ def check_applicable(args: argparse.Namespace, config: RunConfig) -> None:
             ``--ray-address`` without ``--backend ray``.
     """
     if config.oracle != "train":
-        applicable = ONE_SHOT_TRAINING_FLAGS if get_method(config.method).one_shot else ()
+        one_shot = get_method(config.method).one_shot
+        applicable = ONE_SHOT_TRAINING_FLAGS if one_shot else ()
         source = "your table" if config.oracle == "user" else "the benchmark table"
-        _refuse([name for name in _flags_given(args, TRAINING_FLAGS) if name not in applicable],
-                f"this run looks its queries up in {source}, and real-training options go with --oracle train")
+        refused = [name for name in _flags_given(args, TRAINING_FLAGS) if name not in applicable]
+        hint = " (a one-shot method's supernet epochs are --search-epochs)" if one_shot and "epochs" in refused else ""
+        _refuse(refused, f"this run looks its queries up in {source}, and real-training options go with --oracle "
+                f"train{hint}")
     backend, trains = config.resolved_backend, config.oracle == "train"
     reasons = {
         "devices": (backend == "local" and trains, "it places local workers that train cells (--oracle train, "
