@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--selection", choices=SELECTIONS, default=defaults.selection,
                        help="which epoch model.pt keeps: top-cells (default): the one whose prior ranks the "
                             "NAS-Bench-201 training tables' 10 best cells highest, after the first fifth of the "
-                            "epochs; spearman: the best held-out Spearman (MetaD2A records and held-out cells)")
+                            "epochs (spearman when no NAS-Bench-201 table is trained on); spearman: the best "
+                            "held-out Spearman (MetaD2A records and held-out cells)")
     group = parser.add_argument_group("model")
     group.add_argument("--widths", type=_widths, default=kernel.widths, help="MLP xi widths, e.g. 64,32")
     group.add_argument("--kernel", choices=KERNELS, default=kernel.kernel,
