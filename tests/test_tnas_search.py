@@ -358,6 +358,7 @@ def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, tin
         runs[method] = (json.loads((out / "config.json").read_text()), RunDirectory(out).read_trajectory())
     assert runs["tnas-nodata"][0]["surrogate"]["variant"] == "no-dataset"
     assert runs["tnas-nodata"][0]["surrogate"]["uses_dataset_code"] is False
+    assert runs["tnas-nodata"][0]["target_sample"]["images"] is False  # no sample featurised for it
     assert runs["tnas-untrained"][0]["surrogate"]["meta_trained"] is False
     assert runs["tnas-untrained"][0]["config"]["options"]["acquisition"] == "logei"
     indexes = {method: [row.index for row in rows] for method, (_, rows) in runs.items()}
@@ -409,11 +410,17 @@ def test_tnas_and_its_prior_ranking_propose_only_feasible_cells(tiny_surrogate, 
 
 def test_a_surrogate_without_the_dataset_encoder_never_sees_a_dataset_code(tiny_nodata_surrogate):
     from tnas.meta_train import load_model
+    from tnas.search.methods.tnas import codes_and_prior
+    from tnas.search.methods.tnas_setup import _unseen_dataset_inputs
 
     kernel = load_model(tiny_nodata_surrogate).kernel
     features = torch.randn(1, 3, 2, kernel.config.dataset.feature_dim)
     assert kernel.config.use_dataset is False
     assert kernel.dataset_codes(features).abs().sum() == 0
+    # so tnas-nodata searches with zero inputs exactly as with the target's features
+    real = codes_and_prior([kernel], features, torch.ones(1, 3, 2, dtype=torch.bool))
+    unseen = codes_and_prior([kernel], *_unseen_dataset_inputs(kernel, 2))
+    assert all(torch.equal(a, b) for a, b in zip(real, unseen, strict=True))
 
 
 def test_proposals_come_from_the_priors_top_cells_until_the_pool_is_spent(oracle):

@@ -217,7 +217,11 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
         context.run_info["surrogate"] = {**info, "variant": variant, "target_scale": scale}
     code = _dataset_code_source(context, chosen["dataset_code"])
     featurizer = ImageFeaturizer()
-    if code == "images":
+    if variant == "no-dataset":  # its kernel zeroes every dataset code: no image sample to featurise
+        features, mask = _unseen_dataset_inputs(kernels[0], samples_per_class)
+        context.run_info["target_sample"] = {"images": False, "dataset_code": "none, as the kernel was "
+                                             "meta-trained without the dataset encoder"}  # fmt: skip
+    elif code == "images":
         dataset = get_dataset(context.config.dataset, data_dir=context.data_dir, data_root=context.data_root)
         features, mask = dataset_inputs(dataset, featurizer, np.random.default_rng(sample_seed), samples_per_class,
                                         progress=context.progress)  # fmt: skip
@@ -235,6 +239,16 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     kernel = kernels[0] if len(kernels) == 1 else kernels
     return TNASSearcher(kernel, features, mask, context.rng, config, target_scale=scale,
                         space=context.space, source_order=source_order)  # fmt: skip
+
+
+def _unseen_dataset_inputs(kernel: Any, samples_per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero inputs of the dataset encoder, ``1 x 1 x samples_per_class x feature_dim`` and
+    their mask, for a kernel meta-trained without it: it zeroes the code of any input, so
+    ``tnas-nodata`` searches exactly as with the target's features without computing them."""
+    if kernel.config.use_dataset:
+        raise ConfigError("a kernel meta-trained with the dataset encoder needs the target's dataset code")
+    dim = kernel.config.dataset.feature_dim
+    return torch.zeros(1, 1, samples_per_class, dim), torch.ones(1, 1, samples_per_class, dtype=torch.bool)
 
 
 def _source_scores(context: SearchContext, config: TNASConfig,
