@@ -43,7 +43,7 @@ import torch
 from scipy.stats import spearmanr
 
 from tnas import paths
-from tnas.cli_common import OneLineErrorParser, path_argument, run_command
+from tnas.cli_common import OneLineErrorParser, option_names, options_given, path_argument, run_command
 from tnas.datasets import get_dataset
 from tnas.encoders import ImageFeaturizer, cells_to_batch, dataset_inputs
 from tnas.errors import ConfigError
@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     if not exclusions or any(name not in EXCLUSIONS for name in exclusions):
         parser.error(f"--exclusions {args.exclusions!r}: choose from {', '.join(EXCLUSIONS)}")
     args.exclusions = ",".join(exclusions)
+    training_only = option_names(parser, options_given(parser, args, ["keep_epochs", "jobs", "cold"]))
+    if args.skip_training and training_only:
+        parser.error(f"{', '.join(training_only)} cannot change a --skip-training run, which trains nothing and "
+                     f"only reports the surrogates found; leave {'it' if len(training_only) == 1 else 'them'} out")
     return run_command(PROG, lambda: _run(args, variants))
 
 
