@@ -438,13 +438,13 @@ def collect_runs(
                 for seed in spec.seeds:
                     expect = {"method": method, "dataset": dataset, "seed": seed, "observe": observe,
                               "fidelity": spec.fidelity}  # fmt: skip
-                    path = run_path(out, observe, dataset, method, seed)
                     try:
-                        data = load_run(path, budget=spec.budget, expect=expect)
+                        data = load_run(run_path(out, observe, dataset, method, seed), budget=spec.budget,
+                                        expect=expect)  # fmt: skip
                     except RunDirectoryError:
                         data = None
-                    if data is not None and expected and not holds_run_of(path, expected(observe, dataset, method,
-                                                                                          seed)):  # fmt: skip
+                    if data is not None and expected and not runs_as(data.config, expected(observe, dataset, method,
+                                                                                           seed)):  # fmt: skip
                         other.append(seed)
                     elif data is None:
                         absent.append(seed)
@@ -462,13 +462,23 @@ def collect_runs(
 def holds_run_of(path: Path, config: RunConfig,
                  normalise: Callable[[RunConfig], RunConfig] | None = None) -> bool:  # fmt: skip
     """Whether the run directory ``path`` holds a run of ``config`` (its ``config.json``; any
-    budget): a page reports a run only under the settings that made it. ``normalise`` maps
-    both configurations first (e.g. paths in options made absolute)."""
+    budget): a page reports a run only under the settings that made it. See :func:`runs_as`."""
     try:
-        stored = RunConfig.from_record((RunDirectory(path).read_config() or {}).get("config"))
+        record = RunDirectory(path).read_config() or {}
+    except TnasError:  # no readable configuration
+        return False
+    return runs_as(record, config, normalise)
+
+
+def runs_as(record: Mapping[str, Any], config: RunConfig,
+            normalise: Callable[[RunConfig], RunConfig] | None = None) -> bool:  # fmt: skip
+    """Whether a run's ``config.json`` record (``RunData.config``) is a run of ``config`` (any
+    budget). ``normalise`` maps both configurations first (e.g. paths in options made absolute)."""
+    try:
+        stored = RunConfig.from_record(record.get("config"))
         if normalise is not None:
             stored, config = normalise(stored), normalise(config)
-    except TnasError:  # no readable configuration
+    except TnasError:  # not a run configuration
         return False
     return stored.same_run_as(config)
 

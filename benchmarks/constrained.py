@@ -37,11 +37,12 @@ import numpy as np
 
 from benchmarks.aggregate import (
     GridSpec,
+    RunData,
     best_cells,
-    holds_run_of,
     load_run,
     mean_and_se,
     queries_to_best,
+    runs_as,
     summarize_to_best,
 )
 from benchmarks.nb201 import check_settings_act, make_run, parse_setting, run_config
@@ -178,14 +179,24 @@ def run_grid(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: 
     return made
 
 
-def method_row(setting_out: Path, method: str, seeds: Sequence[int], budget: int, best: np.ndarray,
-               belongs: Callable[[Path, int], bool] | None = None) -> MethodRow | None:  # fmt: skip
-    """The row of ``method``'s finished runs under ``setting_out`` (``None``: none); with
-    ``belongs`` (run directory, seed -> whether it holds the page's run) a run made with other
-    settings is left out."""
-    paths = [(setting_out / method / f"seed{seed}", seed) for seed in seeds]
-    runs = [load_run(path, budget=budget) for path, seed in paths if belongs is None or belongs(path, seed)]
-    runs = [one for one in runs if one is not None]
+def finished_runs(setting_out: Path, method: str, seeds: Sequence[int], budget: int,
+                  belongs: Callable[[RunData, int], bool] | None = None) -> tuple[list[RunData], list[int]]:  # fmt: skip
+    """``method``'s finished runs under ``setting_out``, and the seeds whose finished run does
+    not ``belong`` (run, seed -> whether it is the page's run; made with other settings), which
+    the page leaves out and lists. Each run directory is read once."""
+    runs: list[RunData] = []
+    others: list[int] = []
+    for seed in seeds:
+        run = load_run(setting_out / method / f"seed{seed}", budget=budget)
+        if run is not None and (belongs is None or belongs(run, seed)):
+            runs.append(run)
+        elif run is not None:
+            others.append(seed)
+    return runs, others
+
+
+def method_row(method: str, runs: Sequence[RunData], budget: int, best: np.ndarray) -> MethodRow | None:
+    """The row of ``method``'s finished ``runs`` (``None``: none)."""
     if not runs:
         return None
     to_best = summarize_to_best([queries_to_best(one.incumbent_index, best) for one in runs])
@@ -194,14 +205,6 @@ def method_row(setting_out: Path, method: str, seeds: Sequence[int], budget: int
     return MethodRow(method, format_to_best(to_best, budget), to_best.median,
                      format_stat(float(returned.mean[at]), float(returned.se[at])),
                      format_stat(float(returned.mean[-1]), float(returned.se[-1])), len(runs))  # fmt: skip
-
-
-def other_settings(setting_out: Path, method: str, seeds: Sequence[int], budget: int,
-                   belongs: Callable[[Path, int], bool]) -> list[int]:  # fmt: skip
-    """The seeds whose folder holds a finished run that does not ``belong`` (made with other
-    settings): :func:`method_row` leaves them out, the page says so."""
-    paths = [(setting_out / method / f"seed{seed}", seed) for seed in seeds]
-    return [seed for path, seed in paths if load_run(path, budget=budget) is not None and not belongs(path, seed)]
 
 
 def row_cells(row: MethodRow | None, others: Sequence[int]) -> str:
@@ -247,11 +250,11 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
                 f"{valid[best[0]]:.2f} / {test[best[0]]:.2f}")  # fmt: skip
         help_cell = f"{setting.help_accuracy:.1f} ({setting.help_latency_ms:g} ms{broke})"
         for position, method in enumerate(spec.methods):
-            def belongs(path: Path, seed: int, setting: HelpSetting = setting, method: str = method) -> bool:
-                return holds_run_of(path, setting_run_config(spec, setting, method, seed))
+            def belongs(run: RunData, seed: int, setting: HelpSetting = setting, method: str = method) -> bool:
+                return runs_as(run.config, setting_run_config(spec, setting, method, seed))
 
-            row = method_row(out / setting.name, method, spec.seeds, spec.budget, best, belongs)
-            others = other_settings(out / setting.name, method, spec.seeds, spec.budget, belongs)
+            runs, others = finished_runs(out / setting.name, method, spec.seeds, spec.budget, belongs)
+            row = method_row(method, runs, spec.budget, best)
             cells = row_cells(row, others)
             if others:
                 left_out.append(f"{setting.name} {method} seeds {', '.join(map(str, others))}")

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from benchmarks.aggregate import best_cells, holds_run_of, load_run, mean_and_se
-from benchmarks.constrained import method_row, other_settings, row_cells
+from benchmarks.aggregate import RunData, best_cells, holds_run_of, load_run, mean_and_se, runs_as
+from benchmarks.constrained import finished_runs, method_row, row_cells
 from benchmarks.nb201 import claim_run, make_run
 from benchmarks.results_page import format_stat
 from tnas.cli_common import OneLineErrorParser, path_argument, positive_int, run_command
@@ -95,15 +96,20 @@ def search_config(dataset: str, seed: int, surrogate: Path, budget: int) -> RunC
 
 
 def holds_search(path: Path, config: RunConfig) -> bool:
-    """Whether ``path`` holds a run of ``config``, the surrogate directories compared as the
-    folders they name (a run made with ``--out`` spelt another way is the same run)."""
+    """Whether ``path`` holds a run of ``config`` (see :func:`is_search`)."""
+    return holds_run_of(path, config, normalise=_surrogate_resolved)
 
-    def resolved(one: RunConfig) -> RunConfig:
-        surrogate = one.options.get("surrogate")
-        options = {**one.options, "surrogate": str(Path(surrogate).expanduser().resolve())} if surrogate else one.options
-        return replace(one, options=options)
 
-    return holds_run_of(path, config, normalise=resolved)
+def is_search(record: Mapping[str, Any], config: RunConfig) -> bool:
+    """Whether a run's ``config.json`` record is a run of ``config``, the surrogate directories
+    compared as the folders they name (a run made with ``--out`` spelt another way is the same run)."""
+    return runs_as(record, config, normalise=_surrogate_resolved)
+
+
+def _surrogate_resolved(config: RunConfig) -> RunConfig:
+    surrogate = config.options.get("surrogate")
+    options = {**config.options, "surrogate": str(Path(surrogate).expanduser().resolve())} if surrogate else config.options
+    return replace(config, options=options)
 
 
 def surrogate_path(out: Path, kind: str, draw: int) -> Path:
@@ -171,20 +177,19 @@ def render_page(args: argparse.Namespace, table: NB201Table) -> str:
                "history": f"MetaD2A + 2 x {args.budget} cells of earlier searches",
                "full-table": "MetaD2A + 2 x 14,844 table cells"}  # fmt: skip
     for kind in KINDS:  # target_path(out, kind, seed) is out/cifar100/<kind>/seed<k>
-        def belongs(path: Path, seed: int, kind: str = kind) -> bool:
+        def belongs(run: RunData, seed: int, kind: str = kind) -> bool:
             surrogate = surrogate_path(args.out, kind, seed % args.draws)
-            return holds_search(path, search_config(TARGET, seed, surrogate, args.budget))
+            return is_search(run.config, search_config(TARGET, seed, surrogate, args.budget))
 
-        row = method_row(args.out / TARGET, kind, range(args.seeds), args.budget, best, belongs)
-        cells = row_cells(row, other_settings(args.out / TARGET, kind, range(args.seeds), args.budget, belongs))
+        runs, others = finished_runs(args.out / TARGET, kind, range(args.seeds), args.budget, belongs)
+        cells = row_cells(method_row(kind, runs, args.budget, best), others)
         lines.append(f"| {kind} | {sources[kind]} | {cells} |")
     histories = []
     for dataset in HISTORY_DATASETS:
-        paths = [(history_path(args.out, dataset, draw), draw) for draw in range(args.draws)]
-        found = [load_run(path, budget=args.budget) for path, draw in paths
-                 if holds_search(path, search_config(dataset, draw, surrogate_path(args.out, "metad2a-only", draw),
-                                                     args.budget))]  # fmt: skip
-        found = [one for one in found if one is not None]
+        loaded = [(load_run(history_path(args.out, dataset, draw), budget=args.budget), draw)
+                  for draw in range(args.draws)]
+        found = [one for one, draw in loaded if one is not None and is_search(
+            one.config, search_config(dataset, draw, surrogate_path(args.out, "metad2a-only", draw), args.budget))]
         if found:
             histories.append(f"{dataset}: {len(found)} histories, incumbent test after {args.budget} queries "
                              f"{format_stat(*(float(v) for v in _last(found)))}")  # fmt: skip

@@ -445,7 +445,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         raise ConfigError(f"--members must be at least 1, got {args.members}")
     if args.surrogate_seed < 0 or (args.sample_seed is not None and args.sample_seed < 0) or args.last_epochs < 0:
         raise ConfigError("--surrogate-seed, --sample-seed and --last-epochs must be >= 0")
-    options = {
+    return {
         "surrogate": str(args.surrogate) if args.surrogate else None,
         "allow_target_in_meta_train": args.allow_target_in_meta_train,
         "surrogate_seed": args.surrogate_seed,
@@ -470,7 +470,6 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         **({"source_weight": args.source_weight} if args.source_weight != TNASConfig().source_weight else {}),
         **({"feature_patience": args.feature_patience} if args.feature_patience is not None else {}),
     }
-    return options
 
 
 def check_method_options(args: argparse.Namespace, config: RunConfig) -> None:

@@ -77,9 +77,10 @@ class SearchContext:
     device: str | None = None
 
 
+_ONE_WORKER = "it decides how proposals treat evaluations still running, and with one worker none is"
 INERT_REASONS: dict[str, str] = {
-    "pending": "it decides how proposals treat evaluations still running, and with one worker none is",
-    "constant_liar": "it decides how proposals treat evaluations still running, and with one worker none is",
+    "pending": _ONE_WORKER,
+    "constant_liar": _ONE_WORKER,
     "recommend_plausible": "it guards the posterior-mean recommendation, which this run does not make "
     "(exact observations under --observe mean, or recommend=observed)",
     "ucb_beta": "it weights the ucb acquisition, which this run does not use",
