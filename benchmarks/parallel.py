@@ -40,6 +40,8 @@ from tnas.search.config import RunConfig
 from tnas.search.journal import read_journal
 
 PROG = "python -m benchmarks.parallel"
+DEFAULT_RUNS = ("1=benchmarks/results", "4=benchmarks/results-w4", "16=benchmarks/results-w16")
+"""``report --runs`` by default: the harness grids of 1, 4 and 16 workers (they may not exist yet)."""
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 METHODS = ("tnas", "re", "rs")
 HOURS = (1.0, 4.0, 16.0, 64.0)
@@ -294,8 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="write the page from the harness's run directories")
-    report.add_argument("--runs", nargs="+", default=["1=benchmarks/results", "4=benchmarks/results-w4",
-                                                      "16=benchmarks/results-w16"],
+    report.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS),
                         help="WORKERS=OUT pairs (default: 1=benchmarks/results 4=... 16=...)")  # fmt: skip
     report.add_argument("--seeds", type=positive_int, default=10)
     report.add_argument("--results-page", type=Path, default=DEFAULT_PAGE)
@@ -333,7 +334,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--runs gives {int(workers)} workers twice ({sources[int(workers)]} and {folder}); "
                               "give each worker count one folder")  # fmt: skip
         sources[int(workers)] = Path(folder)
-    given = args.runs != build_parser().parse_args(["report"]).runs
+    given = tuple(args.runs) != DEFAULT_RUNS
     absent = [str(folder) for folder in sources.values() if not folder.is_dir()]
     if given and absent:  # the default folders may not exist yet; ones you name should
         raise ConfigError(f"--runs: {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not a folder; give the "

@@ -23,6 +23,7 @@ from tnas.meta_train.data import MetaDataset, build_meta_dataset
 from tnas.meta_train.reptile import BatchLoss, StepReport, make_inner_loop, reptile_update
 from tnas.meta_train.validation import selection_score, selection_starts, validate
 from tnas.models.deep_kernel import DeepKernel
+from tnas.typecheck import is_integer
 from tnas.versions import package_versions
 
 logger = logging.getLogger(__name__)
@@ -103,14 +104,14 @@ def check_request(config: MetaTrainConfig, out: str | Path, *, keep_epochs: bool
     if state is None:
         return
     done = state.get("epoch")
-    if isinstance(done, int) and not isinstance(done, bool):  # else meta_train reports the damage
+    if is_integer(done):  # else meta_train reports the damage
         _refuse_what_cannot_change(out, config, done, _planned_epochs(state, done), keep_epochs)
 
 
 def _planned_epochs(state: dict[str, Any], done: int) -> int:
     """The epochs a checkpoint's run was started for (``done`` where it does not say)."""
     planned = state.get("config", {}).get("epochs")
-    return planned if isinstance(planned, int) and not isinstance(planned, bool) else done
+    return planned if is_integer(planned) else done
 
 
 def _resume_state(out: Path, config: MetaTrainConfig) -> dict[str, Any] | None:
