@@ -61,6 +61,7 @@ from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle, get_task
 from tnas.search.config import RunConfig
 from tnas.search.methods import get_method
+from tnas.search.methods.tnas_setup import CONSTRAINED_SETTINGS
 from tnas.search.methods.zero_shot import source_average, zero_shot_sources
 
 PROG = "python -m benchmarks.constrained"
@@ -215,6 +216,12 @@ def row_cells(row: MethodRow | None, others: Sequence[int]) -> str:
     return "runs of other settings, left out | |" if others else "not run | |"
 
 
+def _constrained_defaults() -> str:
+    """TNAS's constrained defaults in words, for the protocol line."""
+    names = {"source_weight": "source weight", "feature_patience": "feature patience"}
+    return ", ".join(f"{names.get(name, name)} {value:g}" for name, value in CONSTRAINED_SETTINGS.items())
+
+
 def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: NB201Table,
                 data_dir: Path | None, command: str) -> tuple[str, int | None]:  # fmt: skip
     """The results page, and in how many settings TNAS met the queries target (``None``: no TNAS)."""
@@ -227,7 +234,9 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
         f"seed-mean validation accuracy; known latency constraints from HELP's measurements "
         f"(`hardware/nb201_latency_help.csv`): every method proposes only cells within the limit. "
         f"{len(spec.seeds)} seeds per method, budget {spec.budget}; TNAS's seed s uses meta-training draw "
-        f"s % {spec.surrogates} (meta-trained without CIFAR-100) and draws the image sample with s. "
+        f"s % {spec.surrogates} (meta-trained without CIFAR-100) and draws the image sample with s; TNAS and its "
+        f"ablations search with TNAS's defaults for a constrained run ({_constrained_defaults()}, README *Hardware "
+        "and size constraints*) unless the command sets them. "
         "*to best*: queries until the incumbent is the best feasible cell (highest validation accuracy within the "
         "limit), median / max / seeds that got there; *test @k*: mean ± s.e. test accuracy of the returned cell "
         "after k queries. HELP: MetaD2A + HELP's reported test accuracy and the latency of their pick, "

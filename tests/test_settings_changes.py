@@ -65,6 +65,27 @@ def test_tnas_runs_recorded_before_a_setting_existed_keep_their_identity_where_i
     assert stale_settings(_tnas(), {"config": {}}) == []  # no settings recorded: nothing to judge by
 
 
+def test_a_constrained_tnas_run_has_its_own_defaults_and_older_constrained_runs_are_stale():
+    limits = {"max_latency_ms": 5.0, "latency_device": "fpga"}
+    constrained = dataclasses.replace(_tnas(), constraints=limits)
+    tnas = get_method("tnas")
+    assert tnas.settings_for(_tnas()) == tnas.settings  # unconstrained: the defaults
+    assert {name: tnas.settings_for(constrained)[name] for name in ("source_weight", "feature_patience")} == {
+        "source_weight": 0.25, "feature_patience": 13}  # fmt: skip
+    # a constrained run recorded under the unconstrained defaults is searched otherwise now...
+    assert stale_settings(constrained, _record()) == ["feature_patience: null -> 13", "source_weight: 0.0 -> 0.25"]
+    # ...unless its options fixed them, and one recorded under the constrained defaults is not
+    fixed = dataclasses.replace(constrained, options={"source_weight": 0.0, "feature_patience": None})
+    assert stale_settings(fixed, _record()) == []
+    assert stale_settings(constrained, {"method_settings": tnas.settings_for(constrained)}) == []
+    # each ablation takes the constrained defaults it can act on
+    prior = dataclasses.replace(constrained, method="tnas-prior")
+    assert get_method("tnas-prior").settings_for(prior) == {"source_weight": 0.25}
+    untrained = get_method("tnas-untrained").settings_for(dataclasses.replace(constrained, method="tnas-untrained"))
+    assert untrained["feature_patience"] == 13 and untrained["source_weight"] == 0.0
+    assert get_method("re").settings_for(dataclasses.replace(constrained, method="re")) == get_method("re").settings
+
+
 def test_every_tnas_setting_has_a_legacy_value_or_was_recorded_from_the_start():
     """A TNASConfig field added from now on needs an entry in TNAS_LEGACY_SETTINGS: the
     fields of the first recorded runs (benchmarks/RESULTS.md's settings) plus the legacy ones

@@ -207,6 +207,16 @@ def test_feature_patience_is_recorded_only_when_given():
     assert "feature_patience" not in method_options(build_parser().parse_args(base), "tnas")  # run identity kept
     given = method_options(build_parser().parse_args([*base, "--feature-patience", "13"]), "tnas")
     assert given["feature_patience"] == 13
+    assert "feature_patience" not in method_options(build_parser().parse_args([*base, "--feature-patience", "0"]),
+                                                    "tnas")  # 0: from the first fit, the default  # fmt: skip
+    # a constrained run's defaults are 13 and a source weight of 0.25: recorded only when another value is given
+    limit = [*base, "--max-params", "0.5"]
+    for extra, recorded in ((["--feature-patience", "13", "--source-weight", "0.25"], {}),
+                            (["--feature-patience", "0", "--source-weight", "0"],
+                             {"feature_patience": None, "source_weight": 0.0}),
+                            (["--feature-patience", "5"], {"feature_patience": 5})):  # fmt: skip
+        options = method_options(build_parser().parse_args([*limit, *extra]), "tnas")
+        assert {name: options[name] for name in ("feature_patience", "source_weight") if name in options} == recorded
 
 
 def test_resume_equals_an_uninterrupted_run(oracle, tmp_path):
@@ -403,9 +413,25 @@ def test_tnas_and_its_prior_ranking_propose_only_feasible_cells(tiny_surrogate, 
                  "--data-dir", str(data_dir), "--out", str(out), "--no-progress"]) == 0  # fmt: skip
     rows = RunDirectory(out).read_trajectory()
     assert len(rows) == 12 and all(row.latency_ms <= 2.5 and row.params_mb <= 0.3 for row in rows)
+    record = json.loads((out / "config.json").read_text())
+    # a constrained run searches with the constrained defaults, and its record says so
+    assert record["source_term"] == {"source_weight": 0.25, "sources": ["cifar100", "imagenet16-120"]}
+    assert record["method_settings"]["source_weight"] == 0.25
+    assert record["method_settings"].get("feature_patience") == (13 if method == "tnas" else None)  # prior: no BO
+    assert "source_weight" not in record["config"]["options"]  # a default, not an option
     if method == "tnas-prior":  # the prior's ranking of the feasible cells, from the top
         priors = [row.acquisition for row in rows]
         assert priors == sorted(priors, reverse=True)
+
+
+def test_a_constrained_run_told_no_source_term_searches_without_it(tiny_surrogate, data_dir, tmp_path):
+    out = tmp_path / "run"
+    assert main(["--dataset", "cifar10", "--method", "tnas", "--surrogate", str(tiny_surrogate), "--budget", "6",
+                 "--finetune-steps", "2", "--max-params", "0.3", "--source-weight", "0", "--feature-patience", "0",
+                 "--data-dir", str(data_dir), "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    record = json.loads((out / "config.json").read_text())
+    assert "source_term" not in record
+    assert record["config"]["options"]["source_weight"] == 0 and record["config"]["options"]["feature_patience"] is None
 
 
 def test_a_surrogate_without_the_dataset_encoder_never_sees_a_dataset_code(tiny_nodata_surrogate):

@@ -228,7 +228,7 @@ def prepare_directory(directory: RunDirectory, config: RunConfig, run_info: dict
     return its recorded rows. The record gets the method's default settings when ``run_info``
     lacks them."""
     directory.check_layout()
-    settings = registered_settings(config.method)
+    settings = registered_settings(config)
     if "method_settings" not in run_info and settings is not None:
         run_info = {"method_settings": settings, **run_info}
     stored = directory.read_config()

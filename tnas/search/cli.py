@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from tnas.search.config import BACKENDS, OBSERVATION_POLICIES, ORACLES, RunConfi
 from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, make_searcher
 from tnas.search.methods.pending import PENDING_STRATEGIES
 from tnas.search.methods.tnas import ACQUISITIONS, INITS, RECOMMENDATIONS, TNASConfig
-from tnas.search.methods.tnas_setup import DATASET_CODES
+from tnas.search.methods.tnas_setup import CONSTRAINED_SETTINGS, DATASET_CODES
 from tnas.search.oracle_setup import (
     OracleSpec,
     TrainOracleOptions,
@@ -167,12 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--init", choices=INITS, default=defaults.init,
                       help="initial design: top cells of the prior mean, random cells, or the source tables' "
                       "top cells (sources: the zero-shot order) (default: prior)")
-    tnas.add_argument("--source-weight", type=float, default=defaults.source_weight, metavar="W",
+    tnas.add_argument("--source-weight", type=float, default=None, metavar="W",
                       help="blend the average of the NAS-Bench-201 tables the surrogate meta-trained on (for a default "
                       "surrogate the zero-shot order) into the GP's prior mean: "
                       "(1 - W) meta-learned prior + W sources to start with, both weights then fitted to the "
                       "observations; the initial design and the candidate pool follow the blend (tnas-prior walks "
-                      f"it); 0 to 1 (default: {defaults.source_weight:g})")
+                      f"it); 0 to 1 (default: {defaults.source_weight:g}; "
+                      f"{CONSTRAINED_SETTINGS['source_weight']:g} for a run with constraints)")
     tnas.add_argument("--init-size", type=int, default=defaults.init_size,
                       help=f"cells in the initial design (default: {defaults.init_size})")
     tnas.add_argument("--batch-size", type=int, default=defaults.batch_size,
@@ -185,10 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--finetune-feature-lr", type=float, default=defaults.finetune_feature_lr,
                       help="Adam learning rate of the feature MLP while fine-tuning; 0 keeps it as meta-trained "
                       f"and fine-tunes only the GP head (default: {defaults.finetune_feature_lr})")
-    tnas.add_argument("--feature-patience", type=int, default=defaults.feature_patience, metavar="P",
+    tnas.add_argument("--feature-patience", type=int, default=None, metavar="P",
                       help="fine-tune only the GP head until the best observation has not improved for P "
-                      "observations in a row, the feature MLP too from then on (default: the feature MLP "
-                      "from the first fit)")
+                      "observations in a row, the feature MLP too from then on; 0 fine-tunes the feature MLP "
+                      "from the first fit (default: 0; "
+                      f"{CONSTRAINED_SETTINGS['feature_patience']} for a run with constraints)")
     tnas.add_argument("--candidate-pool", type=int, default=defaults.candidate_pool,
                       help="score only this many cells of highest prior mean, the meta-learned prior as a trust "
                       f"region (0: every unevaluated cell; default: {defaults.candidate_pool})")
@@ -467,9 +469,23 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         **({"last_epochs": args.last_epochs} if args.last_epochs else {}),
         **({"recommend_plausible": args.recommend_plausible}
            if args.recommend_plausible != TNASConfig().recommend_plausible else {}),
-        **({"source_weight": args.source_weight} if args.source_weight != TNASConfig().source_weight else {}),
-        **({"feature_patience": args.feature_patience} if args.feature_patience is not None else {}),
+        **_given_unless_default(args, ("source_weight", "feature_patience"), constrained=bool(constraint_settings(args))),
     }
+
+
+def _given_unless_default(args: argparse.Namespace, names: tuple[str, ...], *, constrained: bool) -> dict[str, Any]:
+    """The TNAS settings ``names`` given on the command line whose value is not the run's
+    default (:data:`CONSTRAINED_SETTINGS` for a constrained run; ``feature_patience`` 0 is
+    the unconstrained default ``None``), so that a run keeps its identity with or without them."""
+    defaults = {**asdict(TNASConfig()), **(CONSTRAINED_SETTINGS if constrained else {})}
+    chosen: dict[str, Any] = {}
+    for name in names:
+        value = getattr(args, name)
+        if name == "feature_patience" and value == 0:
+            value = None  # the feature MLP from the first fit, as without patience
+        if getattr(args, name) is not None and value != defaults[name]:
+            chosen[name] = value
+    return chosen
 
 
 def check_method_options(args: argparse.Namespace, config: RunConfig) -> None:
@@ -538,7 +554,7 @@ def build_run(config: RunConfig, table: NB201Table | None = None, *, data_dir: P
     oracle, oracle_info = build_oracle(config, table=table, data_dir=data_dir, device=oracle_device,
                                        results_cache=results_cache, progress=progress,
                                        retry_failed=retry_failed)  # fmt: skip
-    run_info: dict[str, Any] = {"method_settings": method.settings, "oracle": oracle_info}
+    run_info: dict[str, Any] = {"method_settings": method.settings_for(config), "oracle": oracle_info}
     space = search_space(config, oracle, data_dir)
     if not space.is_full:
         run_info["search_space"] = {"cells": len(space), "restricted_by": space.description}

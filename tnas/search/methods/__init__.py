@@ -36,6 +36,7 @@ from tnas.search.methods.tnas_setup import (
     build_tnas,
     tnas_ignored_options,
     tnas_inert_settings,
+    tnas_run_settings,
 )
 from tnas.search.methods.zero_shot import zero_shot_search
 from tnas.search.protocol import Searcher
@@ -110,6 +111,9 @@ class Method:
         ignored_options: the run options the method cannot act on, whatever their value,
             given the run's options (``tnas-prior``'s BO settings), each with the reason; a
             command line that sets one is refused rather than silently ignored.
+        run_settings: the defaults that differ for some runs (TNAS's constrained defaults:
+            a constrained run searches with the source term and feature patience), over
+            :attr:`settings`; see :meth:`settings_for`.
     """
 
     name: str
@@ -122,12 +126,19 @@ class Method:
     inert_settings: Callable[[RunConfig, Mapping[str, Any]], frozenset[str]] = lambda config, settings: frozenset()
     forced_settings: Mapping[str, Any] = field(default_factory=dict)
     ignored_options: Callable[[Mapping[str, Any]], Mapping[str, str]] = lambda options: {}
+    run_settings: Callable[[RunConfig], Mapping[str, Any]] = lambda config: {}
+
+    def settings_for(self, config: RunConfig) -> dict[str, Any]:
+        """The method's default settings for a run of ``config``: :attr:`settings`, with the
+        :attr:`run_settings` the run calls for; what ``config.json`` records as the run's
+        ``method_settings`` and what its options override."""
+        return {**self.settings, **self.run_settings(config)}
 
     def unusable_options(self, config: RunConfig) -> dict[str, str]:
         """The options of ``config`` this method cannot act on in that run, each with the
         reason: :attr:`ignored_options` and the :attr:`inert_settings` of the run, except
         ``recommend`` (inert only when the run returns what it asks for, the best reading)."""
-        effective = effective_settings(self.settings, config.options, self.forced_settings)
+        effective = effective_settings(self.settings_for(config), config.options, self.forced_settings)
         reasons = dict(self.ignored_options(config.options))
         for name in sorted(self.inert_settings(config, effective) - {"recommend"}):
             reasons.setdefault(name, INERT_REASONS.get(name, "it has no effect on this run"))
@@ -137,8 +148,9 @@ class Method:
         """How a run of ``config`` recorded with default settings ``recorded`` (its
         ``config.json``'s ``method_settings``) would be searched differently by this code;
         empty when it would not (see :func:`~tnas.search.settings_changes.settings_changes`)."""
-        effective = effective_settings(self.settings, config.options, self.forced_settings)
-        return settings_changes(recorded, self.settings, config.options, legacy=self.legacy_settings,
+        current = self.settings_for(config)
+        effective = effective_settings(current, config.options, self.forced_settings)
+        return settings_changes(recorded, current, config.options, legacy=self.legacy_settings,
                                 inert=self.inert_settings(config, effective), forced=self.forced_settings)  # fmt: skip
 
 
@@ -154,19 +166,23 @@ METHODS: dict[str, Method] = {
         Method("tnas", "TNAS: BO with the meta-learned deep-kernel GP (Shala et al. 2023)",
                lambda context: build_tnas(context), asdict(TNASConfig()), tnas_family=True,
                legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings,
-               ignored_options=partial(tnas_ignored_options, "meta")),
+               ignored_options=partial(tnas_ignored_options, "meta"),
+               run_settings=partial(tnas_run_settings, "meta")),
         Method("tnas-untrained", "TNAS ablation: the same deep kernel without meta-training",
                lambda context: build_tnas(context, "untrained"), asdict(TNASConfig(**UNTRAINED_SETTINGS)),
                tnas_family=True, legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings,
-               forced_settings=UNTRAINED_SETTINGS, ignored_options=partial(tnas_ignored_options, "untrained")),
+               forced_settings=UNTRAINED_SETTINGS, ignored_options=partial(tnas_ignored_options, "untrained"),
+               run_settings=partial(tnas_run_settings, "untrained")),
         Method("tnas-nodata", "TNAS ablation: a surrogate meta-trained without the dataset encoder",
                lambda context: build_tnas(context, "no-dataset"), asdict(TNASConfig()), tnas_family=True,
                legacy_settings=TNAS_LEGACY_SETTINGS, inert_settings=tnas_inert_settings,
-               ignored_options=partial(tnas_ignored_options, "no-dataset")),
+               ignored_options=partial(tnas_ignored_options, "no-dataset"),
+               run_settings=partial(tnas_run_settings, "no-dataset")),
         Method("tnas-prior", "TNAS ablation: cells in the order of the meta-learned prior, no BO (as MetaD2A)",
                lambda context: build_tnas(context, "prior"), {"source_weight": TNASConfig().source_weight},
                tnas_family=True, legacy_settings=TNAS_LEGACY_SETTINGS,
-               ignored_options=partial(tnas_ignored_options, "prior")),
+               ignored_options=partial(tnas_ignored_options, "prior"),
+               run_settings=partial(tnas_run_settings, "prior")),
         Method("zero-shot", "zero-shot transfer: cells by the source tables' mean validation, no learning",
                lambda context: zero_shot_search(NB201Table.load(context.data_dir), context.config.dataset,
                                                 context.space), {}),
@@ -239,10 +255,11 @@ def stale_settings(config: RunConfig, record: Mapping[str, Any] | None) -> list[
     return method.changes_since(config, record["method_settings"])
 
 
-def registered_settings(name: str) -> dict[str, Any] | None:
-    """The default settings of method ``name`` (``None``: not a registered method)."""
-    method = _registered(name)
-    return None if method is None else dict(method.settings)
+def registered_settings(config: RunConfig) -> dict[str, Any] | None:
+    """The default settings of ``config.method`` for a run of ``config`` (``Method.settings_for``;
+    ``None``: not a registered method)."""
+    method = _registered(config.method)
+    return None if method is None else method.settings_for(config)
 
 
 def make_searcher(config: RunConfig, *, data_dir: Path | None = None, data_root: Path | None = None,

@@ -89,9 +89,12 @@ def check_surrogate_options(options: Mapping[str, Any]) -> None:
         raise ConfigError("surrogate_seed and last_epochs must be >= 0, members >= 1")
 
 
-def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], TNASConfig]:
-    """Surrogate options (with defaults) and the searcher's :class:`TNASConfig`."""
-    options = dict(options)
+def split_options(options: Mapping[str, Any],
+                  run_settings: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], TNASConfig]:  # fmt: skip
+    """Surrogate options (with defaults) and the searcher's :class:`TNASConfig`: the
+    ``options`` over the run's defaults (``run_settings``, e.g. :func:`tnas_run_settings`,
+    over :class:`TNASConfig`'s)."""
+    options = {**(run_settings or {}), **options}
     chosen = {name: options.pop(name, default) for name, default in SURROGATE_OPTIONS.items()}
     check_surrogate_options(chosen)
     known = {item.name for item in fields(TNASConfig)}
@@ -129,6 +132,26 @@ def tnas_inert_settings(config: RunConfig, settings: Mapping[str, Any]) -> froze
     if settings.get("acquisition") != "ucb":
         inert.add("ucb_beta")
     return frozenset(inert)
+
+
+CONSTRAINED_SETTINGS: dict[str, Any] = {"source_weight": 0.25, "feature_patience": 13}
+"""TNAS's defaults for a run with constraints (latency, parameters, FLOPs), over
+:class:`TNASConfig`'s: the source term at weight 0.25 and the head alone fine-tuned until 13
+observations bring no new best. Measured on HELP's 15 latency limits on CIFAR-100 (README,
+*Why the source term is an option*): 11 of 15 settings within 10 queries of the best
+feasible cell against 5 with the unconstrained defaults, on draws it was tuned on and on two
+it was not; the meta-learned prior, trained on the best cells of unconstrained tables, ranks
+the best *feasible* cells worse than the source tables do."""
+
+
+def tnas_run_settings(variant: str, config: RunConfig) -> dict[str, Any]:
+    """The defaults a run of ``config`` of ``variant`` (a key of :data:`TNAS_VARIANTS`)
+    searches with over :class:`TNASConfig`'s: :data:`CONSTRAINED_SETTINGS` for a constrained
+    run, less what the variant cannot act on (:func:`tnas_ignored_options`); none otherwise."""
+    if not config.constraints:
+        return {}
+    ignored = tnas_ignored_options(variant, config.options)
+    return {name: value for name, value in CONSTRAINED_SETTINGS.items() if name not in ignored}
 
 
 SURROGATE_CHOICE = ("surrogate_seed", "members")
@@ -185,7 +208,7 @@ def build_tnas(context: SearchContext, variant: str = "meta") -> Searcher:
     from tnas.search.methods.tnas import TNASSearcher, blended_prior, codes_and_prior, target_scale_of
     from tnas.search.surrogates import DEFAULT_MEMBERS, resolve_surrogate
 
-    chosen, config = split_options(context.config.options)
+    chosen, config = split_options(context.config.options, tnas_run_settings(variant, context.config))
     sample_seed = context.config.seed if chosen["sample_seed"] is None else int(chosen["sample_seed"])
     if variant == "untrained":  # no meta-learned prior: no prior trust region either
         config = replace(config, **UNTRAINED_SETTINGS)
