@@ -381,7 +381,8 @@ def test_ablations_run_through_the_cli_and_say_what_they_are(tiny_surrogate, tin
     assert "meta-trained without the dataset encoder" in capsys.readouterr().err
 
 
-def test_the_source_term_averages_the_tables_the_surrogate_meta_trained_on(tiny_surrogate, data_dir, tmp_path):
+def test_the_source_term_averages_the_tables_the_surrogate_meta_trained_on(tiny_surrogate, data_dir, tmp_path,
+                                                                           capsys):  # fmt: skip
     common = ["--dataset", "cifar10", "--budget", "6", "--data-dir", str(data_dir), "--no-progress",
               "--source-weight", "0.5"]  # fmt: skip
     for method in ("tnas", "tnas-prior"):
@@ -402,10 +403,12 @@ def test_the_source_term_averages_the_tables_the_surrogate_meta_trained_on(tiny_
     assert main([*common, "--method", "tnas", "--surrogate", str(no_tables), "--out", str(out)]) == 0
     term = json.loads((out / "config.json").read_text())["source_term"]
     assert term["source_weight"] == 0.0 and term["requested"] == 0.5 and "no NAS-Bench-201 table" in term["why"]
+    assert "source term  off (the surrogate meta-trained on no NAS-Bench-201 table; asked for weight 0.5)" in (
+        capsys.readouterr().out)  # fmt: skip
 
 
 @pytest.mark.parametrize("method", ["tnas", "tnas-prior"])
-def test_tnas_and_its_prior_ranking_propose_only_feasible_cells(tiny_surrogate, data_dir, tmp_path, method):
+def test_tnas_and_its_prior_ranking_propose_only_feasible_cells(tiny_surrogate, data_dir, tmp_path, capsys, method):
     out = tmp_path / method
     bo = ["--finetune-steps", "2", "--candidate-pool", "20"] if method == "tnas" else []
     assert main(["--dataset", "cifar10", "--method", method, "--surrogate", str(tiny_surrogate), "--budget", "12",
@@ -419,6 +422,7 @@ def test_tnas_and_its_prior_ranking_propose_only_feasible_cells(tiny_surrogate, 
     assert record["method_settings"]["source_weight"] == 0.25
     assert record["method_settings"].get("feature_patience") == (13 if method == "tnas" else None)  # prior: no BO
     assert "source_weight" not in record["config"]["options"]  # a default, not an option
+    assert "source term  weight 0.25 on cifar100, imagenet16-120" in capsys.readouterr().out
     if method == "tnas-prior":  # the prior's ranking of the feasible cells, from the top
         priors = [row.acquisition for row in rows]
         assert priors == sorted(priors, reverse=True)

@@ -649,6 +649,7 @@ def format_summary(result: RunResult, out: Path, run_info: dict[str, Any] | None
             *([_constraints_line(summary)] if summary.get("constraints") else []),
             f"  overhead     {summary['overhead_s']:.3f} s in the optimizer",
             *([_surrogate_line(surrogate)] if surrogate else []),
+            *([_source_term_line(term)] if (term := (run_info or {}).get("source_term")) else []),
             *([_one_shot_line(one_shot)] if (one_shot := (run_info or {}).get("one_shot")) else []),
             *([f"  target code  {sample['dataset_code']} (no images of {summary['dataset']} used)"]
               if (sample := (run_info or {}).get("target_sample", {})).get("images") is False else []),
@@ -671,6 +672,13 @@ def _constraints_line(summary: dict[str, Any]) -> str:
                 ("recommended_params_mb", "M params"), ("recommended_flops_m", "MFLOPs")) if key in summary]  # fmt: skip
     return (f"  constraints  {limits.describe()}: {summary['feasible_cells']:,} feasible cells; returned cell "
             f"{', '.join(returned)}")
+
+
+def _source_term_line(term: dict[str, Any]) -> str:
+    """TNAS's source term (``run_info["source_term"]``): its weight and tables, or why it is off."""
+    if not term["source_weight"]:
+        return f"  source term  off ({term['why']}; asked for weight {term['requested']:g})"
+    return f"  source term  weight {term['source_weight']:g} on {', '.join(term['sources'])}"
 
 
 def _one_shot_line(one_shot: dict[str, Any]) -> str:
