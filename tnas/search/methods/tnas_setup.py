@@ -12,7 +12,8 @@ Every variant shares the surrogate resolution (default surrogate from the cache,
   all cells (a random prior defines no trust region: ``candidate_pool`` is ignored).
 
 The target's image sample is drawn with ``sample_seed`` (default: the run seed), as a
-user's own sample of their dataset would be drawn.
+user's own sample of their dataset would be drawn. A constrained run searches with its own
+defaults (:data:`CONSTRAINED_SETTINGS`, through :func:`tnas_run_settings`).
 
 A target without images (a table of your own for a task that is not an image dataset of
 the registry, or one you cannot share) gets the mean dataset code of the shipped benchmark
