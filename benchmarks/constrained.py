@@ -60,7 +60,7 @@ from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle, get_task
 from tnas.search.config import RunConfig
-from tnas.search.methods import get_method
+from tnas.search.methods import get_method, stale_settings
 from tnas.search.methods.tnas_setup import CONSTRAINED_SETTINGS
 from tnas.search.methods.zero_shot import source_average, zero_shot_sources
 
@@ -222,6 +222,18 @@ def _constrained_defaults() -> str:
     return ", ".join(f"{names.get(name, name)} {value:g}" for name, value in CONSTRAINED_SETTINGS.items())
 
 
+def _stale_lines(label: str, runs: Sequence[RunData], spec: GridSpec, setting: HelpSetting,
+                 method: str) -> list[str]:  # fmt: skip
+    """``- stale: <label> seeds ...: <changes>`` for the ``runs`` this code would search with
+    other settings (:func:`tnas.search.methods.stale_settings`, e.g. under an older default)."""
+    groups: dict[str, list[int]] = {}
+    for run in runs:
+        changes = stale_settings(setting_run_config(spec, setting, method, run.seed), run.config)
+        if changes:
+            groups.setdefault("; ".join(changes), []).append(run.seed)
+    return [f"- stale: {label} seeds {', '.join(map(str, seeds))}: {changes}" for changes, seeds in groups.items()]
+
+
 def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: NB201Table,
                 data_dir: Path | None, command: str) -> tuple[str, int | None]:  # fmt: skip
     """The results page, and in how many settings TNAS met the queries target (``None``: no TNAS)."""
@@ -249,6 +261,7 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
     met = 0
     have_tnas = False
     left_out: list[str] = []
+    stale: list[str] = []
     for setting in settings:
         space = constrained_space(setting.constraints, TASK_GEOMETRY[DATASET], params_mb=table.column(task.params),
                                   present=table.present, data_dir=data_dir)  # fmt: skip
@@ -265,6 +278,7 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
             runs, others = finished_runs(out / setting.name, method, spec.seeds, spec.budget, belongs)
             row = method_row(method, runs, spec.budget, best)
             cells = row_cells(row, others)
+            stale += _stale_lines(f"{setting.name} {method}", runs, spec, setting, method)
             if others:
                 left_out.append(f"{setting.name} {method} seeds {', '.join(map(str, others))}")
             if method == "tnas" and row is not None:
@@ -272,6 +286,9 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
                 met += row.median <= TARGET_QUERIES
             first = position == 0
             lines.append(f"| {head if first else ' | | '} | {method} | {cells} | {help_cell if first else ''} |")
+    if stale:
+        lines += ["", "Stale runs, on the page but searched with other settings than this code's (the grid command "
+                  "runs them anew):", *stale]  # fmt: skip
     if left_out:
         lines += ["", "Left out, their folders holding runs of other settings than this command's (another "
                   "--set, --surrogates or limit): " + "; ".join(left_out) + "."]  # fmt: skip

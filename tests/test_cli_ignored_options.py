@@ -66,6 +66,23 @@ def test_the_constrained_page_reports_only_runs_of_its_settings(data_dir, tmp_pa
     assert code == 2 and "--set gp:pending cannot change a gp run of this grid" in capsys.readouterr().err
 
 
+def test_the_constrained_page_names_runs_searched_with_other_settings_than_this_codes(data_dir, tmp_path):
+    import json
+
+    from benchmarks.constrained import main
+
+    out, page = tmp_path / "runs", tmp_path / "page.md"
+    common = ["--methods", "re", "--seeds", "1", "--budget", "3", "--settings", "fpga-4ms", "--out", str(out),
+              "--page", str(page), "--data-dir", str(data_dir), "--no-progress"]  # fmt: skip
+    assert main(common) == 0 and "stale" not in page.read_text()
+    config_path = out / "fpga-4ms" / "re" / "seed0" / "config.json"
+    record = json.loads(config_path.read_text())
+    record["method_settings"]["population_size"] = 20  # as if made under another default
+    config_path.write_text(json.dumps(record))
+    assert main([*common, "--report-only"]) == 0
+    assert "- stale: fpga-4ms re seeds 0: population_size: 20 -> 10" in page.read_text()
+
+
 def test_the_history_page_finds_a_run_whatever_the_spelling_of_its_out_folder(tmp_path, monkeypatch):
     from benchmarks.history import holds_search, search_config
     from tnas.rundir import RunDirectory
