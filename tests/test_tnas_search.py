@@ -314,7 +314,7 @@ def test_cli_runs_tnas_and_records_the_surrogate(tiny_surrogate, data_dir, tmp_p
         (["--finetune-feature-lr", "-0.1"], "finetune_feature_lr must be >= 0"),
         (["--recommend-plausible", "-1"], "expected 'all' or a number >= 0"),
         (["--source-weight", "1.5"], "source_weight must be in [0, 1]"),
-        (["--feature-patience", "-2"], "feature_patience must be >= 0"),
+        (["--feature-patience", "-2"], "--feature-patience must be >= 0 observations (0: the feature MLP"),
     ],
 )
 def test_cli_error_paths(data_dir, tmp_path, capsys, extra, message):
@@ -403,7 +403,7 @@ def test_the_source_term_averages_the_tables_the_surrogate_meta_trained_on(tiny_
     assert main([*common, "--method", "tnas", "--surrogate", str(no_tables), "--out", str(out)]) == 0
     term = json.loads((out / "config.json").read_text())["source_term"]
     assert term["source_weight"] == 0.0 and term["requested"] == 0.5 and "no NAS-Bench-201 table" in term["why"]
-    assert "source term  off (the surrogate meta-trained on no NAS-Bench-201 table; asked for weight 0.5)" in (
+    assert "source term  off (the surrogate meta-trained on no NAS-Bench-201 table; its weight would be 0.5)" in (
         capsys.readouterr().out)  # fmt: skip
 
 

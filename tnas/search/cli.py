@@ -447,6 +447,9 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         raise ConfigError(f"--members must be at least 1, got {args.members}")
     if args.surrogate_seed < 0 or (args.sample_seed is not None and args.sample_seed < 0) or args.last_epochs < 0:
         raise ConfigError("--surrogate-seed, --sample-seed and --last-epochs must be >= 0")
+    if args.feature_patience is not None and args.feature_patience < 0:
+        raise ConfigError(f"--feature-patience must be >= 0 observations (0: the feature MLP from the first fit), "
+                          f"got {args.feature_patience}")  # fmt: skip
     return {
         "surrogate": str(args.surrogate) if args.surrogate else None,
         "allow_target_in_meta_train": args.allow_target_in_meta_train,
@@ -677,7 +680,7 @@ def _constraints_line(summary: dict[str, Any]) -> str:
 def _source_term_line(term: dict[str, Any]) -> str:
     """TNAS's source term (``run_info["source_term"]``): its weight and tables, or why it is off."""
     if not term["source_weight"]:
-        return f"  source term  off ({term['why']}; asked for weight {term['requested']:g})"
+        return f"  source term  off ({term['why']}; its weight would be {term['requested']:g})"
     return f"  source term  weight {term['source_weight']:g} on {', '.join(term['sources'])}"
 
 
