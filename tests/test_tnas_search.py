@@ -215,7 +215,7 @@ def test_feature_patience_is_recorded_only_when_given():
                             (["--feature-patience", "0", "--source-weight", "0"],
                              {"feature_patience": None, "source_weight": 0.0}),
                             (["--feature-patience", "5"], {"feature_patience": 5})):  # fmt: skip
-        options = method_options(build_parser().parse_args([*limit, *extra]), "tnas")
+        options = method_options(build_parser().parse_args([*limit, *extra]), "tnas", constrained=True)
         assert {name: options[name] for name in ("feature_patience", "source_weight") if name in options} == recorded
 
 

@@ -418,8 +418,9 @@ def check_applicable(args: argparse.Namespace, config: RunConfig) -> None:
             _refuse([name], f"{why}, and this run has the {backend} backend and the {config.oracle} oracle")
 
 
-def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
-    """The method-specific settings of a run (empty for the baselines).
+def method_options(args: argparse.Namespace, method: str, *, constrained: bool = False) -> dict[str, Any]:
+    """The method-specific settings of a run (empty for the baselines); ``constrained``: the
+    run has constraints (TNAS's defaults differ, see :data:`CONSTRAINED_SETTINGS`).
 
     Raises:
         ConfigError: TNAS options given for another method (those a TNAS variant cannot act on
@@ -472,7 +473,7 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
         **({"last_epochs": args.last_epochs} if args.last_epochs else {}),
         **({"recommend_plausible": args.recommend_plausible}
            if args.recommend_plausible != TNASConfig().recommend_plausible else {}),
-        **_given_unless_default(args, ("source_weight", "feature_patience"), constrained=bool(constraint_settings(args))),
+        **_given_unless_default(args, ("source_weight", "feature_patience"), constrained=constrained),
     }
 
 
@@ -592,6 +593,7 @@ def _search(args: argparse.Namespace) -> int:
     fidelity, oracle_options = oracle_settings(args, oracle)
     device = resolve_device(args.device) if oracle == "train" or method.one_shot else None
     budget = args.budget if args.budget is not None else 1 if method.one_shot else DEFAULT_BUDGET
+    constraints = constraint_settings(args)
     config = RunConfig(
         method=method.name,
         dataset=dataset,
@@ -600,12 +602,12 @@ def _search(args: argparse.Namespace) -> int:
         fidelity=fidelity,
         observe=args.observe,
         max_sim_hours=args.max_sim_hours,
-        options=method_options(args, method.name),
+        options=method_options(args, method.name, constrained=bool(constraints)),
         oracle=oracle,
         oracle_options=oracle_options,
         workers=args.workers,
         backend=args.backend,
-        constraints=constraint_settings(args),
+        constraints=constraints,
     )
     check_applicable(args, config)
     check_method_options(args, config)
