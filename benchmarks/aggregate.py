@@ -51,6 +51,7 @@ import numpy as np
 from tnas.errors import RunDirectoryError, TnasError
 from tnas.rundir import RunDirectory
 from tnas.search.config import RunConfig
+from tnas.search.methods import same_run
 from tnas.stats import Stat, mean_and_se
 
 CHECKPOINTS: tuple[int, ...] = (10, 25, 50, 100)
@@ -480,7 +481,7 @@ def runs_as(record: Mapping[str, Any], config: RunConfig,
             stored, config = normalise(stored), normalise(config)
     except TnasError:  # not a run configuration
         return False
-    return stored.same_run_as(config)
+    return same_run(stored, config)
 
 
 def build_report(out: Path, spec: GridSpec, tables: Mapping[str, tuple[np.ndarray, np.ndarray]],

@@ -32,7 +32,7 @@ from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, re
 from tnas.rundir import RunDirectory, set_aside
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
-from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, stale_settings
+from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, same_run, stale_settings
 from tnas.search.methods.gp_bo import GPBOConfig
 from tnas.search.methods.tnas import TNASConfig
 from tnas.search.methods.tnas_setup import SURROGATE_OPTIONS
@@ -337,7 +337,7 @@ def is_finished(path: Path, config: RunConfig) -> bool:
     except (KeyError, TypeError, TnasError):
         return False
     return (
-        stored.same_run_as(config)
+        same_run(stored, config)
         and stored.max_sim_hours is None
         and summary.get("queries", 0) >= config.budget
     )
@@ -353,7 +353,7 @@ def stale_changes(path: Path, config: RunConfig) -> list[str]:
         stored = RunConfig(**record["config"]) if record else None
     except (KeyError, TypeError, TnasError):
         return []
-    if stored is None or not stored.same_run_as(config):
+    if stored is None or not same_run(stored, config):
         return []
     return stale_settings(config, record)
 

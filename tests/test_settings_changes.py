@@ -11,7 +11,7 @@ from tnas.errors import RunDirectoryError
 from tnas.oracles import TableOracle
 from tnas.search import RunConfig, RunDirectory, get_method, make_searcher, run
 from tnas.search.cli import main
-from tnas.search.methods import stale_settings
+from tnas.search.methods import run_differences, same_run, stale_settings
 from tnas.search.settings_changes import settings_changes
 
 
@@ -84,6 +84,22 @@ def test_a_constrained_tnas_run_has_its_own_defaults_and_older_constrained_runs_
     untrained = get_method("tnas-untrained").settings_for(dataclasses.replace(constrained, method="tnas-untrained"))
     assert untrained["feature_patience"] == 13 and untrained["source_weight"] == 0.0
     assert get_method("re").settings_for(dataclasses.replace(constrained, method="re")) == get_method("re").settings
+
+
+def test_options_that_restate_the_runs_defaults_leave_its_identity_and_its_record_decides_staleness():
+    limits = {"max_latency_ms": 5.0, "latency_device": "fpga"}
+    constrained = dataclasses.replace(_tnas(), constraints=limits)
+    spelt_out = dataclasses.replace(constrained, options={"source_weight": 0.25, "feature_patience": 13})
+    assert same_run(spelt_out, constrained) and same_run(constrained, spelt_out)
+    assert not same_run(dataclasses.replace(_tnas(), options={"source_weight": 0.25}), _tnas())  # not the default there
+    other = dataclasses.replace(constrained, options={"source_weight": 0.5}, seed=3)
+    assert run_differences(spelt_out, other) == ["seed: 0 -> 3", "options.source_weight: default -> 0.5"]
+    # spelt out under the old defaults: searched with 0.25 and 13, as this code searches `constrained`
+    old_record = {"config": spelt_out.to_dict(), **_record()}
+    assert stale_settings(constrained, old_record) == []
+    # left to the old defaults: searched with 0 and no patience, so it is stale
+    assert stale_settings(constrained, {"config": constrained.to_dict(), **_record()}) == [
+        "feature_patience: null -> 13", "source_weight: 0.0 -> 0.25"]  # fmt: skip
 
 
 def test_every_tnas_setting_has_a_legacy_value_or_was_recorded_from_the_start():

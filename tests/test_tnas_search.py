@@ -537,3 +537,29 @@ def test_the_recommendation_can_be_kept_to_plausibly_best_observations(oracle):
     assert [row.recommended_index for row in wide] == [row.recommended_index for row in every]
     with pytest.raises(ConfigError, match="recommend_plausible"):
         TNASConfig(recommend_plausible=-1.0)
+
+
+def test_a_constrained_run_that_spelled_out_todays_defaults_is_extended_by_the_same_command(
+        tiny_surrogate, data_dir, tmp_path):  # fmt: skip
+    """Before the constrained defaults, ``--source-weight 0.25 --feature-patience 13`` were
+    recorded as options; the same command records nothing now (they are the defaults). The
+    run is the same search, so the command extends it instead of calling it another run."""
+    out = tmp_path / "run"
+    args = ["--dataset", "cifar10", "--method", "tnas", "--surrogate", str(tiny_surrogate), "--budget", "6",
+            "--finetune-steps", "2", "--max-params", "0.3", "--source-weight", "0.25", "--feature-patience", "13",
+            "--data-dir", str(data_dir), "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    path = out / "config.json"
+    record = json.loads(path.read_text())
+    assert {"source_weight", "feature_patience"}.isdisjoint(record["config"]["options"])
+    # as the code before the constrained defaults recorded the same command
+    record["config"]["options"].update(source_weight=0.25, feature_patience=13)
+    record["method_settings"].update(source_weight=0.0, feature_patience=None)
+    path.write_text(json.dumps(record))
+    before = (out / "trajectory.csv").read_text().splitlines()
+    args[args.index("--budget") + 1] = "8"
+    assert main(args) == 0
+    after = (out / "trajectory.csv").read_text().splitlines()
+    assert len(after) == len(before) + 2 and after[: len(before)] == before
+    # and that run, had it been searched under the old defaults, would be stale: it is not
+    assert main(args[: args.index("--source-weight")] + args[args.index("--feature-patience") + 2:]) == 0

@@ -14,7 +14,7 @@ from tnas.errors import ConfigError, RunDirectoryError, SearcherError
 from tnas.oracles import Evaluation
 from tnas.rundir import RunDirectory, TrajectoryRow, append_row
 from tnas.search.config import RunConfig
-from tnas.search.methods import registered_settings, stale_settings
+from tnas.search.methods import registered_settings, run_differences, stale_settings
 from tnas.space import FULL_SPACE, Cell, SearchSpace
 from tnas.typecheck import is_finite_number
 from tnas.versions import package_versions
@@ -245,10 +245,11 @@ def prepare_directory(directory: RunDirectory, config: RunConfig, run_info: dict
         stored_config = RunConfig.from_record(stored["config"])
     except (KeyError, ConfigError) as error:
         raise RunDirectoryError(f"{directory.config_path} is not a tnas run config ({error})") from None
-    if not stored_config.same_run_as(config):
+    differences = run_differences(stored_config, config)
+    if differences:
         raise RunDirectoryError(
-            f"{directory.path} holds another run ({_describe(stored_config)}); "
-            f"choose another --out for {_describe(config)}"
+            f"{directory.path} holds another run ({_describe(stored_config)}; this one differs in "
+            f"{', '.join(differences)}); choose another --out for {_describe(config)}"
         )
     changes = stale_settings(config, stored)
     if changes:

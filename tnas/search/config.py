@@ -158,8 +158,31 @@ class RunConfig:
 
     def same_run_as(self, other: RunConfig) -> bool:
         """Whether ``other`` continues this run (equal except for the budget limits)."""
+        return not self.differences(other)
+
+    def differences(self, other: RunConfig) -> list[str]:
+        """How ``other`` is another run than this one: ``name: mine -> theirs`` per differing
+        field (per key of ``options`` and ``constraints``), the budget limits left out."""
         # compared as dicts: rebuilding one with the other's budget would validate the mix (16 workers
         # for a budget of 10) and raise instead of answering
         limits = ("budget", "max_sim_hours")
         mine, theirs = asdict(self), asdict(other)
-        return all(mine[name] == theirs[name] for name in mine if name not in limits)
+        changes: list[str] = []
+        for name in mine:
+            if name in limits or mine[name] == theirs[name]:
+                continue
+            if isinstance(mine[name], dict) and isinstance(theirs[name], dict):
+                keys = sorted({*mine[name], *theirs[name]})
+                unset = "default" if name == "options" else "none"  # an option left out takes the default
+                changes += [f"{name}.{key}: {_shown(mine[name], key, unset)} -> {_shown(theirs[name], key, unset)}"
+                            for key in keys if mine[name].get(key, _UNSET) != theirs[name].get(key, _UNSET)]  # fmt: skip
+            else:
+                changes.append(f"{name}: {mine[name]!r} -> {theirs[name]!r}")
+        return changes
+
+
+_UNSET = object()
+
+
+def _shown(values: dict[str, Any], key: str, unset: str) -> str:
+    return repr(values[key]) if key in values else unset

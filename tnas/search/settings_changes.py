@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tnas.search.config import RunConfig
 
-__all__ = ["best_reading_returned", "effective_settings", "parallel_only", "settings_changes"]
+__all__ = ["best_reading_returned", "effective_settings", "parallel_only", "plain", "settings_changes"]
 
 
 def effective_settings(defaults: Mapping[str, Any], options: Mapping[str, Any],
@@ -44,6 +44,7 @@ def settings_changes(
     legacy: Mapping[str, Any],
     inert: frozenset[str] = frozenset(),
     forced: Mapping[str, Any] | None = None,
+    recorded_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """How a run recorded with default settings ``recorded`` would be searched differently now.
 
@@ -56,6 +57,9 @@ def settings_changes(
         inert: settings that change nothing for this run.
         forced: settings the method imposes whatever the options say (``tnas-untrained``'s
             candidate pool); ``current`` and ``recorded`` hold them as imposed now and then.
+        recorded_options: the options the run was searched with, when its record spells
+            out a default that ``options`` leaves to it (the same run, see
+            :func:`~tnas.search.methods.same_run`); default ``options``.
 
     Returns:
         One ``name: then -> now`` line per setting whose effective value differs (values as
@@ -63,16 +67,18 @@ def settings_changes(
         when the run is searched exactly as recorded.
     """
     recorded, forced = recorded or {}, forced or {}
+    recorded_options = options if recorded_options is None else recorded_options
     changes: list[str] = []
     for name, default in current.items():
         if name in inert:
             continue
-        given = {} if name in forced else options  # a forced setting ignores the options, then and now
-        now = _plain(forced.get(name, given.get(name, default)))
+        # a forced setting ignores the options, then and now
+        given, given_then = ({}, {}) if name in forced else (options, recorded_options)
+        now = plain(forced.get(name, given.get(name, default)))
         if name in recorded:
-            then = _plain(given.get(name, recorded[name]))
+            then = plain(given_then.get(name, recorded[name]))
         elif name in legacy:
-            then = _plain(given.get(name, legacy[name]))
+            then = plain(given_then.get(name, legacy[name]))
         else:
             changes.append(f"{name}: not recorded, now {json.dumps(now)}")
             continue
@@ -93,6 +99,6 @@ def best_reading_returned(config: RunConfig, settings: Mapping[str, Any]) -> fro
     return frozenset({"recommend"}) if exact else frozenset()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """``value`` as ``config.json`` stores it (tuples as lists), for comparison."""
     return json.loads(json.dumps(value))

@@ -10,7 +10,7 @@ weight-sharing ones (one query: the cell derived from a trained supernet,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from tnas.search.settings_changes import (
     best_reading_returned,
     effective_settings,
     parallel_only,
+    plain,
     settings_changes,
 )
 from tnas.space import FULL_SPACE, SearchSpace
@@ -144,14 +145,25 @@ class Method:
             reasons.setdefault(name, INERT_REASONS.get(name, "it has no effect on this run"))
         return reasons
 
-    def changes_since(self, config: RunConfig, recorded: Mapping[str, Any] | None) -> list[str]:
+    def changes_since(self, config: RunConfig, recorded: Mapping[str, Any] | None,
+                      recorded_options: Mapping[str, Any] | None = None) -> list[str]:  # fmt: skip
         """How a run of ``config`` recorded with default settings ``recorded`` (its
-        ``config.json``'s ``method_settings``) would be searched differently by this code;
-        empty when it would not (see :func:`~tnas.search.settings_changes.settings_changes`)."""
+        ``config.json``'s ``method_settings``) and options ``recorded_options`` (default:
+        ``config``'s) would be searched differently by this code; empty when it would not
+        (see :func:`~tnas.search.settings_changes.settings_changes`)."""
         current = self.settings_for(config)
         effective = effective_settings(current, config.options, self.forced_settings)
         return settings_changes(recorded, current, config.options, legacy=self.legacy_settings,
-                                inert=self.inert_settings(config, effective), forced=self.forced_settings)  # fmt: skip
+                                inert=self.inert_settings(config, effective), forced=self.forced_settings,
+                                recorded_options=recorded_options)  # fmt: skip
+
+    def without_restated_defaults(self, config: RunConfig) -> RunConfig:
+        """``config`` without the options that restate this method's default for that run
+        (:meth:`settings_for`): they change nothing in how it is searched."""
+        defaults = self.settings_for(config)
+        options = {name: value for name, value in config.options.items()
+                   if name not in defaults or plain(value) != plain(defaults[name])}  # fmt: skip
+        return config if options == config.options else replace(config, options=options)
 
 
 METHODS: dict[str, Method] = {
@@ -252,7 +264,25 @@ def stale_settings(config: RunConfig, record: Mapping[str, Any] | None) -> list[
         return settings_changes(recorded, one_shot_config(config.method, config.options).to_dict(), {}, legacy={})
     if "method_settings" not in record:
         return []
-    return method.changes_since(config, record["method_settings"])
+    recorded_options = (record.get("config") or {}).get("options")
+    return method.changes_since(config, record["method_settings"],
+                                recorded_options if isinstance(recorded_options, dict) else None)
+
+
+def run_differences(stored: RunConfig, config: RunConfig) -> list[str]:
+    """How ``config`` is another run than ``stored`` (:meth:`RunConfig.differences`), options
+    that restate the method's default for the run aside: a run recorded with ``--source-weight
+    0.25`` spelt out is the run that the same command makes where 0.25 became the default (a
+    changed default is :func:`stale_settings`' business, not the run's identity)."""
+    method = _registered(config.method)
+    if method is not None and stored.method == config.method:
+        stored, config = method.without_restated_defaults(stored), method.without_restated_defaults(config)
+    return stored.differences(config)
+
+
+def same_run(stored: RunConfig, config: RunConfig) -> bool:
+    """Whether ``config`` continues the run recorded as ``stored`` (:func:`run_differences`)."""
+    return not run_differences(stored, config)
 
 
 def registered_settings(config: RunConfig) -> dict[str, Any] | None:
