@@ -31,6 +31,7 @@ import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ from benchmarks.aggregate import (
     summarize_to_best,
 )
 from benchmarks.nb201 import check_settings_act, make_run, parse_setting, run_config
-from benchmarks.results_page import format_stat, format_to_best
+from benchmarks.results_page import format_stat, format_to_best, stale_run_lines
 from tnas.cli_common import (
     OneLineErrorParser,
     option_names,
@@ -60,7 +61,7 @@ from tnas.errors import ConfigError
 from tnas.io import atomic_write_text
 from tnas.oracles import NB201Table, TableOracle, get_task
 from tnas.search.config import RunConfig
-from tnas.search.methods import get_method, stale_settings
+from tnas.search.methods import get_method
 from tnas.search.methods.tnas_setup import CONSTRAINED_SETTINGS
 from tnas.search.methods.zero_shot import source_average, zero_shot_sources
 
@@ -222,18 +223,6 @@ def _constrained_defaults() -> str:
     return ", ".join(f"{names.get(name, name)} {value:g}" for name, value in CONSTRAINED_SETTINGS.items())
 
 
-def _stale_lines(label: str, runs: Sequence[RunData], spec: GridSpec, setting: HelpSetting,
-                 method: str) -> list[str]:  # fmt: skip
-    """``- stale: <label> seeds ...: <changes>`` for the ``runs`` this code would search with
-    other settings (:func:`tnas.search.methods.stale_settings`, e.g. under an older default)."""
-    groups: dict[str, list[int]] = {}
-    for run in runs:
-        changes = stale_settings(setting_run_config(spec, setting, method, run.seed), run.config)
-        if changes:
-            groups.setdefault("; ".join(changes), []).append(run.seed)
-    return [f"- stale: {label} seeds {', '.join(map(str, seeds))}: {changes}" for changes, seeds in groups.items()]
-
-
 def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, table: NB201Table,
                 data_dir: Path | None, command: str) -> tuple[str, int | None]:  # fmt: skip
     """The results page, and in how many settings TNAS met the queries target (``None``: no TNAS)."""
@@ -278,7 +267,8 @@ def render_page(spec: GridSpec, settings: Sequence[HelpSetting], out: Path, tabl
             runs, others = finished_runs(out / setting.name, method, spec.seeds, spec.budget, belongs)
             row = method_row(method, runs, spec.budget, best)
             cells = row_cells(row, others)
-            stale += _stale_lines(f"{setting.name} {method}", runs, spec, setting, method)
+            expected = partial(setting_run_config, spec, setting, method)
+            stale += stale_run_lines(f"{setting.name} {method}", runs, lambda run, expected=expected: expected(run.seed))
             if others:
                 left_out.append(f"{setting.name} {method} seeds {', '.join(map(str, others))}")
             if method == "tnas" and row is not None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.aggregate import GridSpec, MethodAggregate, Report, Stat, ToBest, checkpoints
+from benchmarks.aggregate import GridSpec, MethodAggregate, Report, RunData, Stat, ToBest, checkpoints
 from benchmarks.plots import REGRET_FLOOR, protocol_title
 from tnas.errors import TnasError
 from tnas.io import atomic_write_text
@@ -266,17 +266,32 @@ def stale_lines(report: Report) -> list[str]:
     """One ``stale: ...`` line per (observe, dataset, method, changes) whose finished runs this
     code would search differently (:func:`tnas.search.methods.stale_settings`): their figures
     are on the page, but the grid command runs them anew."""
-    groups: dict[tuple[str, str, str, str], list[int]] = {}
-    for (observe, dataset, method), runs in report.runs.items():
-        for run in runs:
-            try:
-                changes = stale_settings(RunConfig(**run.config["config"]), run.config)
-            except (KeyError, TypeError, TnasError):  # not judged, as the grid command does not
-                changes = []
-            if changes:
-                groups.setdefault((observe, dataset, method, "; ".join(changes)), []).append(run.seed)
-    return [f"- stale: observe={observe} dataset={dataset} method={method} seeds {_seed_list(seeds)}: {changes}"
-            for (observe, dataset, method, changes), seeds in sorted(groups.items())]  # fmt: skip
+    lines: list[str] = []
+    for (observe, dataset, method), runs in sorted(report.runs.items()):
+        lines += stale_run_lines(f"observe={observe} dataset={dataset} method={method}", runs, _recorded_config)
+    return lines
+
+
+def stale_run_lines(label: str, runs: Iterable[RunData], config_of: Callable[[RunData], RunConfig | None]) -> list[str]:
+    """``- stale: <label> seeds ...: <changes>`` per set of changes, for the ``runs`` this code
+    would search with other settings than their record's (:func:`tnas.search.methods.stale_settings`
+    against ``config_of(run)``, the configuration the grid would run; ``None``: not judged)."""
+    groups: dict[str, list[int]] = {}
+    for run in runs:
+        config = config_of(run)
+        changes = stale_settings(config, run.config) if config is not None else []
+        if changes:
+            groups.setdefault("; ".join(changes), []).append(run.seed)
+    return [f"- stale: {label} seeds {_seed_list(seeds)}: {changes}" for changes, seeds in sorted(groups.items())]
+
+
+def _recorded_config(run: RunData) -> RunConfig | None:
+    """The run's own configuration; ``None`` when its record holds none (not judged, as the
+    grid command does not judge it)."""
+    try:
+        return RunConfig(**run.config["config"])
+    except (KeyError, TypeError, TnasError):
+        return None
 
 
 def _link(path: Path, page_path: Path) -> str:
