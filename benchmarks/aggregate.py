@@ -481,7 +481,7 @@ def runs_as(record: Mapping[str, Any], config: RunConfig,
             stored, config = normalise(stored), normalise(config)
     except TnasError:  # not a run configuration
         return False
-    return same_run(stored, config)
+    return same_run(stored, config, record.get("method_settings"))
 
 
 def build_report(out: Path, spec: GridSpec, tables: Mapping[str, tuple[np.ndarray, np.ndarray]],

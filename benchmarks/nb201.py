@@ -353,7 +353,7 @@ def stale_changes(path: Path, config: RunConfig) -> list[str]:
         stored = RunConfig(**record["config"]) if record else None
     except (KeyError, TypeError, TnasError):
         return []
-    if stored is None or not same_run(stored, config):
+    if stored is None or not same_run(stored, config, record.get("method_settings")):
         return []
     return stale_settings(config, record)
 

@@ -600,3 +600,24 @@ def test_a_run_with_more_workers_than_the_pages_budget_is_another_run_not_a_cras
     RunDirectory(tmp_path).write_config({"format": 1, "config": wide.to_dict()})
     page = RunConfig(method="rs", dataset="cifar10", seed=0, budget=10, fidelity=200, observe="mean")
     assert not holds_run_of(tmp_path, page) and holds_run_of(tmp_path, dataclasses.replace(page, budget=20, workers=16))
+
+
+def test_a_grid_run_whose_record_spelt_out_a_default_since_changed_is_redone_not_refused(table, data_dir, tmp_path,
+                                                                                          capsys):  # fmt: skip
+    """The harness records TNAS's command-line defaults as options; when one of those defaults
+    changes, its runs are stale (moved aside and run anew), not 'another run'."""
+    from benchmarks.aggregate import GridSpec
+    from benchmarks.nb201 import run_config
+
+    spec = GridSpec(observes=("mean",), datasets=("cifar100",), methods=("tnas-untrained",), seeds=(0,), budget=6,
+                    fidelity=200, settings=(("tnas-untrained", "finetune_steps", 3),))  # fmt: skip
+    config = run_config(spec, "mean", "cifar100", "tnas-untrained", 0)
+    path = tmp_path / "seed0"
+    assert make_run(path, config, table, data_dir=data_dir) == "made"
+    record = json.loads((path / "config.json").read_text())
+    assert record["config"]["options"]["acquisition"] == "logei"  # a default, spelt out
+    record["config"]["options"]["acquisition"] = record["method_settings"]["acquisition"] = "ucb"  # its day's
+    (path / "config.json").write_text(json.dumps(record))
+    assert make_run(path, config, table, data_dir=data_dir) == "remade"
+    assert 'acquisition: "ucb" -> "logei"' in capsys.readouterr().err
+    assert (tmp_path / "seed0.stale-1" / "config.json").exists()

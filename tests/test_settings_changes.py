@@ -93,13 +93,30 @@ def test_options_that_restate_the_runs_defaults_leave_its_identity_and_its_recor
     assert same_run(spelt_out, constrained) and same_run(constrained, spelt_out)
     assert not same_run(dataclasses.replace(_tnas(), options={"source_weight": 0.25}), _tnas())  # not the default there
     other = dataclasses.replace(constrained, options={"source_weight": 0.5}, seed=3)
-    assert run_differences(spelt_out, other) == ["seed: 0 -> 3", "options.source_weight: default -> 0.5"]
+    assert run_differences(spelt_out, other) == ["seed: 0 -> 3", "options.source_weight: 0.25 -> 0.5"]
     # spelt out under the old defaults: searched with 0.25 and 13, as this code searches `constrained`
     old_record = {"config": spelt_out.to_dict(), **_record()}
     assert stale_settings(constrained, old_record) == []
     # left to the old defaults: searched with 0 and no patience, so it is stale
     assert stale_settings(constrained, {"config": constrained.to_dict(), **_record()}) == [
         "feature_patience: null -> 13", "source_weight: 0.0 -> 0.25"]  # fmt: skip
+
+
+def test_a_recorded_option_that_restated_the_default_of_its_day_follows_the_default():
+    """The command line records some defaults as options (``finetune_steps``...). When such a
+    default changes, the run made before is the same run as the command without the flag, and
+    stale; with the flag given at the old value it is the same run, searched as recorded."""
+    then = _record(finetune_steps=77)  # as if the default had been 77 when it ran
+    stored = _tnas(finetune_steps=77)
+    record = {"config": stored.to_dict(), **then}
+    assert same_run(stored, _tnas(), then["method_settings"])
+    assert stale_settings(_tnas(), record) == ["finetune_steps: 77 -> 100"]
+    assert same_run(stored, _tnas(finetune_steps=77), then["method_settings"])
+    assert stale_settings(_tnas(finetune_steps=77), record) == []
+    assert run_differences(stored, _tnas(finetune_steps=50), then["method_settings"]) == [
+        "options.finetune_steps: 77 -> 50"]  # fmt: skip
+    # without the record's defaults, 77 is a choice: another run than the default's
+    assert not same_run(stored, _tnas())
 
 
 def test_every_tnas_setting_has_a_legacy_value_or_was_recorded_from_the_start():

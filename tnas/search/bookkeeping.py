@@ -245,7 +245,7 @@ def prepare_directory(directory: RunDirectory, config: RunConfig, run_info: dict
         stored_config = RunConfig.from_record(stored["config"])
     except (KeyError, ConfigError) as error:
         raise RunDirectoryError(f"{directory.config_path} is not a tnas run config ({error})") from None
-    differences = run_differences(stored_config, config)
+    differences = run_differences(stored_config, config, stored.get("method_settings"))
     if differences:
         raise RunDirectoryError(
             f"{directory.path} holds another run ({_describe(stored_config)}; this one differs in "

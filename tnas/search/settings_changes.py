@@ -1,7 +1,9 @@
 """Whether a recorded run was made with the settings this code would search it with.
 
 A run's identity (:class:`~tnas.search.config.RunConfig`) holds the options given to it,
-not the defaults it inherited, so that a run keeps its identity when a new option appears.
+not the defaults it inherited, so that a run keeps its identity when a new option appears;
+an option that restates a default (now, or the one recorded with the run) is no option there
+(:func:`tnas.search.methods.run_differences`).
 Its ``config.json`` also records the method's default settings of the code that made it
 (``method_settings``). A run is *stale* when its effective settings (those defaults,
 overridden by its options) differ from what this code would use for the same options: a

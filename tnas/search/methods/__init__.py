@@ -157,12 +157,19 @@ class Method:
                                 inert=self.inert_settings(config, effective), forced=self.forced_settings,
                                 recorded_options=recorded_options)  # fmt: skip
 
-    def without_restated_defaults(self, config: RunConfig) -> RunConfig:
+    def without_restated_defaults(self, config: RunConfig, recorded: Mapping[str, Any] | None = None) -> RunConfig:
         """``config`` without the options that restate this method's default for that run
-        (:meth:`settings_for`): they change nothing in how it is searched."""
-        defaults = self.settings_for(config)
-        options = {name: value for name, value in config.options.items()
-                   if name not in defaults or plain(value) != plain(defaults[name])}  # fmt: skip
+        (:meth:`settings_for`), or the default ``recorded`` with it (a run's ``method_settings``:
+        the command line records some defaults as options), as if they had not been given.
+        A one-shot method's options are kept (its defaults depend on its protocol)."""
+        if self.one_shot:
+            return config
+        defaults, then = self.settings_for(config), recorded or {}
+
+        def restated(name: str, value: Any) -> bool:
+            return any(name in known and plain(value) == plain(known[name]) for known in (defaults, then))
+
+        options = {name: value for name, value in config.options.items() if not restated(name, value)}
         return config if options == config.options else replace(config, options=options)
 
 
@@ -269,20 +276,27 @@ def stale_settings(config: RunConfig, record: Mapping[str, Any] | None) -> list[
                                 recorded_options if isinstance(recorded_options, dict) else None)
 
 
-def run_differences(stored: RunConfig, config: RunConfig) -> list[str]:
+def run_differences(stored: RunConfig, config: RunConfig, recorded: Mapping[str, Any] | None = None) -> list[str]:
     """How ``config`` is another run than ``stored`` (:meth:`RunConfig.differences`), options
-    that restate the method's default for the run aside: a run recorded with ``--source-weight
-    0.25`` spelt out is the run that the same command makes where 0.25 became the default (a
-    changed default is :func:`stale_settings`' business, not the run's identity)."""
+    that restate a default aside (``Method.without_restated_defaults``; ``recorded``: the
+    stored run's ``method_settings``, the defaults when it was made). So a run recorded with
+    ``--source-weight 0.25`` spelt out is the run the same command makes where 0.25 became the
+    default, and one whose record spells out a default that has changed since is the same run
+    as the command without the flag: a changed default is :func:`stale_settings`' business,
+    not the run's identity."""
     method = _registered(config.method)
     if method is not None and stored.method == config.method:
-        stored, config = method.without_restated_defaults(stored), method.without_restated_defaults(config)
+        given = method.without_restated_defaults(config)
+        kept = method.without_restated_defaults(stored, recorded if isinstance(recorded, Mapping) else None).options
+        # an option given now is compared with the stored run's value of it, restated default or not
+        kept = {**kept, **{name: stored.options[name] for name in given.options if name in stored.options}}
+        stored, config = replace(stored, options=kept), given
     return stored.differences(config)
 
 
-def same_run(stored: RunConfig, config: RunConfig) -> bool:
+def same_run(stored: RunConfig, config: RunConfig, recorded: Mapping[str, Any] | None = None) -> bool:
     """Whether ``config`` continues the run recorded as ``stored`` (:func:`run_differences`)."""
-    return not run_differences(stored, config)
+    return not run_differences(stored, config, recorded)
 
 
 def registered_settings(config: RunConfig) -> dict[str, Any] | None:
