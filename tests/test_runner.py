@@ -221,7 +221,8 @@ def test_a_trajectory_of_an_older_format_is_read_as_is_and_rewritten_only_to_app
                                     "deeply nested config", "config with a key twice", "journal line nested deeply",
                                     "text start time in journal", "infinite start time in journal",
                                     "seed slot in a journal of seed means", "infinite incumbent in trajectory",
-                                    "config is a folder"])
+                                    "config is a folder", "method settings not an object",
+                                    "config not an object"])
 def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage):
     import os
 
@@ -255,6 +256,10 @@ def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage
         fields = lines[2].split(",")
         fields[lines[0].split(",").index("incumbent_valid")] = "inf"
         directory.trajectory_path.write_text("".join([*lines[:2], ",".join(fields), *lines[3:]]))
+    elif damage in ("method settings not an object", "config not an object"):
+        record = json.loads(directory.config_path.read_text())
+        record["method_settings" if damage.startswith("method") else "config"] = 5
+        directory.config_path.write_text(json.dumps(record))
     elif damage == "config is a folder":
         directory.config_path.unlink()
         directory.config_path.mkdir()

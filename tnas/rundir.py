@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
@@ -190,8 +191,18 @@ class RunDirectory:
         return data
 
     def read_config(self) -> dict[str, Any] | None:
-        """The stored ``config.json``, or ``None`` for a new run."""
-        return self._read_json(self.config_path)
+        """The stored ``config.json``, or ``None`` for a new run.
+
+        Raises:
+            RunDirectoryError: unreadable, or its ``config`` or ``method_settings`` is not a
+                JSON object (what the run's identity and staleness are judged by).
+        """
+        data = self._read_json(self.config_path)
+        for name in ("config", "method_settings"):
+            if data is not None and name in data and not isinstance(data[name], dict):
+                raise RunDirectoryError(f"{self.config_path} records {name} as {json.dumps(data[name])[:40]}, not a "
+                                        f"JSON object; move {self.path} away to start the run anew")  # fmt: skip
+        return data
 
     def write_config(self, data: dict[str, Any]) -> None:
         atomic_write_json(self.config_path, data)
