@@ -201,22 +201,23 @@ def test_feature_patience_fine_tunes_the_feature_mlp_only_once_the_best_observat
 
 
 def test_feature_patience_is_recorded_only_when_given():
-    from tnas.search.cli import build_parser, method_options
+    from tnas.search.cli import build_parser, run_config_of
+
+    def options(*argv):
+        return run_config_of(build_parser().parse_args(argv)).options
 
     base = ["--dataset", "cifar10", "--method", "tnas"]
-    assert "feature_patience" not in method_options(build_parser().parse_args(base), "tnas")  # run identity kept
-    given = method_options(build_parser().parse_args([*base, "--feature-patience", "13"]), "tnas")
-    assert given["feature_patience"] == 13
-    assert "feature_patience" not in method_options(build_parser().parse_args([*base, "--feature-patience", "0"]),
-                                                    "tnas")  # 0: from the first fit, the default  # fmt: skip
+    assert "feature_patience" not in options(*base)  # run identity kept
+    assert options(*base, "--feature-patience", "13")["feature_patience"] == 13
+    assert "feature_patience" not in options(*base, "--feature-patience", "0")  # 0: from the first fit, the default
     # a constrained run's defaults are 13 and a source weight of 0.25: recorded only when another value is given
     limit = [*base, "--max-params", "0.5"]
     for extra, recorded in ((["--feature-patience", "13", "--source-weight", "0.25"], {}),
                             (["--feature-patience", "0", "--source-weight", "0"],
                              {"feature_patience": None, "source_weight": 0.0}),
                             (["--feature-patience", "5"], {"feature_patience": 5})):  # fmt: skip
-        options = method_options(build_parser().parse_args([*limit, *extra]), "tnas", constrained=True)
-        assert {name: options[name] for name in ("feature_patience", "source_weight") if name in options} == recorded
+        given = options(*limit, *extra)
+        assert {name: given[name] for name in ("feature_patience", "source_weight") if name in given} == recorded
 
 
 def test_resume_equals_an_uninterrupted_run(oracle, tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -418,9 +418,15 @@ def check_applicable(args: argparse.Namespace, config: RunConfig) -> None:
             _refuse([name], f"{why}, and this run has the {backend} backend and the {config.oracle} oracle")
 
 
-def method_options(args: argparse.Namespace, method: str, *, constrained: bool = False) -> dict[str, Any]:
-    """The method-specific settings of a run (empty for the baselines); ``constrained``: the
-    run has constraints (TNAS's defaults differ, see :data:`CONSTRAINED_SETTINGS`).
+RUN_DEFAULTED = ("source_weight", "feature_patience")
+"""TNAS settings whose default depends on the run (:data:`CONSTRAINED_SETTINGS`): recorded
+only when given at another value than the run's default."""
+
+
+def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
+    """The method-specific settings of a run (empty for the baselines); those of
+    :data:`RUN_DEFAULTED` as given, to be dropped where they restate the run's default
+    (:func:`_without_restated`, once the run's configuration is known).
 
     Raises:
         ConfigError: TNAS options given for another method (those a TNAS variant cannot act on
@@ -473,23 +479,27 @@ def method_options(args: argparse.Namespace, method: str, *, constrained: bool =
         **({"last_epochs": args.last_epochs} if args.last_epochs else {}),
         **({"recommend_plausible": args.recommend_plausible}
            if args.recommend_plausible != TNASConfig().recommend_plausible else {}),
-        **_given_unless_default(args, ("source_weight", "feature_patience"), constrained=constrained),
+        **_given_settings(args, RUN_DEFAULTED),
     }
 
 
-def _given_unless_default(args: argparse.Namespace, names: tuple[str, ...], *, constrained: bool) -> dict[str, Any]:
-    """The TNAS settings ``names`` given on the command line whose value is not the run's
-    default (:data:`CONSTRAINED_SETTINGS` for a constrained run; ``feature_patience`` 0 is
-    the unconstrained default ``None``), so that a run keeps its identity with or without them."""
-    defaults = {**asdict(TNASConfig()), **(CONSTRAINED_SETTINGS if constrained else {})}
-    chosen: dict[str, Any] = {}
-    for name in names:
-        value = getattr(args, name)
-        if name == "feature_patience" and value == 0:
-            value = None  # the feature MLP from the first fit, as without patience
-        if getattr(args, name) is not None and value != defaults[name]:
-            chosen[name] = value
-    return chosen
+def _given_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """The TNAS settings ``names`` given on the command line (``feature_patience`` 0: the
+    feature MLP from the first fit, ``None``); :func:`_search` drops those that restate the
+    run's default, so that a run keeps its identity with or without them."""
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if given.get("feature_patience") == 0:
+        given["feature_patience"] = None
+    return given
+
+
+def _without_restated(config: RunConfig, names: tuple[str, ...]) -> RunConfig:
+    """``config`` without the options ``names`` that restate its method's default for it
+    (``Method.settings_for``: a constrained TNAS run has its own)."""
+    defaults = get_method(config.method).settings_for(config)
+    options = {name: value for name, value in config.options.items()
+               if name not in names or name not in defaults or value != defaults[name]}  # fmt: skip
+    return replace(config, options=options)
 
 
 def check_method_options(args: argparse.Namespace, config: RunConfig) -> None:
@@ -585,15 +595,15 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(PROG, lambda: _search(args))
 
 
-def _search(args: argparse.Namespace) -> int:
+def run_config_of(args: argparse.Namespace) -> RunConfig:
+    """The run configuration of a parsed command line: its options are those given, less the
+    TNAS settings that restate the run's own default (:data:`RUN_DEFAULTED`)."""
     oracle = _oracle_kind(args)
     dataset = table_task_name(args.dataset) if oracle == "table" else ALIASES.get(args.dataset.lower(),
                                                                                    args.dataset.lower())  # fmt: skip
     method = get_method(args.method)
     fidelity, oracle_options = oracle_settings(args, oracle)
-    device = resolve_device(args.device) if oracle == "train" or method.one_shot else None
     budget = args.budget if args.budget is not None else 1 if method.one_shot else DEFAULT_BUDGET
-    constraints = constraint_settings(args)
     config = RunConfig(
         method=method.name,
         dataset=dataset,
@@ -602,13 +612,20 @@ def _search(args: argparse.Namespace) -> int:
         fidelity=fidelity,
         observe=args.observe,
         max_sim_hours=args.max_sim_hours,
-        options=method_options(args, method.name, constrained=bool(constraints)),
+        options=method_options(args, method.name),
         oracle=oracle,
         oracle_options=oracle_options,
         workers=args.workers,
         backend=args.backend,
-        constraints=constraints,
+        constraints=constraint_settings(args),
     )
+    return _without_restated(config, RUN_DEFAULTED)
+
+
+def _search(args: argparse.Namespace) -> int:
+    config = run_config_of(args)
+    method, oracle, dataset = get_method(config.method), config.oracle, config.dataset
+    device = resolve_device(args.device) if oracle == "train" or method.one_shot else None
     check_applicable(args, config)
     check_method_options(args, config)
     options = backend_options(args, device)
