@@ -28,7 +28,7 @@ from benchmarks.results_page import PageInputs, write_page
 from tnas.cli_common import OneLineErrorParser, help_listing, options_given, path_argument, run_command
 from tnas.errors import ConfigError, RunDirectoryError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
-from tnas.oracles.user_table import UserTable, UserTableOracle, read_sidecar, resolve_spec
+from tnas.oracles.user_table import UserTable, UserTableOracle, resolve_spec, table_dataset
 from tnas.rundir import RunDirectory, set_aside
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
@@ -185,7 +185,7 @@ def _user_tables(names: list[str]) -> dict[str, str]:
             if not path.is_file():
                 raise ConfigError(f"--datasets {name}: no such table")
             resolve_spec(path)  # its sidecar names the columns (or the error says how)
-            dataset = str(read_sidecar(path.resolve()).get("dataset") or path.stem).lower()
+            dataset = table_dataset(path)
             if _is_task(dataset) or dataset in tables:
                 raise ConfigError(f"--datasets {name}: its dataset name {dataset!r} is already a dataset of the grid "
                                   "(a NAS-Bench-201 task or another table); name it in its sidecar: "

@@ -132,6 +132,22 @@ def test_the_cli_searches_a_user_table_and_says_what_it_observed(user_table, dat
                  "--out", str(out), "--no-progress"]) == 0  # resumes the finished run
 
 
+def test_without_dataset_a_user_tables_task_is_its_sidecars_dataset_else_its_file_name(user_table, tmp_path,
+                                                                                         capsys):  # fmt: skip
+    path, _ = user_table
+    search = ["--table", str(path), "--method", "rs", "--budget", "3", "--no-progress"]
+    assert main([*search, "--out", str(tmp_path / "stem")]) == 0
+    assert "rs on results, seed 0" in capsys.readouterr().out  # results.csv
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**sidecar, "dataset": "Lab-Task"}))
+    assert main([*search, "--out", str(tmp_path / "sidecar")]) == 0
+    assert "rs on lab-task, seed 0" in capsys.readouterr().out
+    assert json.loads((tmp_path / "sidecar" / "config.json").read_text())["config"]["dataset"] == "lab-task"
+    assert main(["--method", "rs", "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--dataset is required" in err and "--table FILE" in err
+
+
 def test_a_user_table_takes_latency_constraints_and_refuses_what_it_cannot_count(user_table, data_dir, tmp_path,
                                                                                  capsys):  # fmt: skip
     path, indexes = user_table

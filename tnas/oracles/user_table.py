@@ -110,6 +110,17 @@ def read_sidecar(table: Path) -> dict[str, str]:
     return data
 
 
+def table_dataset(table: Path) -> str:
+    """The task a table of your own measured, when no ``--dataset`` names it: its sidecar's
+    ``dataset``, else the file's stem, in lower case (``lab.csv`` -> ``lab``).
+
+    Raises:
+        DataFileError: a damaged sidecar (:func:`read_sidecar`).
+    """
+    path = Path(table).expanduser().resolve()
+    return str(read_sidecar(path).get("dataset") or path.stem).lower()
+
+
 def resolve_spec(table: Path, *, valid_column: str | None = None, test_column: str | None = None,
                  cost_column: str | None = None, params_column: str | None = None) -> UserTableSpec:  # fmt: skip
     """The columns to read: the command line's, else the sidecar's.

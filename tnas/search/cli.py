@@ -12,7 +12,7 @@ from tnas.constraints import Constraints
 from tnas.datasets import ALIASES, DATASETS
 from tnas.errors import ConfigError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
-from tnas.oracles.user_table import resolve_spec
+from tnas.oracles.user_table import resolve_spec, table_dataset
 from tnas.search.backends import BackendOptions
 from tnas.search.config import BACKENDS, OBSERVATION_POLICIES, ORACLES, RunConfig
 from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, make_searcher
@@ -93,14 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
             "      --channels 8 --cells-per-stage 1 --device cpu\n"
             f"  {PROG} --dataset imagenet16-120 --method tnas --workers 16   # simulated, seconds\n"
             f"  {PROG} --dataset cifar100 --method tnas --max-latency-ms 5 --latency-device fpga\n"
-            f"  {PROG} --table lab.csv --dataset lab-task --valid-column val_acc --method tnas\n"
+            f"  {PROG} --table lab.csv --valid-column val_acc --method tnas\n"
             f"  {PROG} --dataset svhn --method tnas --data-root ~/data/svhn --workers 4 \\\n"
             "      --devices cuda:0,cuda:1,cuda:2,cuda:3\n"
             f"  {PROG} --dataset svhn --method tnas --data-root /shared/svhn --workers 8 --backend ray \\\n"
             "      --ray-address auto --gpus-per-trial 1"
         ),
     )
-    parser.add_argument("--dataset", required=True, help="task to search (see below)")
+    parser.add_argument("--dataset", default=None,
+                        help="task to search (see below; required, except with --table FILE, whose task is "
+                             "the sidecar's \"dataset\" or else the file's name: lab.csv -> lab)")
     parser.add_argument("--method", required=True, help="search method (see below)")
     parser.add_argument("--budget", type=int, default=None,
                         help="number of queries (default: 100; one-shot methods: 1, their derived cell)")
@@ -587,6 +589,9 @@ def _oracle_kind(args: argparse.Namespace) -> str:
         return "user"
     if args.oracle == "user":
         raise ConfigError("--oracle user needs --table FILE")
+    if args.dataset is None:
+        raise ConfigError("--dataset is required (cifar10, cifar100, imagenet16-120, or a dataset of the registry "
+                          "to train on), unless you search a table of your own with --table FILE")  # fmt: skip
     return args.oracle or default_oracle(args.dataset)
 
 
@@ -599,8 +604,8 @@ def run_config_of(args: argparse.Namespace) -> RunConfig:
     """The run configuration of a parsed command line: its options are those given, less the
     TNAS settings that restate the run's own default (:data:`RUN_DEFAULTED`)."""
     oracle = _oracle_kind(args)
-    dataset = table_task_name(args.dataset) if oracle == "table" else ALIASES.get(args.dataset.lower(),
-                                                                                   args.dataset.lower())  # fmt: skip
+    named = args.dataset if args.dataset is not None else table_dataset(args.table)
+    dataset = table_task_name(named) if oracle == "table" else ALIASES.get(named.lower(), named.lower())
     method = get_method(args.method)
     fidelity, oracle_options = oracle_settings(args, oracle)
     budget = args.budget if args.budget is not None else 1 if method.one_shot else DEFAULT_BUDGET
