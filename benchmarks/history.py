@@ -44,6 +44,7 @@ from tnas.oracles import NB201Table, get_task
 from tnas.rundir import RunDirectory
 from tnas.search.cli import default_method_options
 from tnas.search.config import RunConfig
+from tnas.search.methods import stale_settings
 from tnas.search.surrogates import default_surrogate_dir, resolve_surrogate
 
 PROG = "python -m benchmarks.history"
@@ -101,9 +102,11 @@ def holds_search(path: Path, config: RunConfig) -> bool:
 
 
 def is_search(record: Mapping[str, Any], config: RunConfig) -> bool:
-    """Whether a run's ``config.json`` record is a run of ``config``, the surrogate directories
-    compared as the folders they name (a run made with ``--out`` spelt another way is the same run)."""
-    return runs_as(record, config, normalise=_surrogate_resolved)
+    """Whether a run's ``config.json`` record is a run of ``config`` searched as this code
+    searches it (not stale: :func:`tnas.search.methods.stale_settings`), the surrogate
+    directories compared as the folders they name (a run made with ``--out`` spelt another way
+    is the same run)."""
+    return runs_as(record, config, normalise=_surrogate_resolved) and not stale_settings(config, record)
 
 
 def _surrogate_resolved(config: RunConfig) -> RunConfig:

@@ -24,7 +24,7 @@ from tnas.errors import TnasError
 from tnas.io import atomic_write_text
 from tnas.oracles import TASKS
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
-from tnas.search.methods import stale_settings
+from tnas.search.methods import command_config, stale_settings
 
 
 @dataclass(frozen=True)
@@ -286,10 +286,11 @@ def stale_run_lines(label: str, runs: Iterable[RunData], config_of: Callable[[Ru
 
 
 def _recorded_config(run: RunData) -> RunConfig | None:
-    """The run's own configuration; ``None`` when its record holds none (not judged, as the
-    grid command does not judge it)."""
+    """The configuration of the command that makes the run now (its own, less the options
+    that restated a default: :func:`tnas.search.methods.command_config`), as the grid command
+    judges it; ``None`` when its record holds none (not judged, as the grid does not)."""
     try:
-        return RunConfig(**run.config["config"])
+        return command_config(RunConfig(**run.config["config"]), run.config.get("method_settings"))
     except (KeyError, TypeError, TnasError):
         return None
 

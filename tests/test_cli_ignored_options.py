@@ -93,3 +93,16 @@ def test_the_history_page_finds_a_run_whatever_the_spelling_of_its_out_folder(tm
     absolute = search_config("cifar100", 1, tmp_path / "work" / "surrogates" / "history" / "seed1", 100)
     other_draw = search_config("cifar100", 1, tmp_path / "work" / "surrogates" / "history" / "seed0", 100)
     assert holds_search(tmp_path / "run", absolute) and not holds_search(tmp_path / "run", other_draw)
+
+
+def test_the_history_page_leaves_out_a_run_searched_under_a_default_since_changed():
+    from benchmarks.history import is_search, search_config
+    from tnas.search.methods import get_method
+
+    config = search_config("cifar100", 1, Path("/surrogates/history/seed1"), 100)
+    current = {"config": config.to_dict(), "method_settings": get_method("tnas").settings}
+    assert is_search(current, config)
+    # its record spells out finetune_steps 77, the default of its day: the same run, but stale
+    then = {"config": {**config.to_dict(), "options": {**config.options, "finetune_steps": 77}},
+            "method_settings": {**get_method("tnas").settings, "finetune_steps": 77}}  # fmt: skip
+    assert not is_search(then, config)

@@ -377,6 +377,21 @@ def test_a_run_searched_with_other_settings_is_listed_then_moved_aside_and_run_a
     assert not [path for path in find_runs([out]) if ".stale-" in str(path)]  # tnas.compare skips it
 
 
+def test_the_page_lists_a_run_whose_record_spelt_out_a_default_since_changed_as_stale(full_grid, data_dir, tmp_path):
+    out, page = tmp_path / "results", tmp_path / "RESULTS.md"
+    shutil.copytree(full_grid / "results", out)
+    stale = RunDirectory(run_path(out, "mean", "cifar10", "re", 1))
+    for path in (stale.config_path, stale.summary_path):  # as if the command had written 20 out, the default then
+        record = json.loads(path.read_text())
+        record["config"]["options"] = {"population_size": 20}
+        if "method_settings" in record:
+            record["method_settings"]["population_size"] = 20
+        path.write_text(json.dumps(record))
+    assert main([*_grid(out, page, data_dir), "--report-only"]) == 0
+    assert ("- stale: observe=mean dataset=cifar10 method=re seeds 1: population_size: 20 -> 10"
+            in page.read_text())  # fmt: skip
+
+
 def test_make_run_refuses_a_stale_run_others_rest_on_and_a_folder_holding_another_run(
     full_grid, data_dir, table, tmp_path
 ):

@@ -11,7 +11,7 @@ from tnas.errors import RunDirectoryError
 from tnas.oracles import TableOracle
 from tnas.search import RunConfig, RunDirectory, get_method, make_searcher, run
 from tnas.search.cli import main
-from tnas.search.methods import run_differences, same_run, stale_settings
+from tnas.search.methods import command_config, run_differences, same_run, stale_settings
 from tnas.search.settings_changes import settings_changes
 
 
@@ -117,6 +117,33 @@ def test_a_recorded_option_that_restated_the_default_of_its_day_follows_the_defa
         "options.finetune_steps: 77 -> 50"]  # fmt: skip
     # without the record's defaults, 77 is a choice: another run than the default's
     assert not same_run(stored, _tnas())
+
+
+def test_a_command_that_spells_out_what_the_stored_run_searched_with_continues_it():
+    limits = {"max_latency_ms": 5.0, "latency_device": "fpga"}
+    constrained = dataclasses.replace(_tnas(), constraints=limits)
+    before = _record()["method_settings"]  # recorded under the unconstrained defaults: no patience, no source term
+    told = dataclasses.replace(constrained, options={"feature_patience": None, "source_weight": 0.0})
+    assert same_run(constrained, told, before)
+    assert stale_settings(told, {"config": constrained.to_dict(), "method_settings": before}) == []
+
+
+def test_options_a_method_ignores_do_not_make_another_run():
+    prior = dataclasses.replace(_tnas(finetune_steps=77, acquisition="ucb"), method="tnas-prior")  # BO settings
+    assert same_run(prior, dataclasses.replace(prior, options={"finetune_steps": 100}))
+    untrained = dataclasses.replace(_tnas(candidate_pool=500), method="tnas-untrained")  # forced to 0
+    assert same_run(untrained, dataclasses.replace(untrained, options={"candidate_pool": 300}))
+    assert not same_run(untrained, dataclasses.replace(untrained, options={"finetune_steps": 3}))
+
+
+def test_a_run_judged_by_its_own_record_follows_the_default_of_its_day_it_spelt_out():
+    stored = _tnas(finetune_steps=77)
+    then = _record(finetune_steps=77)["method_settings"]
+    record = {"config": stored.to_dict(), "method_settings": then}
+    assert stale_settings(stored, record) == []  # judged by its own options it looks current...
+    assert stale_settings(command_config(stored, then), record) == ["finetune_steps: 77 -> 100"]  # ...it is not
+    chosen = _tnas(finetune_steps=50)  # a choice, not the default of its day
+    assert command_config(chosen, then) == chosen
 
 
 def test_every_tnas_setting_has_a_legacy_value_or_was_recorded_from_the_start():

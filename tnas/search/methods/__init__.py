@@ -158,18 +158,22 @@ class Method:
                                 recorded_options=recorded_options)  # fmt: skip
 
     def without_restated_defaults(self, config: RunConfig, recorded: Mapping[str, Any] | None = None) -> RunConfig:
-        """``config`` without the options that restate this method's default for that run
-        (:meth:`settings_for`), or the default ``recorded`` with it (a run's ``method_settings``:
-        the command line records some defaults as options), as if they had not been given.
-        A one-shot method's options are kept (its defaults depend on its protocol)."""
+        """``config`` without the options that cannot make it another search: those that
+        restate this method's default for that run (:meth:`settings_for`) or the default
+        ``recorded`` with it (a run's ``method_settings``: the command line records some
+        defaults as options), and those the method ignores (:attr:`ignored_options`,
+        :attr:`forced_settings`), as if they had not been given. A one-shot method's options
+        are kept (its defaults depend on its protocol)."""
         if self.one_shot:
             return config
         defaults, then = self.settings_for(config), recorded or {}
+        ignored = set(self.ignored_options(config.options)) | set(self.forced_settings)
 
         def restated(name: str, value: Any) -> bool:
             return any(name in known and plain(value) == plain(known[name]) for known in (defaults, then))
 
-        options = {name: value for name, value in config.options.items() if not restated(name, value)}
+        options = {name: value for name, value in config.options.items()
+                   if name not in ignored and not restated(name, value)}  # fmt: skip
         return config if options == config.options else replace(config, options=options)
 
 
@@ -286,12 +290,26 @@ def run_differences(stored: RunConfig, config: RunConfig, recorded: Mapping[str,
     not the run's identity."""
     method = _registered(config.method)
     if method is not None and stored.method == config.method:
+        then = recorded if isinstance(recorded, Mapping) else {}
         given = method.without_restated_defaults(config)
-        kept = method.without_restated_defaults(stored, recorded if isinstance(recorded, Mapping) else None).options
-        # an option given now is compared with the stored run's value of it, restated default or not
-        kept = {**kept, **{name: stored.options[name] for name in given.options if name in stored.options}}
+        kept = method.without_restated_defaults(stored, then).options
+        # an option given now is compared with what the stored run searched with: its own
+        # value of it, restated default or not, else the default recorded with it
+        searched = {**then, **stored.options}
+        kept = {**kept, **{name: searched[name] for name in given.options if name in searched}}
         stored, config = replace(stored, options=kept), given
     return stored.differences(config)
+
+
+def command_config(config: RunConfig, recorded: Mapping[str, Any] | None = None) -> RunConfig:
+    """The configuration of the command that makes the run of ``config`` with this code:
+    its options less those that restate a default, today's or the one ``recorded`` with the
+    run (``Method.without_restated_defaults``); what a run's own record is judged against
+    for staleness (a default of its day, spelt out, follows the default)."""
+    method = _registered(config.method)
+    if method is None:
+        return config
+    return method.without_restated_defaults(config, recorded if isinstance(recorded, Mapping) else None)
 
 
 def same_run(stored: RunConfig, config: RunConfig, recorded: Mapping[str, Any] | None = None) -> bool:
