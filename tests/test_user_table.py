@@ -146,6 +146,15 @@ def test_without_dataset_a_user_tables_task_is_its_sidecars_dataset_else_its_fil
     assert main(["--method", "rs", "--out", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--dataset is required" in err and "--table FILE" in err
+    # a file named like a dataset tnas knows (here an alias) is not taken for it unless said so
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+    fmnist = path.rename(path.with_name("fmnist.csv"))
+    fmnist.with_suffix(".json").write_text(json.dumps(sidecar))
+    assert main(["--table", str(fmnist), *search[2:], "--out", str(tmp_path / "alias")]) == 2
+    assert "also the dataset 'fashion-mnist'" in capsys.readouterr().err
+    fmnist.with_suffix(".json").write_text(json.dumps({**sidecar, "dataset": "  "}))
+    assert main(["--table", str(fmnist), *search[2:], "--out", str(tmp_path / "blank")]) == 2
+    assert "dataset must name something" in capsys.readouterr().err
 
 
 def test_a_user_table_takes_latency_constraints_and_refuses_what_it_cannot_count(user_table, data_dir, tmp_path,

@@ -107,6 +107,9 @@ def read_sidecar(table: Path) -> dict[str, str]:
                             f"{', '.join(sorted(SIDECAR_KEYS))}")  # fmt: skip
     if not all(isinstance(value, str) or value is None for value in data.values()):
         raise DataFileError(f"sidecar {path}: every value must be a column name (a string)")
+    blank = [key for key, value in data.items() if isinstance(value, str) and not value.strip()]
+    if blank:
+        raise DataFileError(f"sidecar {path}: {', '.join(blank)} must name something, not be blank")
     return data
 
 

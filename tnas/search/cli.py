@@ -9,10 +9,10 @@ from typing import Any
 
 from tnas.cli_common import OneLineErrorParser, help_listing, options_given, path_argument, run_command
 from tnas.constraints import Constraints
-from tnas.datasets import ALIASES, DATASETS
+from tnas.datasets import ALIASES, DATASETS, TASK_PREFIX, canonical_name
 from tnas.errors import ConfigError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, Oracle
-from tnas.oracles.user_table import resolve_spec, table_dataset
+from tnas.oracles.user_table import read_sidecar, resolve_spec, table_dataset
 from tnas.search.backends import BackendOptions
 from tnas.search.config import BACKENDS, OBSERVATION_POLICIES, ORACLES, RunConfig
 from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, make_searcher
@@ -600,11 +600,29 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(PROG, lambda: _search(args))
 
 
+def _table_task(table: Path) -> str:
+    """The task of ``--table FILE`` without ``--dataset``: its sidecar's ``dataset``, else the
+    file's name (:func:`~tnas.oracles.user_table.table_dataset`), which must not be a dataset
+    tnas knows: a table called ``cifar100.csv`` would take CIFAR-100's images and exclusions
+    without anyone saying so.
+
+    Raises:
+        ConfigError: the file's name is a registry dataset or an alias of one.
+    """
+    named = table_dataset(table)
+    from_file = read_sidecar(Path(table).expanduser().resolve()).get("dataset") is None
+    known = canonical_name(named)
+    if from_file and (known in DATASETS or known.startswith(TASK_PREFIX)):
+        raise ConfigError(f"--table {table}: its file name is also the dataset {known!r}; say which task the table "
+                          "measured with --dataset NAME, or as \"dataset\" in its sidecar")  # fmt: skip
+    return named
+
+
 def run_config_of(args: argparse.Namespace) -> RunConfig:
     """The run configuration of a parsed command line: its options are those given, less the
     TNAS settings that restate the run's own default (:data:`RUN_DEFAULTED`)."""
     oracle = _oracle_kind(args)
-    named = args.dataset if args.dataset is not None else table_dataset(args.table)
+    named = args.dataset if args.dataset is not None else _table_task(args.table)
     dataset = table_task_name(named) if oracle == "table" else ALIASES.get(named.lower(), named.lower())
     method = get_method(args.method)
     fidelity, oracle_options = oracle_settings(args, oracle)
