@@ -617,22 +617,21 @@ def test_a_run_with_more_workers_than_the_pages_budget_is_another_run_not_a_cras
     assert not holds_run_of(tmp_path, page) and holds_run_of(tmp_path, dataclasses.replace(page, budget=20, workers=16))
 
 
-def test_a_grid_run_whose_record_spelt_out_a_default_since_changed_is_redone_not_refused(table, data_dir, tmp_path,
-                                                                                          capsys):  # fmt: skip
-    """The harness records TNAS's command-line defaults as options; when one of those defaults
-    changes, its runs are stale (moved aside and run anew), not 'another run'."""
-    from benchmarks.aggregate import GridSpec
-    from benchmarks.nb201 import run_config
-
-    spec = GridSpec(observes=("mean",), datasets=("cifar100",), methods=("tnas-untrained",), seeds=(0,), budget=6,
-                    fidelity=200, settings=(("tnas-untrained", "finetune_steps", 3),))  # fmt: skip
-    config = run_config(spec, "mean", "cifar100", "tnas-untrained", 0)
-    path = tmp_path / "seed0"
-    assert make_run(path, config, table, data_dir=data_dir) == "made"
-    record = json.loads((path / "config.json").read_text())
-    assert record["config"]["options"]["acquisition"] == "logei"  # a default, spelt out
-    record["config"]["options"]["acquisition"] = record["method_settings"]["acquisition"] = "ucb"  # its day's
-    (path / "config.json").write_text(json.dumps(record))
+def test_a_grid_run_whose_record_spelt_out_a_default_since_changed_is_redone_not_refused(full_grid, data_dir, table,
+                                                                                          tmp_path, capsys):  # fmt: skip
+    """The command line records TNAS's defaults as options (``acquisition``...); when such a
+    default changes, its runs are stale (moved aside and run anew), not 'another run' nor
+    finished. Shown on an RE run whose record spells out the default of its day."""
+    out = tmp_path / "results"
+    shutil.copytree(full_grid / "results", out)
+    path = run_path(out, "mean", "cifar10", "re", 1)
+    config = RunConfig(**json.loads((path / "config.json").read_text())["config"])
+    for name in ("config.json", "summary.json"):  # as if the command had written 20 out, the default then
+        record = json.loads((path / name).read_text())
+        record["config"]["options"] = {"population_size": 20}
+        if "method_settings" in record:
+            record["method_settings"]["population_size"] = 20
+        (path / name).write_text(json.dumps(record))
     assert make_run(path, config, table, data_dir=data_dir) == "remade"
-    assert 'acquisition: "ucb" -> "logei"' in capsys.readouterr().err
-    assert (tmp_path / "seed0.stale-1" / "config.json").exists()
+    assert "population_size: 20 -> 10" in capsys.readouterr().err
+    assert (path.with_name("seed1.stale-1") / "config.json").exists()
