@@ -87,6 +87,23 @@ def test_runs_of_one_method_with_different_settings_are_told_apart():
     assert sorted(labels.values()) == ["tnas (init=prior)", "tnas (init=prior)", "tnas (init=random)"]
 
 
+def test_runs_searched_alike_are_pooled_whether_their_settings_were_spelt_out_or_defaults():
+    from tnas.compare import _labels
+
+    def run(seed: int, options: dict, settings: dict) -> Run:
+        config = {"method": "tnas", "dataset": "cifar100", "seed": seed, "observe": "mean", "fidelity": 200,
+                  "options": options, "constraints": {"max_latency_ms": 5.0, "latency_device": "fpga"}}  # fmt: skip
+        return Run(Path(f"/runs/{seed}"), config, (), settings)
+
+    recipe = run(0, {"source_weight": 0.25, "feature_patience": 13},
+                 {"source_weight": 0.0, "feature_patience": None, "finetune_steps": 100})  # before they were defaults
+    default = run(1, {}, {"source_weight": 0.25, "feature_patience": 13, "finetune_steps": 100})
+    older = run(2, {}, {"source_weight": 0.0, "feature_patience": None, "finetune_steps": 100})  # the old defaults
+    labels = _labels([recipe, default, older])
+    assert labels[recipe.path] == labels[default.path] == "tnas (feature_patience=13, source_weight=0.25)"
+    assert labels[older.path] == "tnas (feature_patience=None, source_weight=0.0)"
+
+
 def test_settings_that_differ_only_between_tasks_do_not_label_runs():
     from tnas.compare import _labels
 

@@ -16,7 +16,8 @@ and writes into ``--out``:
 
 A task is a dataset with its observation policy, fidelity and constraints: runs of other
 tasks are compared side by side, never pooled. Runs of one method with different settings
-are told apart by the settings that differ (``tnas (init=random)``). A group's curves stop
+are told apart by the settings that differ (``tnas (init=random)``), as searched with: given
+or by default (``Run.searched_with``). A group's curves stop
 at its shortest run. Runs still in progress are read as far as they got.
 """
 
@@ -30,7 +31,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from tnas.errors import ConfigError, RunDirectoryError
 from tnas.io import atomic_write, atomic_write_json, atomic_write_text
 from tnas.rundir import CONFIG_FILE, RunDirectory, TrajectoryRow, is_set_aside
 from tnas.search.config import RunConfig
+from tnas.search.methods import METHODS
 from tnas.stats import mean_and_se
 
 PROG = "python -m tnas.compare"
@@ -64,6 +66,14 @@ class Run:
     config: dict[str, Any]
     """The run's configuration (``config.json``'s ``config``: method, dataset, seed, options...)."""
     rows: tuple[TrajectoryRow, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The method's default settings recorded with the run (``config.json``'s
+    ``method_settings``; empty for runs recorded without them)."""
+
+    @property
+    def searched_with(self) -> dict[str, Any]:
+        """The settings the run was searched with: the recorded defaults, overridden by its options."""
+        return {**self.settings, **(self.config.get("options") or {})}
 
     @property
     def task(self) -> str:
@@ -158,7 +168,8 @@ def load_runs(directories: dict[Path, bool]) -> tuple[list[Run], list[Path]]:
     runs, empty = [], []
     for directory, named in directories.items():
         run_dir = RunDirectory(directory)
-        config = (run_dir.read_config() or {}).get("config")
+        record = run_dir.read_config() or {}
+        config = record.get("config")
         if not isinstance(config, dict) or "method" not in config or "dataset" not in config:
             if not named:
                 continue
@@ -170,10 +181,18 @@ def load_runs(directories: dict[Path, bool]) -> tuple[list[Run], list[Path]]:
                                     "out") from None  # fmt: skip
         rows = tuple(run_dir.read_trajectory())
         if rows:
-            runs.append(Run(directory, config, rows))
+            runs.append(Run(directory, config, rows, _recorded_settings(str(config["method"]), record)))
         else:
             empty.append(directory)
     return runs, empty
+
+
+def _recorded_settings(method: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The default settings a run was searched with: its record's ``method_settings``, and
+    for a setting added since, the value runs made before it used (``Method.legacy_settings``)."""
+    known = METHODS.get(method)
+    legacy = dict(known.legacy_settings) if known is not None else {}
+    return {**legacy, **(record.get("method_settings") or {})}
 
 
 def _labels(runs: Sequence[Run]) -> dict[Path, str]:
@@ -184,7 +203,7 @@ def _labels(runs: Sequence[Run]) -> dict[Path, str]:
     for run in runs:
         by_method.setdefault((run.task, str(run.config["method"])), []).append(run)
     for (_, method), members in by_method.items():
-        options = [run.config.get("options") or {} for run in members]
+        options = [run.searched_with for run in members]  # spelt out or by default: the same search
         keys = sorted({key for option in options for key in option} - set(DRAW_OPTIONS))
         differing = [key for key in keys if len({json.dumps(option.get(key), sort_keys=True) for option in options}) > 1]
         for run, option in zip(members, options):
