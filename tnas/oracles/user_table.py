@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -113,15 +114,16 @@ def read_sidecar(table: Path) -> dict[str, str]:
     return data
 
 
-def table_dataset(table: Path) -> str:
+def table_dataset(table: Path, sidecar: Mapping[str, str | None] | None = None) -> str:
     """The task a table of your own measured, when no ``--dataset`` names it: its sidecar's
-    ``dataset``, else the file's stem, in lower case (``lab.csv`` -> ``lab``).
+    ``dataset`` (``sidecar``: the sidecar already read; read here otherwise), else the file's
+    stem, in lower case (``lab.csv`` -> ``lab``).
 
     Raises:
         DataFileError: a damaged sidecar (:func:`read_sidecar`).
     """
     path = Path(table).expanduser().resolve()
-    return str(read_sidecar(path).get("dataset") or path.stem).lower()
+    return str((read_sidecar(path) if sidecar is None else sidecar).get("dataset") or path.stem).lower()
 
 
 def resolve_spec(table: Path, *, valid_column: str | None = None, test_column: str | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -428,7 +428,7 @@ only when given at another value than the run's default."""
 def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """The method-specific settings of a run (empty for the baselines); those of
     :data:`RUN_DEFAULTED` as given, to be dropped where they restate the run's default
-    (:func:`_without_restated`, once the run's configuration is known).
+    (``Method.without_restated_defaults``, once the run's configuration is known).
 
     Raises:
         ConfigError: TNAS options given for another method (those a TNAS variant cannot act on
@@ -487,21 +487,12 @@ def method_options(args: argparse.Namespace, method: str) -> dict[str, Any]:
 
 def _given_settings(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
     """The TNAS settings ``names`` given on the command line (``feature_patience`` 0: the
-    feature MLP from the first fit, ``None``); :func:`_search` drops those that restate the
-    run's default, so that a run keeps its identity with or without them."""
+    feature MLP from the first fit, ``None``); :func:`run_config_of` drops those that restate
+    the run's default, so that a run keeps its identity with or without them."""
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if given.get("feature_patience") == 0:
         given["feature_patience"] = None
     return given
-
-
-def _without_restated(config: RunConfig, names: tuple[str, ...]) -> RunConfig:
-    """``config`` without the options ``names`` that restate its method's default for it
-    (``Method.settings_for``: a constrained TNAS run has its own)."""
-    defaults = get_method(config.method).settings_for(config)
-    options = {name: value for name, value in config.options.items()
-               if name not in names or name not in defaults or value != defaults[name]}  # fmt: skip
-    return replace(config, options=options)
 
 
 def check_method_options(args: argparse.Namespace, config: RunConfig) -> None:
@@ -609,10 +600,10 @@ def _table_task(table: Path) -> str:
     Raises:
         ConfigError: the file's name is a registry dataset or an alias of one.
     """
-    named = table_dataset(table)
-    from_file = read_sidecar(Path(table).expanduser().resolve()).get("dataset") is None
+    sidecar = read_sidecar(Path(table).expanduser().resolve())
+    named = table_dataset(table, sidecar)
     known = canonical_name(named)
-    if from_file and (known in DATASETS or known.startswith(TASK_PREFIX)):
+    if sidecar.get("dataset") is None and (known in DATASETS or known.startswith(TASK_PREFIX)):
         raise ConfigError(f"--table {table}: its file name is also the dataset {known!r}; say which task the table "
                           "measured with --dataset NAME, or as \"dataset\" in its sidecar")  # fmt: skip
     return named
@@ -642,7 +633,7 @@ def run_config_of(args: argparse.Namespace) -> RunConfig:
         backend=args.backend,
         constraints=constraint_settings(args),
     )
-    return _without_restated(config, RUN_DEFAULTED)
+    return method.without_restated_defaults(config, only=RUN_DEFAULTED)
 
 
 def _search(args: argparse.Namespace) -> int:

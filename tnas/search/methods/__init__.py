@@ -9,7 +9,7 @@ weight-sharing ones (one query: the cell derived from a trained supernet,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -157,23 +157,27 @@ class Method:
                                 inert=self.inert_settings(config, effective), forced=self.forced_settings,
                                 recorded_options=recorded_options)  # fmt: skip
 
-    def without_restated_defaults(self, config: RunConfig, recorded: Mapping[str, Any] | None = None) -> RunConfig:
+    def without_restated_defaults(self, config: RunConfig, recorded: Mapping[str, Any] | None = None, *,
+                                  only: Collection[str] | None = None) -> RunConfig:  # fmt: skip
         """``config`` without the options that cannot make it another search: those that
         restate this method's default for that run (:meth:`settings_for`) or the default
         ``recorded`` with it (a run's ``method_settings``: the command line records some
         defaults as options), and those the method ignores (:attr:`ignored_options`,
-        :attr:`forced_settings`), as if they had not been given. A one-shot method's options
-        are kept (its defaults depend on its protocol)."""
+        :attr:`forced_settings`), as if they had not been given; ``only``: among these
+        option names alone. A one-shot method's options are kept (its defaults depend on its
+        protocol)."""
         if self.one_shot:
             return config
         defaults, then = self.settings_for(config), recorded or {}
         ignored = set(self.ignored_options(config.options)) | set(self.forced_settings)
 
-        def restated(name: str, value: Any) -> bool:
-            return any(name in known and plain(value) == plain(known[name]) for known in (defaults, then))
+        def dropped(name: str, value: Any) -> bool:
+            if only is not None and name not in only:
+                return False
+            return name in ignored or any(name in known and plain(value) == plain(known[name])
+                                          for known in (defaults, then))  # fmt: skip
 
-        options = {name: value for name, value in config.options.items()
-                   if name not in ignored and not restated(name, value)}  # fmt: skip
+        options = {name: value for name, value in config.options.items() if not dropped(name, value)}
         return config if options == config.options else replace(config, options=options)
 
 
@@ -290,7 +294,7 @@ def run_differences(stored: RunConfig, config: RunConfig, recorded: Mapping[str,
     not the run's identity."""
     method = _registered(config.method)
     if method is not None and stored.method == config.method:
-        then = recorded if isinstance(recorded, Mapping) else {}
+        then = recorded or {}
         given = method.without_restated_defaults(config)
         kept = method.without_restated_defaults(stored, then).options
         # an option given now is compared with what the stored run searched with: its own
@@ -309,7 +313,7 @@ def command_config(config: RunConfig, recorded: Mapping[str, Any] | None = None)
     method = _registered(config.method)
     if method is None:
         return config
-    return method.without_restated_defaults(config, recorded if isinstance(recorded, Mapping) else None)
+    return method.without_restated_defaults(config, recorded)
 
 
 def same_run(stored: RunConfig, config: RunConfig, recorded: Mapping[str, Any] | None = None) -> bool:
