@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, path_argument, positive_int, run_command
 from tnas.datasets import DATASETS, DatasetNotFoundError, get_dataset
 from tnas.encoders import (
     ArchEncoder,
@@ -71,9 +71,12 @@ def time_dataset(name: str, data_dir: str | None, samples_per_class: int, cache:
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--samples-per-class", type=int, default=20)
+    parser.add_argument("--data-dir", type=path_argument, default=None,
+                        help="folder holding the data (default: the usual lookup, see the README's Data section)")
+    parser.add_argument("--repeats", type=positive_int, default=5,
+                        help="encodings of all cells timed; the median is printed (default: 5)")
+    parser.add_argument("--samples-per-class", type=positive_int, default=20,
+                        help="images per class featurised and encoded for each dataset (default: 20)")
     args = parser.parse_args(argv)
     return run_command(PROG, lambda: _run(args))
 

@@ -298,17 +298,24 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write the page from the harness's run directories")
     report.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS),
                         help="WORKERS=OUT pairs (default: 1=benchmarks/results 4=... 16=...)")  # fmt: skip
-    report.add_argument("--seeds", type=positive_int, default=10)
-    report.add_argument("--results-page", type=Path, default=DEFAULT_PAGE)
-    report.add_argument("--data-dir", type=Path, default=None)
+    report.add_argument("--seeds", type=positive_int, default=10, help="search seeds per setting (default: 10)")
+    report.add_argument("--results-page", type=Path, default=DEFAULT_PAGE,
+                        help=f"the page written (default: {DEFAULT_PAGE})")
+    report.add_argument("--data-dir", type=Path, default=None,
+                        help="folder holding the data (default: the usual lookup)")
     overhead = commands.add_parser("overhead", help="seconds per TNAS (or GP-BO) proposal with cells pending")
-    overhead.add_argument("--method", default="tnas", choices=("tnas", "gp"))
-    overhead.add_argument("--dataset", default="cifar10")
-    overhead.add_argument("--observations", type=non_negative_int, default=100)
-    overhead.add_argument("--pending", type=non_negative_int, default=16)
-    overhead.add_argument("--proposals", type=positive_int, default=30)
-    overhead.add_argument("--strategy", default="believer", choices=("believer", "x_pending"))
-    overhead.add_argument("--data-dir", type=Path, default=None)
+    overhead.add_argument("--method", default="tnas", choices=("tnas", "gp"), help="the searcher timed (default: tnas)")
+    overhead.add_argument("--dataset", default="cifar10", help="the table searched (default: cifar10)")
+    overhead.add_argument("--observations", type=non_negative_int, default=100,
+                          help="cells observed before the timed proposals (default: 100)")
+    overhead.add_argument("--pending", type=positive_int, default=16,
+                          help="cells pending at every timed proposal, as with that many more workers (default: 16)")
+    overhead.add_argument("--proposals", type=positive_int, default=30, help="proposals timed (default: 30)")
+    overhead.add_argument("--strategy", default="believer", choices=("believer", "x_pending"),
+                          help="how TNAS treats pending cells: a kriging believer at the posterior mean, or "
+                          "BoTorch's X_pending (default: believer)")
+    overhead.add_argument("--data-dir", type=Path, default=None,
+                          help="folder holding the data (default: the usual lookup)")
     return parser
 
 

@@ -20,12 +20,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from tnas.cli_common import OneLineErrorParser, run_command
+from tnas.cli_common import OneLineErrorParser, cell_indexes, path_argument, positive_int, run_command
 from tnas.space import Cell
 from tnas.train import NetworkConfig, TrainConfig, count_parameters_mb, train_and_evaluate
 
@@ -59,12 +58,16 @@ def throughput(cell: Cell, device: str, *, steps: int, batch_size: int, network:
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--cells", default=",".join(map(str, DEFAULT_CELLS)), help="official cell indexes")
-    parser.add_argument("--steps", type=int, default=6, help="SGD steps measured per cell (default: 6)")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--cells-per-stage", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--cells", type=cell_indexes, default=DEFAULT_CELLS,
+                        help="official cell indexes, comma-separated (default: "
+                        f"{','.join(map(str, DEFAULT_CELLS))})")  # fmt: skip
+    parser.add_argument("--steps", type=positive_int, default=6, help="SGD steps measured per cell (default: 6)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="training batch size (default: 256)")
+    parser.add_argument("--channels", type=positive_int, default=16,
+                        help="channels of the first stage (default: 16, NAS-Bench-201's)")
+    parser.add_argument("--cells-per-stage", type=positive_int, default=5,
+                        help="cells per stage (default: 5, NAS-Bench-201's)")
+    parser.add_argument("--json", type=path_argument, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     return run_command(PROG, lambda: _run(args))
 
@@ -79,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no CUDA device"))  # fmt: skip
     print(f"{'cell':>6} {'params MB':>9} {'device':>6} {'AMP':>4} {'images/s':>9} {'s/epoch (50k)':>13}")
     figures = []
-    for index in (int(part) for part in args.cells.split(",")):
+    for index in args.cells:
         cell = Cell.from_index(index)
         for device, amp in settings:
             rate = throughput(cell, device, steps=args.steps, batch_size=args.batch_size, network=network,

@@ -77,6 +77,10 @@ def test_a_run_writes_its_directory_and_a_summary(data_dir, tmp_path, capsys):
         (["--dataset", "cifar10", "--method", "tnas", "--batch-size", "500"], "the budget of 100 queries"),
         (["--dataset", "cifar10", "--method", "tnas", "--finetune-feature-lr", "inf"], "must be a finite number"),
         (["--dataset", "cifar10", "--method", "tnas", "--refit-growth", "nan"], "must be a finite number"),
+        (["--dataset", "cifar10", "--method", "rs", "--workers", "2", "--backend", "ray", "--gpus-per-trial", "nan"],
+         "--gpus-per-trial must be a finite number >= 0"),
+        (["--dataset", "digits", "--method", "rs", "--oracle", "train", "--learning-rate", "inf"],
+         "learning_rate finite"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(data_dir, tmp_path, capsys, args, message):
@@ -184,7 +188,13 @@ def test_a_file_system_error_on_a_given_path_is_one_line_with_exit_code_2(capsys
      "--keep-epochs, --jobs cannot change a --skip-training run"),
     ("benchmarks.history", ["--draws", "0"], "--draws: 0 is below 1"),
     ("benchmarks.tnas_search", ["--runs", "0"], "--runs: 0 is below 1"),
-    ("benchmarks.parallel", ["overhead", "--pending", "-1"], "--pending: -1 is below 0"),
+    ("benchmarks.parallel", ["overhead", "--pending", "0"], "--pending: 0 is below 1"),
+    ("benchmarks.encoders", ["--repeats", "0"], "--repeats: 0 is below 1"),
+    ("benchmarks.encoders", ["--samples-per-class", "0"], "--samples-per-class: 0 is below 1"),
+    ("benchmarks.training", ["--cells", "abc"], "--cells: 'abc' is not a whole number"),
+    ("benchmarks.training", ["--cells", "1,15625"], "cell index 15625 is not below 15625"),
+    ("benchmarks.training", ["--steps", "0"], "--steps: 0 is below 1"),
+    ("tnas.meta_train.cli", ["--members", "2", "--jobs", "0"], "--jobs: 0 is below 1"),
     ("tnas.meta_train.cli", ["--exclude", "cifar100", "--device", "bogus"], "is not a torch device"),
 ])  # fmt: skip
 def test_other_commands_refuse_bad_counts_and_devices_in_one_line(module, args, message, tmp_path, capsys):

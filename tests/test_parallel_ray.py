@@ -115,3 +115,13 @@ def test_a_killed_ray_driver_resumes_without_evaluating_a_cell_twice(cluster, tm
     rows = directory.read_trajectory()
     assert rows[: len(before)] == before  # finished evaluations kept as they were
     assert len(rows) == BUDGET == len({row.index for row in rows})
+
+
+def test_an_evaluation_the_cluster_can_never_hold_is_refused_instead_of_waited_for(cluster, tmp_path, data_dir):
+    address, env = cluster  # 4 CPUs, no GPU
+    base = [part for part in _command(address, tmp_path, data_dir) if part not in ("--device", "cpu")]
+    for extra, message in ((["--gpus-per-trial", "1"], "the Ray cluster has 0 GPU(s)"),
+                           (["--threads-per-worker", "8"], "the Ray cluster has 4 CPU(s)")):  # fmt: skip
+        done = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=300, env=env, check=False)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not RunDirectory(tmp_path / "run").trajectory_path.exists()

@@ -54,7 +54,8 @@ def test_the_sidecar_names_the_columns_and_the_command_line_wins(user_table):
     [(b"\x00\xff{", "unreadable"), (b"[1, 2]", "JSON object"), (b'{"valid": "x"}', "unknown key"),
      (b'{"valid_column": 3}', "column name"), (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
      (b'{"valid_column": "a", "valid_column": "b"}', "more than once"), (b'{"valid_column": "\\ud800"}', "surrogate"),
-     (b'{"valid_column": ' + b"9" * 5000 + b"}", "unreadable")],
+     (b'{"valid_column": ' + b"9" * 5000 + b"}", "unreadable"),
+     (b'{"valid_column": "acc\\nsecond line"}', "one line of printable text")],
 )
 def test_a_damaged_sidecar_gives_a_one_line_error(user_table, content, message):
     path, _ = user_table

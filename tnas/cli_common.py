@@ -55,6 +55,17 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
+def cell_indexes(text: str) -> tuple[int, ...]:
+    """An argparse ``type`` for comma-separated official NAS-Bench-201 cell indexes."""
+    from tnas.space import NUM_CELLS
+
+    indexes = tuple(_whole_number(part.strip(), 0) for part in text.split(","))
+    beyond = [index for index in indexes if index >= NUM_CELLS]
+    if beyond:
+        raise argparse.ArgumentTypeError(f"cell index {beyond[0]} is not below {NUM_CELLS}")
+    return indexes
+
+
 def options_given(parser: argparse.ArgumentParser, args: argparse.Namespace,
                   dests: Iterable[str] | None = None) -> list[str]:  # fmt: skip
     """The options among ``dests`` (argparse destinations; ``None``: every option of

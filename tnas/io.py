@@ -1,12 +1,13 @@
-"""Atomic file writes (a killed process never leaves a half-written file behind) and strict
-JSON reading (damage is one ``ValueError``, whatever form it takes)."""
+"""Atomic file writes (a killed process never leaves a half-written file behind), strict
+JSON reading (damage is one ``ValueError``, whatever form it takes) and the check that an
+output folder holds nothing but what its program writes there."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +40,28 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON to ``path``."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def foreign_entries(folder: str | Path, own: Iterable[str]) -> list[str]:
+    """The entries of ``folder`` (sorted names) that are not among ``own``, the names its
+    program writes there; hidden entries (an interrupted atomic write's temporary file,
+    ``.DS_Store``) are not counted. ``[]`` when ``folder`` does not exist or is not a folder."""
+    folder, own = Path(folder), set(own)
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name for entry in folder.iterdir() if not entry.name.startswith(".") and entry.name not in own)
+
+
+def why_not_a_file(path: str | Path) -> str:
+    """Why ``path``, which is not a readable file, cannot be read: ``does not exist`` or
+    ``is a folder, not a file``."""
+    return "is a folder, not a file" if Path(path).is_dir() else "does not exist"
+
+
+def describe_entries(names: list[str], shown: int = 3) -> str:
+    """``a, b, c and 4 more`` for a list of entry names."""
+    listed = ", ".join(names[:shown])
+    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 from tnas import paths
 from tnas.cell_csv import KEY_COLUMNS, PRESENT, cached_columns, read_cell_csv
 from tnas.errors import ConfigError, TableError
+from tnas.io import why_not_a_file
 
 LATENCY_FILE = "hardware/nb201_latency_help.csv"
 SUFFIX = "_ms"
@@ -46,7 +47,7 @@ class LatencyTable:
         source = Path(path) if path is not None else paths.find_data_file(
             LATENCY_FILE, data_dir, hint="it ships with tnas's data (HELP's measurements, NeurIPS 2021)")
         if not source.is_file():
-            raise TableError(f"latency table {source} does not exist")
+            raise TableError(f"latency table {source} {why_not_a_file(source)}")
         columns = cached_columns(source, "latency-table", _CACHE_FORMAT, _parse, use_cache=use_cache)
         return cls({name[: -len(SUFFIX)]: values for name, values in columns.items() if name.endswith(SUFFIX)},
                    source.resolve())  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tnas.cli_common import OneLineErrorParser, device_argument, path_argument, run_command
+from tnas.cli_common import OneLineErrorParser, device_argument, path_argument, positive_int, run_command
 from tnas.encoders import ArchEncoderConfig, DatasetEncoderConfig
 from tnas.errors import ConfigError
 from tnas.meta_train.config import SELECTIONS, MetaTrainConfig
@@ -59,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", type=device_argument, help="torch device (default: cpu)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seed of the weights and of every sampling step (members: seed, seed+1, ...)")
-    parser.add_argument("--members", type=int, default=1,
+    parser.add_argument("--members", type=positive_int, default=1,
                         help="meta-train an ensemble of this many independent runs into OUT/member<j> "
                         "(python -m tnas.search uses an ensemble as one GP); default: 1, a single model")
-    parser.add_argument("--jobs", type=int, default=1,
+    parser.add_argument("--jobs", type=positive_int, default=1,
                         help="members meta-trained at once, each in its own process on one thread (default: 1: "
                         "one after the other, on torch's threads); only with --members M > 1")
     parser.add_argument("--epochs", type=int, default=defaults.epochs,
@@ -162,8 +162,6 @@ def check_applicable(args: argparse.Namespace, config: MetaTrainConfig) -> None:
 def _meta_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = args.out or Path("runs") / "meta" / ("no-" + "-".join(config.exclude) if config.exclude else "all")
-    if args.members < 1:
-        raise ConfigError(f"--members must be at least 1, got {args.members}")
     check_applicable(args, config)
     options = {"data_dir": args.data_dir, "device": args.device, "progress": not args.no_progress,
                "keep_epochs": args.keep_epochs}  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -79,8 +80,8 @@ class MetaTrainConfig:
             raise ConfigError(f"top_fraction must be in [0, 1), got {self.top_fraction}")
         if not 0 < self.top_quantile < 1:
             raise ConfigError(f"top_quantile must be in (0, 1), got {self.top_quantile}")
-        if not self.inner_lr > 0:
-            raise ConfigError(f"inner_lr must be positive, got {self.inner_lr}")
+        if not 0 < self.inner_lr < math.inf:
+            raise ConfigError(f"inner_lr must be a positive finite number, got {self.inner_lr}")
         if not 0 < self.outer_step <= 1:
             raise ConfigError(f"outer_step (epsilon) must be in (0, 1], got {self.outer_step}")
         if self.selection not in SELECTIONS:

@@ -35,7 +35,7 @@ import numpy as np
 
 from tnas.cell_csv import PRESENT, cached_columns, read_cell_csv
 from tnas.errors import ConfigError, DataFileError, SeedNotAvailableError, TableError
-from tnas.io import parse_json
+from tnas.io import parse_json, why_not_a_file
 from tnas.oracles.base import Evaluation
 from tnas.space import Cell
 
@@ -111,6 +111,9 @@ def read_sidecar(table: Path) -> dict[str, str]:
     blank = [key for key, value in data.items() if isinstance(value, str) and not value.strip()]
     if blank:
         raise DataFileError(f"sidecar {path}: {', '.join(blank)} must name something, not be blank")
+    garbled = [key for key, value in data.items() if isinstance(value, str) and not value.isprintable()]
+    if garbled:
+        raise DataFileError(f"sidecar {path}: {', '.join(garbled)} must be one line of printable text")
     return data
 
 
@@ -131,10 +134,13 @@ def resolve_spec(table: Path, *, valid_column: str | None = None, test_column: s
     """The columns to read: the command line's, else the sidecar's.
 
     Raises:
+        TableError: the table is not a file.
         ConfigError: no observed column is named anywhere.
         DataFileError: a damaged sidecar.
     """
     table = Path(table).expanduser().resolve()
+    if not table.is_file():  # before asking for its columns
+        raise TableError(f"table {table} {why_not_a_file(table)}")
     stored = read_sidecar(table)
     given = {"valid_column": valid_column, "test_column": test_column, "cost_column": cost_column,
              "params_column": params_column}  # fmt: skip
@@ -173,7 +179,7 @@ class UserTable:
         """
         path = Path(spec.table)
         if not path.is_file():
-            raise TableError(f"table {path} does not exist")
+            raise TableError(f"table {path} {why_not_a_file(path)}")
         columns = cached_columns(path, f"user-table-{_columns_key(spec)}", _CACHE_FORMAT,
                                  lambda source: read_cell_csv(source, numeric=spec.columns, required=spec.columns,
                                                               what="table", hint="fix the file and run again"),

@@ -38,8 +38,12 @@ class TrainConfig:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
-            raise ConfigError("epochs, batch_size and learning_rate must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or not 0 < self.learning_rate < math.inf:
+            raise ConfigError(f"epochs, batch_size and learning_rate must be positive (learning_rate finite), got "
+                              f"{self.epochs}, {self.batch_size} and {self.learning_rate}")  # fmt: skip
+        if not (0 <= self.momentum < math.inf and 0 <= self.weight_decay < math.inf):
+            raise ConfigError(f"momentum and weight_decay must be finite numbers >= 0, got {self.momentum} and "
+                              f"{self.weight_decay}")  # fmt: skip
         if self.train_subset is not None and self.train_subset < 1:
             raise ConfigError("train_subset must be positive")
 

@@ -7,6 +7,7 @@ runner, the journal and resume are the same for all of them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +44,9 @@ class BackendOptions:
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads-per-worker must be positive, got {self.threads}")
-        if self.gpus_per_trial < 0 or self.max_retries < 0:
-            raise ConfigError("--gpus-per-trial and --max-retries must be >= 0")
+        if not 0 <= self.gpus_per_trial < math.inf or self.max_retries < 0:
+            raise ConfigError(f"--gpus-per-trial must be a finite number >= 0 (got {self.gpus_per_trial}) and "
+                              f"--max-retries a count >= 0 (got {self.max_retries})")  # fmt: skip
 
 
 def make_backend(config: RunConfig, oracle: Oracle, spec: Any, options: BackendOptions = BackendOptions()) -> Backend:

@@ -44,6 +44,23 @@ def import_ray() -> Any:
     return ray
 
 
+def _check_cluster_holds(resources: dict[str, float], threads: int, gpus_per_trial: float) -> None:
+    """Refuse an evaluation the cluster can never schedule (Ray would wait for it forever).
+
+    Raises:
+        ConfigError: the cluster's CPUs or GPUs, as Ray reports them, are fewer than one
+            evaluation asks for.
+    """
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    if gpus_per_trial > gpus:
+        raise ConfigError(f"--gpus-per-trial {gpus_per_trial:g}: the Ray cluster has {gpus:g} GPU(s), so no evaluation "
+                          "could ever start; lower --gpus-per-trial (0 trains on the CPU) or join a cluster with "
+                          "GPUs (--ray-address)")  # fmt: skip
+    if threads > cpus:
+        raise ConfigError(f"--threads-per-worker {threads}: the Ray cluster has {cpus:g} CPU(s), so no evaluation "
+                          "could ever start; lower --threads-per-worker or join a larger cluster")  # fmt: skip
+
+
 class RayBackend:
     """Evaluations on Ray actors (see the module docstring).
 
@@ -69,6 +86,7 @@ class RayBackend:
             except ConnectionError as error:
                 raise ConfigError(f"--ray-address {address}: no Ray cluster there ({error}); start one with "
                                   "`ray start --head`, or leave --ray-address out to start Ray here") from None  # fmt: skip
+        _check_cluster_holds(ray.cluster_resources(), threads, gpus_per_trial)
         actor = ray.remote(num_cpus=threads, num_gpus=gpus_per_trial, max_restarts=-1,
                            max_task_retries=max_retries)(EvaluationWorker)  # fmt: skip
         self._actors = [actor.remote(spec, threads, gpus_per_trial > 0) for _ in range(workers)]
