@@ -31,6 +31,7 @@ from tnas.encoders import (
     cells_to_batch,
     dataset_inputs,
 )
+from tnas.errors import DataNotFoundError
 from tnas.space import all_cells
 
 PROG = "python -m benchmarks.encoders"
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.data_dir is not None and not args.data_dir.is_dir():  # else every dataset is skipped, exit 0
+        raise DataNotFoundError(f"--data-dir {args.data_dir} is not a folder; give the folder holding the data")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     seconds = time_cells(args.repeats)
     print(f"architecture encoder, all 15,625 cells: median {statistics.median(seconds):.3f} s "

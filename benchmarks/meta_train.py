@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m benchmarks.meta_train [--surrogates 5] [--members 3] [--variants tnas,tnas-nodata]
-                                    [--out DIR] [--jobs 2] [--cold] [--skip-training]
+    python -m benchmarks.meta_train [--surrogates 5] [--members 2] [--variants tnas,tnas-nodata]
+                                    [--out DIR] [--jobs 1] [--cold] [--skip-training]
 
 For each excluded dataset (``cifar10-valid``, ``cifar100``, ``imagenet16-120``), each
 variant (``tnas``: the default surrogate; ``tnas-nodata``: the same meta-trained without

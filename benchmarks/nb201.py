@@ -30,6 +30,7 @@ from tnas.errors import ConfigError, RunDirectoryError, TnasError
 from tnas.oracles import FIDELITIES, TASKS, NB201Table, TableOracle, get_task
 from tnas.oracles.user_table import UserTable, UserTableOracle, resolve_spec, table_dataset
 from tnas.rundir import RunDirectory, set_aside
+from tnas.search.bookkeeping import summary_problem
 from tnas.search.cli import build_run, default_method_options
 from tnas.search.config import OBSERVATION_POLICIES, RunConfig
 from tnas.search.methods import METHODS, ONE_SHOT_METHODS, get_method, same_run, stale_settings
@@ -329,7 +330,9 @@ def is_finished(path: Path, config: RunConfig) -> bool:
     summary = directory.read_summary()
     if summary is None:
         return False
-    directory.read_trajectory()  # a damaged trajectory stops the grid here, in one line, not in the report
+    rows = directory.read_trajectory()  # a damaged trajectory stops the grid here, in one line, not in the report
+    if summary_problem(summary, rows) is not None:  # a summary of another trajectory: run() writes it again
+        return False
     if summary.get("config") == config.to_dict():
         return True
     try:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.tnas_search [--dataset cifar100] [--runs 5] [--budget 100]
+    python -m benchmarks.tnas_search [--dataset cifar100] [--runs 5] [--budget 101]
                                      [--surrogate DIR] [--options '{"warm_steps": 0}']
 
 Runs ``--runs`` TNAS searches (run seeds 0..R-1) on a NAS-Bench-201 table with the

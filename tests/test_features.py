@@ -135,7 +135,7 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "nan", "an npz archive", "zip-like garbage",
-                                    "text values"])
+                                    "text values", "header cut mid-shape", "header of a huge shape"])
 def test_a_damaged_feature_cache_entry_is_computed_again(featurizer, damage):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(3, 20, 24, 3), dtype=np.uint8)
@@ -151,6 +151,10 @@ def test_a_damaged_feature_cache_entry_is_computed_again(featurizer, damage):
             np.savez(file, features=first)
     elif damage == "text values":
         np.save(entry, first.astype(str), allow_pickle=False)
+    elif damage.startswith("header"):  # the .npy header is a Python literal: mangled, or announcing 10^12 floats
+        shape = f"({len(images)}, 1280)".encode()
+        assert shape in good
+        entry.write_bytes(good.replace(shape, b"(3, 1280 " if "cut" in damage else b"(999999999, 1280)", 1))
     elif damage == "zip-like garbage":
         entry.write_bytes(b"PK\x03\x04" + bytes(range(256)))
     else:

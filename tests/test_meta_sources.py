@@ -126,3 +126,7 @@ def test_a_source_whose_cells_all_have_one_value_is_refused(tmp_path):
     path.with_suffix(".json").write_text(json.dumps({"valid_column": "acc"}))
     with pytest.raises(DataFileError, match="same value"):
         read_source(SourceSpec.parse(str(path)))
+    path.write_text("index,acc\n" + "".join(f"{i},{1e300 if i < 2 else 50}\n" for i in range(20)))
+    with pytest.raises(DataFileError, match="too large to standardise") as error:  # finite, but the spread overflows
+        read_source(SourceSpec.parse(str(path)))
+    assert "\n" not in str(error.value)

@@ -116,7 +116,9 @@ def test_runs_written_before_top_batches_resume_as_uniform_batches(tmp_path):
 
 
 @pytest.mark.parametrize("damage", [{"epoch": "x"}, {"epoch": float("nan")}, "no metrics", {"best": {"score": 1.0}},
-                                    {"rng": "{bad"}, {"rng": 5}, {"config": [1]}, {"kernel": {"nothing": torch.zeros(1)}}])
+                                    {"rng": "{bad"}, {"rng": 5}, {"config": [1]}, {"kernel": {"nothing": torch.zeros(1)}},
+                                    {"metrics": []}, {"metrics": [{"a": 1}]}, "best score text", "best epoch 99",
+                                    "nan weights"])
 def test_a_checkpoint_with_damaged_fields_is_a_one_line_error(tmp_path, damage):
     from tnas.meta_train.checkpoint import CHECKPOINT_FILE
 
@@ -124,6 +126,11 @@ def test_a_checkpoint_with_damaged_fields_is_a_one_line_error(tmp_path, damage):
     state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
     if damage == "no metrics":
         del state["metrics"]
+    elif damage in ("best score text", "best epoch 99"):
+        state["best"] = {**state["best"], **({"score": "x"} if "text" in damage else {"epoch": 99})}
+    elif damage == "nan weights":
+        state["kernel"] = {name: torch.full_like(value, float("nan")) if value.is_floating_point() else value
+                           for name, value in state["kernel"].items()}  # fmt: skip
     else:
         state.update(damage)
     torch.save(state, tmp_path / CHECKPOINT_FILE)
@@ -309,7 +316,10 @@ def test_loading_a_missing_or_corrupt_model_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("damage", [{"epoch": "x"}, {"exclude": 5}, {"exclude": "cifar100"}, {"statistics": [1]},
                                     {"validation": [1]}, {"meta_train_config": [1]},
-                                    {"meta_train_config": {"samples_per_class": "abc"}}, "nan weights", "a list"])
+                                    {"meta_train_config": {"samples_per_class": "abc"}}, "nan weights", "a list",
+                                    {"statistics": {"metad2a": 5}}, {"statistics": {"cifar10-valid": {"mean": "x"}}},
+                                    {"meta_train_config": {"seed": "x"}}, {"meta_train_config": {"sources": 5}},
+                                    {"meta_train_config": {"samples_per_class": 0}}])
 def test_a_model_file_with_damaged_fields_is_a_clear_error(tmp_path, damage):
     from tnas.meta_train import MetaTrainConfig
     from tnas.meta_train.checkpoint import FORMAT, MODEL_FILE, save
@@ -404,3 +414,14 @@ def test_kept_epochs_are_loadable_and_do_not_change_the_run(tmp_path):
         last_epochs(load_surrogate(tmp_path / "kept"), 4)
     with pytest.raises(CheckpointError, match="--keep-epochs"):
         last_epochs(load_surrogate(tmp_path / "plain"), 1)
+
+
+def test_a_finished_run_that_lost_its_model_file_writes_it_again_from_its_checkpoint(tmp_path):
+    _train(tmp_path, epochs=2)
+    before = load_model(tmp_path)
+    (tmp_path / "model.pt").unlink()
+    assert _train(tmp_path, epochs=2).resumed_from == 2  # nothing trained again
+    again = load_model(tmp_path)
+    assert again.epoch == before.epoch and again.validation == before.validation
+    for name, value in before.kernel.state_dict().items():
+        assert torch.equal(value, again.kernel.state_dict()[name]), name

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -153,3 +155,53 @@ def test_the_benchmark_refuses_keep_epochs_for_finished_members_that_did_not_kee
     assert benchmark_main([*args, "--keep-epochs"]) == 2
     err = _one_line(capsys)
     assert f"--keep-epochs cannot change 1 finished member(s) ({directory})" in err and "new --out" in err
+
+
+def _search_run(out) -> None:
+    """A search's run directory: ``config.json`` (with its method), a trajectory and a summary."""
+    out.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps({"format": 1, "config": {"method": "rs", "dataset": "cifar100"}}))
+    (out / "trajectory.csv").write_text("query,index\n1,7\n")
+    (out / "summary.json").write_text("{}")
+
+
+def test_a_folder_holding_something_else_is_refused_and_left_as_it_was(tiny_cli, tmp_path, capsys):
+    search_run, only_config, runs, single, ensemble = (tmp_path / name for name in
+                                                       ("search", "config-only", "runs", "single", "ensemble"))  # fmt: skip
+    _search_run(search_run)
+    only_config.mkdir()  # a search killed before its first query: its config.json alone
+    (only_config / "config.json").write_text(json.dumps({"format": 1, "config": {"method": "rs"}}))
+    _search_run(runs / "rs-0")
+    single.mkdir()  # what a single model's run and an ensemble hold (never read: refused on sight)
+    for name in ("config.json", "metrics.csv", "checkpoint.pt", "model.pt"):
+        (single / name).write_text("{}")
+    for name in ("member0", "member1"):
+        (ensemble / name).mkdir(parents=True)
+    (ensemble / "ensemble.json").write_text("{}")
+    for members, other in (("1", ensemble), ("2", single)):  # other: the other kind of meta-training output
+        for out in (search_run, only_config, runs, other):
+            before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+            assert tiny_cli(out, "--epochs", "1", "--members", members) == 2, out
+            err = _one_line(capsys)
+            assert str(out) in err and "new or empty --out" in err, err
+            assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+
+
+def test_a_run_killed_in_its_first_epoch_resumes_though_it_has_no_checkpoint(tiny_cli, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    restore = _interrupt_in_epoch(monkeypatch, 1)
+    assert tiny_cli(out, "--epochs", "1") == 130
+    restore()
+    assert (out / "config.json").is_file() and not (out / "checkpoint.pt").exists()
+    assert tiny_cli(out, "--epochs", "1") == 0
+
+
+@pytest.mark.parametrize("args", [["--jobs", "0", "--members", "2"], ["--jobs", "-1", "--members", "2"],
+                                  ["--members", "0"], ["--inner-lr", "inf"], ["--inner-lr", "nan"]])  # fmt: skip
+def test_counts_below_one_and_a_learning_rate_that_is_not_finite_are_refused_before_any_work(args, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:  # argparse's own exit for a flag's type
+        status = main(["--out", str(tmp_path / "run"), "--no-progress", *args])
+        raise SystemExit(status)  # a ConfigError from the configuration: run_command's status
+    assert stopped.value.code == 2
+    _one_line(capsys)
+    assert not (tmp_path / "run").exists()

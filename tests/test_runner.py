@@ -222,7 +222,8 @@ def test_a_trajectory_of_an_older_format_is_read_as_is_and_rewritten_only_to_app
                                     "text start time in journal", "infinite start time in journal",
                                     "seed slot in a journal of seed means", "infinite incumbent in trajectory",
                                     "config is a folder", "method settings not an object",
-                                    "config not an object"])
+                                    "config not an object", "field past the csv limit in trajectory",
+                                    "incumbent never evaluated in trajectory"])
 def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage):
     import os
 
@@ -265,6 +266,12 @@ def test_a_damaged_run_directory_gives_a_one_line_error(oracle, tmp_path, damage
         directory.config_path.mkdir()
     elif damage == "binary trajectory":
         directory.trajectory_path.write_bytes(b"\xff\xfe" + os.urandom(300) + b"\n")
+    elif damage in ("field past the csv limit in trajectory", "incumbent never evaluated in trajectory"):
+        lines = directory.trajectory_path.read_text().splitlines(keepends=True)
+        fields = lines[3].split(",")
+        column = lines[0].split(",").index("arch" if "csv" in damage else "incumbent_index")
+        fields[column] = '"' + "x" * 200_000 + '"' if "csv" in damage else "15000"
+        directory.trajectory_path.write_text("".join([*lines[:3], ",".join(fields), *lines[4:]]))
     else:
         lines = directory.trajectory_path.read_text().splitlines(keepends=True)
         fields = lines[2].split(",")
@@ -279,13 +286,22 @@ def test_a_damaged_summary_of_a_finished_run_is_written_again_from_its_trajector
     config = _config("rs", budget=5)
     first = run(make_searcher(config), oracle, config, tmp_path)
     directory = RunDirectory(tmp_path)
-    for damage in ({"best_test": None}, {"best_test": float("nan")}, {"queries": "five"}, {"best_arch": 3}):
-        directory.write_summary({**directory.read_summary(), **damage})
+    for damage in ({"best_test": None}, {"best_test": float("nan")}, {"queries": "five"}, {"best_arch": 3},
+                   {"queries": 4}, {"best_index": 99999}, {"best_arch": "garbage\nsecond line"}, "[1, 2]", "{"):
+        if isinstance(damage, str):  # not a JSON object at all
+            directory.summary_path.write_text(damage)
+        else:  # a summary of another trajectory than the one on disk, or a figure that is no number
+            directory.write_summary({**directory.read_summary(), **damage})
         counting = CountingOracle(oracle)
         again = run(make_searcher(config), counting, config, tmp_path)
         assert counting.calls == 0  # nothing evaluated again
         assert again.summary["best_test"] == first.summary["best_test"] == directory.read_summary()["best_test"]
         assert directory.read_summary()["queries"] == 5
+    rows = directory.trajectory_path.read_text().splitlines(keepends=True)
+    directory.trajectory_path.write_text("".join(rows[:3]))  # cut to 2 queries; the summary still says 5
+    counting = CountingOracle(oracle)
+    again = run(make_searcher(config), counting, config, tmp_path)
+    assert counting.calls == 3 and again.replayed == 2 and directory.read_summary()["queries"] == 5
 
 
 def test_an_out_that_is_a_file_is_refused_in_one_line(oracle, tmp_path):
@@ -293,3 +309,37 @@ def test_an_out_that_is_a_file_is_refused_in_one_line(oracle, tmp_path):
     (tmp_path / "afile").write_text("not a run")
     with pytest.raises(RunDirectoryError, match="is a file, not a run directory"):
         run(make_searcher(config), oracle, config, tmp_path / "afile")
+
+
+def test_a_folder_that_holds_no_run_is_never_written_into(oracle, tmp_path):
+    config = _config("rs", budget=3)
+    run(make_searcher(config), oracle, config, tmp_path / "runs" / "rs-0")
+    meta = tmp_path / "meta"  # a meta-training output
+    (meta / "member0").mkdir(parents=True)
+    (meta / "ensemble.json").write_text("{}")
+    journal_only = tmp_path / "journal-only"
+    journal_only.mkdir()
+    (journal_only / "journal.jsonl").write_text("")
+    for folder in (tmp_path / "runs", meta, journal_only):
+        before = sorted(path.relative_to(folder) for path in folder.rglob("*"))
+        with pytest.raises(RunDirectoryError, match="but no tnas run .*new or empty folder"):
+            run(make_searcher(config), oracle, config, folder)
+        assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == before
+    hidden = tmp_path / "hidden"  # hidden entries (an interrupted write's temporary file) do not count
+    hidden.mkdir()
+    (hidden / ".config.json.abc.tmp").write_text("")
+    assert len(run(make_searcher(config), oracle, config, hidden).rows) == 3
+
+
+def test_a_time_limit_the_recorded_queries_broke_is_refused_on_resume(oracle, tmp_path):
+    config = _config("rs", budget=12)
+    rows = run(make_searcher(config), oracle, config, tmp_path / "run").rows
+    broken = rows[5].sim_cost_s / 3600.0  # the run spent this before its 7th query: a fresh run would stop there
+    with pytest.raises(RunDirectoryError, match="would have stopped it sooner"):
+        run(make_searcher(config), oracle, dataclasses.replace(config, max_sim_hours=broken), tmp_path / "run")
+    assert RunDirectory(tmp_path / "run").read_config()["config"]["max_sim_hours"] is None
+    kept = rows[-2].sim_cost_s / 3600.0 * 1.001  # every query started under it: the same run
+    limited = dataclasses.replace(config, max_sim_hours=kept)
+    assert run(make_searcher(limited), oracle, limited, tmp_path / "run").replayed == 12
+    fresh = run(make_searcher(limited), oracle, limited, tmp_path / "fresh")
+    assert [row.index for row in fresh.rows] == [row.index for row in rows]

@@ -210,3 +210,21 @@ def test_a_constrained_real_training_search_counts_the_network_it_trains(digits,
     result = run(make_searcher(config, space=space), oracle, config, tmp_path / "run", space=space)
     assert all(count_parameters_mb(Cell.from_index(row.index), oracle.network) <= 0.01 for row in result.rows)
     assert all(row.flops_m <= 0.08 for row in result.rows)
+
+
+@pytest.mark.parametrize("damage", [{"valid": "x"}, {"valid": None}, {"test": [1]}, {"seconds": "2"},
+                                    {"seconds": -50}, {"valid": float("nan")}, {"status": "okay"}, {"index": 7},
+                                    {"valid": 250.0}])  # fmt: skip
+def test_a_damaged_training_record_is_trained_again_with_a_one_line_note(tmp_path, caplog, damage):
+    from tnas.train.results import TrainingCache, TrainingRecord
+
+    cache = TrainingCache(tmp_path, "digits", {"setup": 1})
+    cell = Cell.from_index(6111)
+    record = TrainingRecord.now(status="ok", index=cell.index, arch=cell.arch_str, seed=0, valid=90.0, test=89.0,
+                                seconds=2.0, final_loss=0.1, error=None, device="cpu")  # fmt: skip
+    cache.put(record)
+    assert cache.get(cell, 0) == record
+    cache.path(cell, 0).write_text(json.dumps({**json.loads(cache.path(cell, 0).read_text()), **damage}))
+    assert cache.get(cell, 0) is None  # absent: the oracle trains the cell again
+    (note,) = [entry.getMessage() for entry in caplog.records if "damaged training record" in entry.getMessage()]
+    assert "\n" not in note

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import zipfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
@@ -161,8 +160,8 @@ def cached_columns(path: str | Path, kind: str, version: int, parse: Callable[[P
                 columns = {name: stored[name] for name in stored.files}
             if _sound_columns(columns, required):
                 return columns
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass
+        except Exception:  # noqa: BLE001, S110 - any failure to read a cache entry (a mangled header, a bad
+            pass  # deflate stream, a shape too large to allocate) means a damaged entry, rebuilt below
         cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt below
     columns = parse(path)
     if cache_file is not None:

@@ -27,6 +27,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import math
 import os
 import sys
@@ -289,7 +290,18 @@ def _csv_number(value: float) -> str:
 
 def plot(groups: Sequence[Group], path: Path) -> bool:
     """Write ``path`` (PNG): per task, best observed validation and returned test against
-    queries, mean +- standard error. False when matplotlib is not installed."""
+    queries, mean +- standard error. False when matplotlib is not installed. Matplotlib's
+    notes on font fallbacks (``findfont: ... not found``) are kept off stderr meanwhile."""
+    fonts = logging.getLogger("matplotlib.font_manager")
+    level = fonts.level
+    fonts.setLevel(logging.ERROR)
+    try:
+        return _plot(groups, path)
+    finally:
+        fonts.setLevel(level)
+
+
+def _plot(groups: Sequence[Group], path: Path) -> bool:
     try:
         import matplotlib
         import matplotlib.ticker

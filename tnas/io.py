@@ -4,6 +4,7 @@ output folder holds nothing but what its program writes there."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -19,6 +20,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     readers see either the old content or the new one, never a mix.
     """
     path = Path(path)
+    if path.is_dir():  # else the rename fails naming the temporary file, which the user never chose
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

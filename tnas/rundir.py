@@ -215,6 +215,8 @@ class RunDirectory:
 
     def read_trajectory(self) -> list[TrajectoryRow]:
         """All complete rows of ``trajectory.csv`` (a partial last line is skipped); read only."""
+        if self.trajectory_path.exists() and not self.trajectory_path.is_file():
+            raise RunDirectoryError(f"{self.trajectory_path} is not a file; move {self.path} away to start the run anew")
         if not self.trajectory_path.is_file():
             return []
         try:
@@ -224,7 +226,11 @@ class RunDirectory:
                                     "start the run anew") from None  # fmt: skip
         if text and not text.endswith("\n"):  # killed in the middle of a write
             text = text[: text.rfind("\n") + 1]
-        lines = list(csv.reader(io.StringIO(text)))
+        try:
+            lines = list(csv.reader(io.StringIO(text)))
+        except csv.Error as error:  # a field past the csv module's limit, a NUL byte
+            raise RunDirectoryError(f"{self.trajectory_path} is corrupt ({error}); move {self.path} away to start "
+                                    "the run anew") from None  # fmt: skip
         if not lines:
             return []
         columns = tuple(lines[0])
@@ -233,7 +239,8 @@ class RunDirectory:
             raise RunDirectoryError(
                 f"{self.trajectory_path} has columns {lines[0]}, expected {list(TRAJECTORY_COLUMNS)}"
             )
-        rows = []
+        rows: list[TrajectoryRow] = []
+        evaluated: set[int] = set()
         for number, values in enumerate(lines[1:], start=2):
             try:
                 row = _parse_row(values, columns)
@@ -247,6 +254,14 @@ class RunDirectory:
                 raise RunDirectoryError(
                     f"{self.trajectory_path}:{number} holds query {row.query}, expected {len(rows) + 1}"
                 )
+            evaluated.add(row.index)
+            for name in ("incumbent_index", "recommended_index"):
+                cell = getattr(row, name)
+                if cell is not None and cell not in evaluated:
+                    raise RunDirectoryError(
+                        f"{self.trajectory_path}:{number} is corrupt ({name} {cell} is no cell evaluated so far); "
+                        f"move {self.path} away to start the run anew"
+                    )
             rows.append(row)
         return rows
 

@@ -22,6 +22,13 @@ def is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_plain_name(value: Any) -> bool:
+    """Whether ``value`` can name a folder and fit on a line: a non-blank printable string
+    without path separators, other than ``.`` and ``..``."""
+    return (isinstance(value, str) and value.strip() != "" and value.isprintable() and "/" not in value
+            and "\\" not in value and value not in (".", ".."))  # fmt: skip
+
+
 def is_finite_number(value: Any) -> bool:
     """Whether ``value`` is an int or a float (not a bool), and finite."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

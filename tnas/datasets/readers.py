@@ -7,6 +7,7 @@ int64, or raises :class:`DatasetNotFoundError` naming the files it looked for.
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
 import zipfile
 from collections.abc import Sequence
@@ -70,6 +71,9 @@ def read_idx(path: Path) -> np.ndarray:
         raise DatasetNotFoundError(f"{path} is not an IDX file of unsigned bytes (magic {magic:#x})")
     dims = magic & 0xFF
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    if len(data) < 4 + 4 * dims or len(data) - 4 - 4 * dims != math.prod(shape):
+        raise DataFileError(f"{path} is damaged (its header announces {' x '.join(map(str, shape)) or 'no'} bytes, "
+                            f"it holds {max(len(data) - 4 - 4 * dims, 0)}); download it again")  # fmt: skip
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 

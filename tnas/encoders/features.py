@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,8 +183,8 @@ class ImageFeaturizer:
                 elif (cached.shape == (len(images), FEATURE_DIM) and cached.dtype == np.float32
                       and np.isfinite(cached).all()):  # fmt: skip
                     return cached
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-                pass  # a damaged entry is computed again below (and rewritten)
+            except Exception:  # noqa: BLE001, S110 - any failure to read an entry (a mangled header, a shape
+                pass  # too large to allocate) means a damaged entry, computed again below (and rewritten)
         features = self._run(images, head=False, progress=progress)
         if cache_file is not None:
             buffer = io.BytesIO()

@@ -22,18 +22,55 @@ from typing import Any
 import torch
 
 from tnas.errors import TnasError, cause
-from tnas.io import atomic_write, atomic_write_text
+from tnas.io import (
+    atomic_write,
+    atomic_write_text,
+    describe_entries,
+    foreign_entries,
+    parse_json,
+    why_not_a_file,
+)
 from tnas.models.deep_kernel import DeepKernel, DeepKernelConfig
+from tnas.typecheck import is_finite_number, is_integer
 
 CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.csv"
 CONFIG_FILE = "config.json"
+EPOCHS_FOLDER = "epochs"
+RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, MODEL_FILE, EPOCHS_FOLDER)
+"""What a meta-training run writes into its folder (``epochs/`` with ``--keep-epochs``)."""
 FORMAT = 1
 
 
 class CheckpointError(TnasError):
     """A meta-training directory or model file is missing or unreadable."""
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse an output folder that holds something other than a meta-training run (a
+    search's run directory, a folder of runs, an ensemble, other files), whose
+    ``config.json`` and neighbours meta-training would overwrite.
+
+    Raises:
+        CheckpointError: ``out`` is a file or holds other things; the message says what.
+    """
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out} is a file, not a meta-training folder; choose another --out")
+    others = foreign_entries(out, RUN_ENTRIES)
+    if others:
+        raise CheckpointError(f"{out} holds {describe_entries(others)}, which is not a meta-training run; "
+                              "meta-train into a new or empty --out")  # fmt: skip
+    config_path = out / CONFIG_FILE
+    if config_path.is_file() and not (out / CHECKPOINT_FILE).exists():  # killed in its first epoch, or not ours
+        try:
+            record = parse_json(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = None
+        settings = record.get("config") if isinstance(record, dict) else None
+        if not (isinstance(settings, dict) and "inner_steps" in settings and "method" not in settings):
+            raise CheckpointError(f"{config_path} is not a tnas meta-training record (a search run's, or damaged); "
+                                  "meta-train into a new or empty --out")  # fmt: skip
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
@@ -46,7 +83,7 @@ def save(path: Path, payload: dict[str, Any]) -> None:
 def load(path: Path, what: str) -> dict[str, Any]:
     """Read a payload written by :func:`save`, or raise a :class:`CheckpointError`."""
     if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist")
+        raise CheckpointError(f"{what} {path} {why_not_a_file(path)}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a damaged file
@@ -77,9 +114,9 @@ def recorded_epochs(directory: str | Path) -> int:
     """Epochs whose figures ``directory``'s ``metrics.csv`` holds (one row each, after the
     header; 0 before the first epoch). Cheap enough to poll: the file is written atomically."""
     try:
-        with open(Path(directory) / METRICS_FILE) as file:
+        with open(Path(directory) / METRICS_FILE, encoding="utf-8") as file:
             return max(sum(1 for _ in file) - 1, 0)
-    except OSError:
+    except (OSError, ValueError):  # missing, or damaged (not text): the checkpoint decides, this only reports
         return 0
 
 
@@ -134,9 +171,12 @@ def load_model(directory: str | Path) -> MetaTrainedModel:
     Raises:
         CheckpointError: the directory or file is missing, corrupt or incompatible.
     """
-    from tnas.meta_train.config import kernel_config_from_dict
+    from tnas.meta_train.config import MetaTrainConfig, kernel_config_from_dict
 
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"surrogate {directory} is a file; give the folder python -m tnas.meta_train wrote "
+                              "(it holds model.pt, or ensemble.json and member folders)")  # fmt: skip
     if not directory.is_dir():
         raise CheckpointError(f"surrogate directory {directory} does not exist; create it with python -m tnas.meta_train --out {directory}")
     payload = load(directory / MODEL_FILE, "meta-trained model")
@@ -149,15 +189,24 @@ def load_model(directory: str | Path) -> MetaTrainedModel:
         exclude = payload.get("exclude", ())
         if isinstance(exclude, str) or not all(isinstance(name, str) for name in exclude):
             raise TypeError(f"exclude is {exclude!r}, not a list of dataset names")
-        settings = payload.get("meta_train_config", {})
+        settings = _mapping(payload.get("meta_train_config", {}), "meta_train_config")
+        if settings:
+            MetaTrainConfig.from_dict(settings)  # its seed, sources and sample size are what a run records
+        statistics = _mapping(payload.get("statistics", {}), "statistics")
+        for name, figures in statistics.items():
+            if not (isinstance(figures, dict) and is_finite_number(figures.get("mean"))
+                    and is_finite_number(figures.get("std")) and figures["std"] > 0):  # fmt: skip
+                raise ValueError(f"statistics of {name} are {figures!r}, not a finite mean and a positive std")
+        if not is_integer(payload.get("epoch", 0)):
+            raise TypeError(f"epoch is {payload.get('epoch')!r}")
         model = MetaTrainedModel(
             kernel=kernel.eval(),
             exclude=tuple(exclude),
-            statistics=_mapping(payload.get("statistics", {}), "statistics"),
+            statistics=statistics,
             epoch=int(payload.get("epoch", 0)),
             validation=_mapping(payload.get("validation", {}), "validation"),
             path=directory,
-            samples_per_class=int(_mapping(settings, "meta_train_config").get("samples_per_class", 20)),
+            samples_per_class=int(settings.get("samples_per_class", 20)),
             settings=dict(settings),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, TnasError) as error:

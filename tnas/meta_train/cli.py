@@ -54,11 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "DATASET names its images (default: the run's dataset, the sidecar's \"dataset\" or the "
                         "file name; a dataset without images is encoded by the shipped samples' mean code). "
                         "Repeat for several")
-    parser.add_argument("--out", type=path_argument, default=None, help="output directory (default: runs/meta/no-EXCLUDED)")
+    parser.add_argument("--out", type=path_argument, default=None, help="output directory (default: runs/meta/no-EXCLUDED, or runs/meta/all when nothing is excluded)")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: the usual lookup)")
     parser.add_argument("--device", default="cpu", type=device_argument, help="torch device (default: cpu)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
-                        help="seed of the weights and of every sampling step (members: seed, seed+1, ...)")
+                        help="seed of the weights and of every sampling step (members: seed, seed+1, ...; "
+                        f"default: {defaults.seed})")
     parser.add_argument("--members", type=positive_int, default=1,
                         help="meta-train an ensemble of this many independent runs into OUT/member<j> "
                         "(python -m tnas.search uses an ensemble as one GP); default: 1, a single model")
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "epochs (spearman when no NAS-Bench-201 table is trained on); spearman: the best "
                             "held-out Spearman (MetaD2A records and held-out cells)")
     group = parser.add_argument_group("model")
-    group.add_argument("--widths", type=_widths, default=kernel.widths, help="MLP xi widths, e.g. 64,32")
+    group.add_argument("--widths", type=_widths, default=kernel.widths, help=f"MLP xi widths (default: {','.join(map(str, kernel.widths))})")
     group.add_argument("--kernel", choices=KERNELS, default=kernel.kernel,
                        help=f"base kernel on the deep features (default: {kernel.kernel})")
     group.add_argument("--mean", choices=MEANS, default=kernel.mean,

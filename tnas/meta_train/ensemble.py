@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tnas.io import atomic_write_json, parse_json
+from tnas.io import atomic_write_json, describe_entries, foreign_entries, parse_json
 from tnas.meta_train.checkpoint import (
     MODEL_FILE,
     CheckpointError,
@@ -45,6 +45,10 @@ ENSEMBLE_FORMAT = 1
 
 def member_name(position: int) -> str:
     return f"member{position}"
+
+
+def _is_member_name(name: str) -> bool:
+    return name.startswith("member") and name[len("member"):].isdigit()
 
 
 def member_dir(out: str | Path, position: int, members: int) -> Path:
@@ -121,10 +125,17 @@ def write_ensemble_record(out: Path, config: MetaTrainConfig, members: int) -> d
     """Write ``out/ensemble.json`` for ``members`` members of ``config`` (seeds ``config.seed + j``).
 
     Raises:
-        CheckpointError: ``out`` already records other members.
+        CheckpointError: ``out`` already records other members, or holds something other
+            than an ensemble's members (a single model's run, a search's run directory).
     """
     record = {"format": ENSEMBLE_FORMAT, "members": [member_name(j) for j in range(members)],
               "seeds": [config.seed + j for j in range(members)], "config": config.to_dict()}  # fmt: skip
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out} is a file, not a meta-training folder; choose another --out")
+    others = [name for name in foreign_entries(out, [ENSEMBLE_FILE]) if not _is_member_name(name)]
+    if others:  # a single model's run, a search's run directory, other files
+        raise CheckpointError(f"{out} holds {describe_entries(others)}, which is not a meta-trained ensemble; "
+                              "meta-train into a new or empty --out")  # fmt: skip
     existing = _read_record(out) if (out / ENSEMBLE_FILE).is_file() else None
     if existing is not None and [existing.get("members"), existing.get("seeds")] != [record["members"], record["seeds"]]:
         raise CheckpointError(f"{out} holds an ensemble of other members ({existing.get('seeds')}); choose another --out")

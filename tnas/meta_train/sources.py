@@ -101,7 +101,11 @@ def read_source(spec: SourceSpec) -> SourceData:
     try:
         if path.is_dir():
             cells, values = _run_observations(path)
-            data_root = (_run_config(path).get("oracle_options") or {}).get("data_root")
+            oracle_options = _run_config(path).get("oracle_options") or {}
+            data_root = oracle_options.get("data_root") if isinstance(oracle_options, dict) else None
+            if data_root is not None and not isinstance(data_root, str):
+                raise DataFileError(f"--source {path}: its config.json records data_root as {data_root!r}, not a "
+                                    "folder name; fix it, or name the images with --source PATH=DATASET")  # fmt: skip
         else:
             table = UserTable.load(resolve_spec(path))
             cells = np.flatnonzero(table.present)
@@ -110,7 +114,12 @@ def read_source(spec: SourceSpec) -> SourceData:
         if isinstance(error, DataFileError):
             raise
         raise DataFileError(f"--source {path}: {error}") from None
-    if len(cells) >= MIN_CELLS and float(np.std(values)) == 0.0:
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = float(np.std(values)) if len(cells) else 0.0
+    if not math.isfinite(spread):  # finite readings so large that their spread overflows: not accuracies
+        raise DataFileError(f"--source {path}: its values (up to {np.max(np.abs(values)):.3g}) are too large to "
+                            "standardise; observe accuracies or another metric of ordinary size")  # fmt: skip
+    if len(cells) >= MIN_CELLS and spread == 0.0:
         raise DataFileError(f"--source {path}: every cell has the same value ({values[0]}); it teaches nothing")
     if len(cells) < MIN_CELLS:
         raise DataFileError(f"--source {path} holds {len(cells)} distinct cell(s); a meta-training source needs at "

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 def epoch_dir(out: str | Path, epoch: int) -> Path:
     """Where ``meta_train(..., keep_epochs=True)`` keeps epoch ``epoch``'s kernel: a directory
     that :func:`~tnas.meta_train.checkpoint.load_model` reads like a finished run's."""
-    return Path(out) / "epochs" / f"{epoch:03d}"
+    return Path(out) / checkpoint.EPOCHS_FOLDER / f"{epoch:03d}"
 
 
 @dataclass(frozen=True)
@@ -96,10 +96,12 @@ def check_request(config: MetaTrainConfig, out: str | Path, *, keep_epochs: bool
     run that did not keep them (an ensemble checks every member before training any).
 
     Raises:
-        CheckpointError: ``out`` holds a run of other settings or a damaged checkpoint.
+        CheckpointError: ``out`` holds a run of other settings, a damaged checkpoint, or
+            something other than a meta-training run (see :func:`checkpoint.check_output_folder`).
         ConfigError: ``out`` cannot do what was asked.
     """
     out = Path(out)
+    checkpoint.check_output_folder(out)
     state = _resume_state(out, config)
     if state is None:
         return
@@ -149,9 +151,15 @@ def _restore(state: dict[str, Any], kernel: DeepKernel, rng: np.random.Generator
             raise TypeError(f"epoch is {done!r}")
         if not all(isinstance(row, dict) for row in metrics):
             raise TypeError("metrics are not rows of figures")
+        if [row.get("epoch") for row in metrics] != list(range(1, done + 1)):
+            raise ValueError(f"its metrics are not one row per epoch 1 to {done}")
         if best is not None and (not isinstance(best, dict) or not isinstance(best.get("epoch"), int)
-                                 or "kernel" not in best or "score" not in best):  # fmt: skip
+                                 or "kernel" not in best or not isinstance(best.get("score"), float)):  # fmt: skip
             raise TypeError("the best epoch's record lacks its epoch, kernel or score")
+        if (best is None) != (done == 0) or (best is not None and not 1 <= best["epoch"] <= done):
+            raise ValueError("its best epoch is not one of its epochs")
+        if not all(torch.isfinite(parameter).all() for parameter in kernel.parameters()):  # (bounds may be inf)
+            raise ValueError("its weights are not finite")
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"checkpoint {path} is damaged ({cause(error)}); delete it to meta-train from the "
                               "start") from None  # fmt: skip
@@ -184,13 +192,14 @@ def meta_train(
 
     Raises:
         CheckpointError: ``out`` holds a run of other settings (only ``epochs`` may
-            change) or a damaged checkpoint.
+            change), a damaged checkpoint, or something other than a meta-training run.
         ConfigError: ``out`` holds more epochs than ``config.epochs`` (they cannot be
             undone), or ``keep_epochs`` is asked of a finished run that did not keep
             its epochs (they cannot be recovered without training again).
     """
     started = time.perf_counter()
     out = Path(out)
+    checkpoint.check_output_folder(out)
     state = _resume_state(out, config)
     torch.manual_seed(config.seed)
     kernel = DeepKernel(config.kernel).to(device)
@@ -206,6 +215,12 @@ def meta_train(
             logger.warning("note: %s resumes after epoch %d; epoch(s) %s were meta-trained without --keep-epochs "
                            "and are not kept", out, done, _epoch_list(missing))  # fmt: skip
     if done >= config.epochs:
+        if best is not None and not (out / checkpoint.MODEL_FILE).is_file():  # deleted since: written again
+            meta = meta or build_meta_dataset(config.exclude, seed=config.seed, samples_per_class=config.samples_per_class,
+                                              data_dir=data_dir, progress=progress, sources=config.sources)  # fmt: skip
+            _save_model(out / checkpoint.MODEL_FILE, config, meta, best, metrics[best["epoch"] - 1])
+            logger.warning("note: %s had no %s; written again from its checkpoint (epoch %d)", out,
+                           checkpoint.MODEL_FILE, best["epoch"])  # fmt: skip
         return MetaTrainResult(metrics, int(best["epoch"]) if best else done, done, time.perf_counter() - started)
 
     out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tnas.errors import ConfigError, RunDirectoryError, SearcherError
+from tnas.io import describe_entries, foreign_entries
 from tnas.oracles import Evaluation
 from tnas.rundir import RunDirectory, TrajectoryRow, append_row
 from tnas.search.config import RunConfig
@@ -194,9 +195,10 @@ OPTIONAL_SUMMARY_NUMBERS = ("recommended_index", "recommended_test", "workers", 
                             "worker_utilisation", "repeats_answered_from_cache")
 
 
-def summary_problem(summary: dict[str, Any]) -> str | None:
+def summary_problem(summary: dict[str, Any], rows: list[TrajectoryRow] | None = None) -> str | None:
     """What is wrong with a stored ``summary.json`` (``None``: nothing): a figure missing, not
-    a number, or not finite, or a name that is not text."""
+    a number, or not finite, or a name that is not text; given the run's ``rows``, a summary
+    of another trajectory than theirs (its query count or best cell differ)."""
     for key in ("method", "dataset", "observe", "best_arch"):
         if not isinstance(summary.get(key), str):
             return f"{key} is {summary.get(key)!r}"
@@ -204,6 +206,12 @@ def summary_problem(summary: dict[str, Any]) -> str | None:
         value = summary.get(key)
         if not is_finite_number(value):
             return f"{key} is {value!r}"
+    if rows is not None:
+        if summary["queries"] != len(rows):
+            return f"it counts {summary['queries']} queries, the trajectory holds {len(rows)}"
+        best = rows[-1].incumbent_index
+        if summary["best_index"] != best or summary["best_arch"] != Cell.from_index(best).arch_str:
+            return f"its best cell is not the trajectory's ({best})"
     return None
 
 
@@ -238,6 +246,12 @@ def prepare_directory(directory: RunDirectory, config: RunConfig, run_info: dict
                 f"{directory.path} has a trajectory but no {directory.config_path.name}; "
                 "move it away to start the run anew"
             )
+        present = foreign_entries(directory.path, ())
+        if present:  # a folder of runs, a meta-training output, anything else: never write into it
+            raise RunDirectoryError(
+                f"{directory.path} holds {describe_entries(present)} but no tnas run (no "
+                f"{directory.config_path.name}); give --out a new or empty folder"
+            )
         directory.path.mkdir(parents=True, exist_ok=True)
         directory.write_config(_config_record(config, run_info, created=None))
         return []
@@ -264,9 +278,34 @@ def prepare_directory(directory: RunDirectory, config: RunConfig, run_info: dict
             f"{directory.path} already holds {len(recorded)} queries, more than the budget "
             f"of {config.budget}; raise --budget or choose another --out"
         )
+    _check_time_limit(directory, stored_config, config, recorded)
     if stored_config != config:
         directory.write_config(_config_record(config, run_info, created=stored.get("created")))
     return recorded
+
+
+def _check_time_limit(directory: RunDirectory, stored: RunConfig, config: RunConfig, rows: list[TrajectoryRow]) -> None:
+    """Refuse a ``max_sim_hours`` lower than the run was searched with, under which its
+    recorded queries would not all have started (a query starts only while the simulated
+    cost so far is below the limit): resuming would record a limit the run broke.
+
+    Raises:
+        RunDirectoryError: the recorded queries spent too much before the last one.
+    """
+    limit = config.max_sim_hours
+    if limit is None or not rows or (stored.max_sim_hours is not None and stored.max_sim_hours <= limit):
+        return
+    limit_s = limit * 3600.0
+    if rows[-1].sim_cost_s < limit_s:  # every query so far started under the limit
+        return
+    if config.workers == 1 and (len(rows) == 1 or rows[-2].sim_cost_s < limit_s):  # the last one started under it
+        return
+    needed = rows[-1].sim_cost_s if config.workers > 1 else rows[-2].sim_cost_s
+    raise RunDirectoryError(
+        f"{directory.path} already spent {needed / 3600.0:.4g} simulated hours before its last query, so "
+        f"--max-sim-hours {limit:g} would have stopped it sooner; give at least that limit (or none, as it was "
+        "searched), or choose another --out for a run under this one"
+    )
 
 
 def _config_record(config: RunConfig, run_info: dict[str, Any], created: str | None) -> dict[str, Any]:

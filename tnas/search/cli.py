@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--max-sim-hours", type=float, default=None,
-        help="also stop once this many simulated training hours are spent",
+        help="also stop once this many simulated training hours are spent (default: no limit; the budget alone)",
     )  # fmt: skip
     parser.add_argument(
         "--out", type=path_argument, default=None,
@@ -179,11 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     tnas.add_argument("--init-size", type=int, default=defaults.init_size,
                       help=f"cells in the initial design (default: {defaults.init_size})")
     tnas.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                      help="q, cells proposed per acquisition (q > 1: qLogNEI / qUCB)")
+                      help=f"q, cells proposed per acquisition (q > 1: qLogNEI / qUCB; default: {defaults.batch_size})")
     tnas.add_argument("--finetune-steps", type=int, default=defaults.finetune_steps,
                       help="Adam steps fitting the GP to the observations before each proposal, from the "
                       f"meta-trained values: the head (mean calibration, kernel scales, noise; learning rate "
-                      f"{defaults.finetune_lr}) and the feature MLP; 0 keeps the meta-trained GP "
+                      f"{defaults.finetune_lr}) and the feature MLP; 0 keeps the meta-trained GP (with --warm-steps W > 0, the "
+                      "fits after the first still take W steps) "
                       f"(default: {defaults.finetune_steps})")
     tnas.add_argument("--finetune-feature-lr", type=float, default=defaults.finetune_feature_lr,
                       help="Adam learning rate of the feature MLP while fine-tuning; 0 keeps it as meta-trained "

@@ -9,7 +9,7 @@ from tnas.constraints import Constraints
 from tnas.errors import ConfigError
 from tnas.oracles import FIDELITIES
 from tnas.space import NUM_CELLS
-from tnas.typecheck import check_field_types, is_finite_number
+from tnas.typecheck import check_field_types, is_finite_number, is_plain_name
 
 ORACLES: dict[str, str] = {
     "table": "look results up in the NAS-Bench-201 table (cifar10, cifar100, imagenet16-120)",
@@ -119,6 +119,9 @@ class RunConfig:
                               "per query can run, so use at most as many workers as queries")  # fmt: skip
         if self.oracle not in ORACLES:
             raise ConfigError(f"oracle must be one of {', '.join(ORACLES)}, got {self.oracle!r}")
+        if not is_plain_name(self.dataset):  # it names the run's folder (runs/DATASET/...)
+            raise ConfigError(f"a dataset is a plain name (printable, one line, no / or \\, not . or ..), got "
+                              f"{self.dataset!r}")  # fmt: skip
         table = self.oracle == "table"
         if table and self.fidelity not in FIDELITIES:
             raise ConfigError(

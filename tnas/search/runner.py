@@ -137,11 +137,15 @@ def run(
     directory = RunDirectory(run_dir) if run_dir is not None else None
     recorded = prepare_directory(directory, config, run_info or {}) if directory else []
     if directory is not None:
-        summary = directory.read_summary()
-        if summary is not None and summary.get("config") == config.to_dict():
-            problem = summary_problem(summary)
-            if problem is None:
-                return RunResult(config, tuple(recorded), summary, replayed=len(recorded))
+        try:
+            summary = directory.read_summary()
+        except RunDirectoryError:  # only a digest of the trajectory: never a reason to stop
+            summary, problem = None, "not a readable JSON object"
+        else:
+            problem = None if summary is None else summary_problem(summary, recorded)
+        if summary is not None and problem is None and summary.get("config") == config.to_dict():
+            return RunResult(config, tuple(recorded), summary, replayed=len(recorded))
+        if problem is not None:
             logger.warning("%s is damaged (%s); it is written again from the run's trajectory",
                            directory.summary_path, problem)  # fmt: skip
     journal = _usable_journal(read_journal(directory.journal_path), len(recorded)) if directory else []

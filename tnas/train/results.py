@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
+import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +23,10 @@ from typing import Any, Literal
 
 from tnas.io import atomic_write_json, parse_json
 from tnas.space import Cell
+from tnas.typecheck import is_finite_number, is_integer
 
 SETUP_FILE = "setup.json"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,17 @@ class TrainingRecord:
     error: str | None
     device: str
     finished: str
+
+    def __post_init__(self) -> None:
+        """Raises ``ValueError`` for a record no training writes (a damaged file)."""
+        if self.status not in ("ok", "failed"):
+            raise ValueError(f"status must be 'ok' or 'failed', got {self.status!r}")
+        if not (is_integer(self.index) and is_integer(self.seed) and isinstance(self.arch, str)):
+            raise ValueError("index and seed must be whole numbers and arch text")
+        if not (is_finite_number(self.seconds) and self.seconds >= 0):
+            raise ValueError(f"seconds must be a finite number >= 0, got {self.seconds!r}")
+        if self.ok and not all(is_finite_number(value) and 0 <= value <= 100 for value in (self.valid, self.test)):
+            raise ValueError(f"a finished training needs accuracies in [0, 100], got {self.valid!r} and {self.test!r}")
 
     @property
     def ok(self) -> bool:
@@ -99,9 +112,11 @@ class TrainingCache:
             return None
         try:
             record = TrainingRecord(**parse_json(path.read_text(encoding="utf-8")))
+            if (record.index, record.seed) != (cell.index, seed):
+                raise ValueError(f"it records cell {record.index} seed {record.seed}")
         except (OSError, ValueError, TypeError) as error:
-            warnings.warn(f"ignoring unreadable training record {path} ({error}); the cell is trained again",
-                          stacklevel=2)  # fmt: skip
+            logger.warning("ignoring the damaged training record %s (%s); the cell is trained again", path,
+                           str(error).replace("\n", " "))  # fmt: skip
             return None
         return record
 
@@ -121,3 +136,4 @@ class TrainingCache:
             if record is not None:
                 found.append(record)
         return found
+
