@@ -43,7 +43,14 @@ import torch
 from scipy.stats import spearmanr
 
 from tnas import paths
-from tnas.cli_common import OneLineErrorParser, option_names, options_given, path_argument, run_command
+from tnas.cli_common import (
+    OneLineErrorParser,
+    option_names,
+    options_given,
+    path_argument,
+    positive_int,
+    run_command,
+)
 from tnas.datasets import get_dataset
 from tnas.encoders import ImageFeaturizer, cells_to_batch, dataset_inputs
 from tnas.errors import ConfigError
@@ -129,8 +136,8 @@ def surrogate_figures(directory: Path, exclude: str, data_dir: str | None) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--surrogates", type=int, default=5, help="surrogate seeds 0..K-1 per target (default: 5)")
-    parser.add_argument("--members", type=int, default=DEFAULT_MEMBERS,
+    parser.add_argument("--surrogates", type=positive_int, default=5, help="surrogate seeds 0..K-1 per target (default: 5)")
+    parser.add_argument("--members", type=positive_int, default=DEFAULT_MEMBERS,
                         help=f"members per surrogate (default: {DEFAULT_MEMBERS}, the search's default)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--keep-epochs", action="store_true",
@@ -138,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                         "where a finished member did not keep its epochs")
     parser.add_argument("--exclusions", default=",".join(EXCLUSIONS), help="targets to leave out, one at a time")
     parser.add_argument("--out", type=path_argument, default=None, help="root of the surrogates (default: the cache's)")
-    parser.add_argument("--jobs", type=int, default=1, help="meta-trainings at once, one thread each (default: 1)")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="meta-trainings at once, one thread each (default: 1)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--cold", action="store_true", help="time featurisation too (empty feature cache)")
     parser.add_argument("--skip-training", action="store_true", help="only report the surrogates found")
@@ -147,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     variants = [name for name in args.variants.split(",") if name]
     unknown = [name for name in variants if name not in VARIANTS]
-    if unknown or not variants or args.surrogates < 1 or args.members < 1 or args.jobs < 1:
-        parser.error(f"unknown or no variant(s) {unknown} (choose from {', '.join(VARIANTS)}), or a count below 1")
+    if unknown or not variants:
+        parser.error(f"unknown or no variant(s) {unknown} (choose from {', '.join(VARIANTS)})")
     exclusions = [name for name in args.exclusions.split(",") if name]
     if not exclusions or any(name not in EXCLUSIONS for name in exclusions):
         parser.error(f"--exclusions {args.exclusions!r}: choose from {', '.join(EXCLUSIONS)}")

@@ -182,7 +182,8 @@ def test_a_file_system_error_on_a_given_path_is_one_line_with_exit_code_2(capsys
 
 
 @pytest.mark.parametrize(("module", "args", "message"), [
-    ("benchmarks.meta_train", ["--surrogates", "0"], "a count below 1"),
+    ("benchmarks.meta_train", ["--surrogates", "0"], "--surrogates: 0 is below 1"),
+    ("benchmarks.meta_train", ["--skip-training", "--members", "0"], "--members: 0 is below 1"),
     ("benchmarks.meta_train", ["--exclusions", "bogus"], "--exclusions 'bogus'"),
     ("benchmarks.meta_train", ["--skip-training", "--keep-epochs", "--jobs", "2"],
      "--keep-epochs, --jobs cannot change a --skip-training run"),

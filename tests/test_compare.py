@@ -129,6 +129,11 @@ def test_bad_input_is_one_line_with_exit_status_2(runs, tmp_path, capsys):
     assert "does not exist" in _one_line_error([str(tmp_path / "nosuch")], capsys)
     (tmp_path / "empty").mkdir()
     assert "no run directory" in _one_line_error([str(tmp_path / "empty")], capsys)
+    folder = tmp_path / "trajectory-a-folder"
+    shutil.copytree(runs / "rs-0", folder)
+    (folder / "trajectory.csv").unlink()
+    (folder / "trajectory.csv").mkdir()
+    assert "trajectory.csv is not a file" in _one_line_error([str(folder)], capsys)
     for damage in (b"query,index\n1,2,3\n", b"\xff\xfe\x00binary\n"):
         damaged = tmp_path / f"damaged-{len(damage)}"
         shutil.copytree(runs / "rs-0", damaged)

@@ -20,3 +20,12 @@ def test_well_formed_json_reads_as_json_does():
 def test_damage_of_every_kind_is_a_value_error(text, message):
     with pytest.raises(ValueError, match=message):
         parse_json(text)
+
+
+def test_an_atomic_write_onto_a_folder_names_the_folder_not_its_temporary_file(tmp_path):
+    from tnas.io import atomic_write_text
+
+    (tmp_path / "page.md").mkdir()
+    with pytest.raises(IsADirectoryError) as error:
+        atomic_write_text(tmp_path / "page.md", "text")
+    assert error.value.filename == str(tmp_path / "page.md") and list(tmp_path.iterdir()) == [tmp_path / "page.md"]

@@ -343,3 +343,11 @@ def test_a_time_limit_the_recorded_queries_broke_is_refused_on_resume(oracle, tm
     assert run(make_searcher(limited), oracle, limited, tmp_path / "run").replayed == 12
     fresh = run(make_searcher(limited), oracle, limited, tmp_path / "fresh")
     assert [row.index for row in fresh.rows] == [row.index for row in rows]
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a\\b", ".", "..", "two\nlines", " ", "nul\x00"])
+def test_a_dataset_name_that_is_not_a_plain_name_is_refused(name):
+    from tnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a dataset is a plain name"):  # it names the run's folder
+        _config("rs", dataset=name, oracle="user")

@@ -155,6 +155,9 @@ def _read_record(directory: Path) -> dict[str, Any]:
                                                 for name in members):  # fmt: skip
         raise CheckpointError(f"{directory / ENSEMBLE_FILE}: members must be a list of member folder names, got "
                               f"{members!r}; delete the directory and meta-train again")  # fmt: skip
+    if len(set(members)) != len(members):
+        raise CheckpointError(f"{directory / ENSEMBLE_FILE} names a member twice ({members!r}); delete the directory "
+                              "and meta-train again")  # fmt: skip
     return record
 
 
