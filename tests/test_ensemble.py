@@ -165,3 +165,11 @@ def test_a_killed_meta_training_is_not_finished_although_it_has_a_model(tmp_path
     (out / checkpoint.CHECKPOINT_FILE).unlink()
     assert is_finished(out)  # a model without a checkpoint: a copied, finished model
     assert not is_finished(tmp_path / "nothing")
+
+
+def test_an_ensemble_record_naming_a_member_twice_is_refused(tmp_path):
+    from tnas.meta_train.ensemble import ENSEMBLE_FORMAT
+
+    (tmp_path / ENSEMBLE_FILE).write_text(json.dumps({"format": ENSEMBLE_FORMAT, "members": ["member0", "member0"]}))
+    with pytest.raises(CheckpointError, match="names a member twice"):
+        load_surrogate(tmp_path)
