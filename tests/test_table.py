@@ -216,7 +216,10 @@ def test_a_damaged_table_cache_is_recomputed(table_path, tmp_path, monkeypatch):
     infinite = dict(good, c10_test_200=np.where(good["present"], np.inf, np.nan))
     text = dict(good, c10_test_200=good["c10_test_200"].astype(str))
     lacking = {name: array for name, array in good.items() if name != "c10_test_200"}
-    for damage in (infinite, text, lacking, dict(good, present=good["present"].astype(np.float64))):
+    emptied = dict(good, c10_test_200=np.full_like(good["c10_test_200"], np.nan))  # well formed, checksum kept
+    unstamped = {name: array for name, array in good.items() if name != "__crc32__"}  # a copy from before checksums
+    for damage in (infinite, text, lacking, dict(good, present=good["present"].astype(np.float64)), emptied,
+                   unstamped):
         with open(cache, "wb") as file:
             np.savez(file, **damage)
         table = NB201Table.from_csv(path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
@@ -35,6 +36,9 @@ MISSING_VALUES = frozenset({"", "nan", "NaN"})
 """How a CSV cell says "not measured"."""
 PRESENT = "present"
 """The key of the ``(15625,)`` boolean array of cells that have a row."""
+CHECKSUM = "__crc32__"
+"""The key, in a cached copy, of the CRC-32 of its columns (names and bytes): a copy whose
+arrays were changed since it was written is parsed again, not read as the file's."""
 
 
 def read_cell_csv(path: str | Path, *, numeric: Sequence[str] | None = None, required: Sequence[str] = (),
@@ -148,17 +152,20 @@ def cached_columns(path: str | Path, kind: str, version: int, parse: Callable[[P
     """``parse(path)``, through a binary copy in the cache directory.
 
     The copy is keyed by ``kind``, ``version`` and the file's path, size and modification
-    time. A damaged copy (unreadable, or not what ``parse`` returns: a boolean ``present``
+    time. A damaged copy (unreadable, not what ``parse`` returns: a boolean ``present``
     and float64 columns of one value per cell, finite or NaN, holding the ``required``
-    names) is parsed again and rewritten; an unwritable cache only costs speed.
+    names, or arrays that no longer match the checksum written with them) is parsed again
+    and rewritten; an unwritable cache only costs speed.
     """
     path = Path(path).resolve()
     cache_file = _cache_file(path, kind, version) if use_cache else None
     if cache_file is not None and cache_file.is_file():
         try:
             with np.load(cache_file, allow_pickle=False) as stored:
-                columns = {name: stored[name] for name in stored.files}
-            if _sound_columns(columns, required):
+                columns = {name: stored[name] for name in stored.files if name != CHECKSUM}
+                checksum = stored[CHECKSUM] if CHECKSUM in stored.files else None
+            if (checksum is not None and checksum.shape == () and int(checksum) == _checksum(columns)
+                    and _sound_columns(columns, required)):  # fmt: skip
                 return columns
         except Exception:  # noqa: BLE001, S110 - any failure to read a cache entry (a mangled header, a bad
             pass  # deflate stream, a shape too large to allocate) means a damaged entry, rebuilt below
@@ -166,10 +173,20 @@ def cached_columns(path: str | Path, kind: str, version: int, parse: Callable[[P
     columns = parse(path)
     if cache_file is not None:
         try:
-            atomic_write(cache_file, lambda file: np.savez(file, **columns))
+            stamp = {CHECKSUM: np.array(_checksum(columns), dtype=np.uint64)}
+            atomic_write(cache_file, lambda file: np.savez(file, **columns, **stamp))
         except OSError:
             pass
     return columns
+
+
+def _checksum(columns: dict[str, np.ndarray]) -> int:
+    """CRC-32 of the columns' names, dtypes and bytes, in name order."""
+    crc = 0
+    for name in sorted(columns):
+        crc = zlib.crc32(f"{name}|{columns[name].dtype.str}".encode(), crc)
+        crc = zlib.crc32(np.ascontiguousarray(columns[name]).tobytes(), crc)
+    return crc
 
 
 def _sound_columns(columns: dict[str, np.ndarray], required: Collection[str]) -> bool:
