@@ -564,3 +564,16 @@ def test_a_constrained_run_that_spelled_out_todays_defaults_is_extended_by_the_s
     assert len(after) == len(before) + 2 and after[: len(before)] == before
     # and that run, had it been searched under the old defaults, would be stale: it is not
     assert main(args[: args.index("--source-weight")] + args[args.index("--feature-patience") + 2:]) == 0
+
+
+def test_a_surrogate_whose_weights_give_no_finite_prior_is_refused_before_the_search():
+    from tnas.meta_train.checkpoint import CheckpointError
+
+    torch.manual_seed(0)
+    kernel = DeepKernel(small_config().kernel)
+    with torch.no_grad():
+        for parameter in kernel.parameters():
+            parameter.mul_(1e30)  # finite, as a damaged file can hold them, but every code overflows
+    features = torch.randn(1, 4, 3, FEATURES, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(CheckpointError, match="NaN or infinite codes or prior means"):
+        TNASSearcher(kernel, features, torch.ones(1, 4, 3, dtype=torch.bool), np.random.default_rng(0), TNASConfig())

@@ -83,6 +83,7 @@ from linear_operator.utils.errors import NanError
 from torch import Tensor
 
 from tnas.errors import ConfigError
+from tnas.meta_train.checkpoint import CheckpointError
 from tnas.models.deep_kernel import NUMERICAL_FAILURES, DeepKernel, expected_jitter, map_codes
 from tnas.models.surrogate import TNASSurrogate, all_cell_inputs, encoder_codes_of_all_cells
 from tnas.oracles import Evaluation
@@ -219,10 +220,19 @@ def codes_and_prior(kernels: Sequence[DeepKernel], dataset_features: Tensor, dat
     Returns:
         ``15625 x M(L + K)`` codes (the members' side by side) and ``15625`` prior means
         (the members' average), both indexed by official cell index.
+
+    Raises:
+        CheckpointError: the codes or prior are not finite (weights a file was damaged in,
+            finite but far too large), which every later step would only turn into a
+            numerical failure.
     """
     codes = [encoder_codes_of_all_cells(kernel.eval(), dataset_features, dataset_mask) for kernel in kernels]
     priors = [kernel.mean_module(map_codes(kernel.feature_map, code)) for kernel, code in zip(kernels, codes)]
-    return torch.cat(codes, dim=-1), torch.stack(priors).mean(dim=0)
+    codes_joined, prior = torch.cat(codes, dim=-1), torch.stack(priors).mean(dim=0)
+    if not (torch.isfinite(codes_joined).all() and torch.isfinite(prior).all()):
+        raise CheckpointError("the meta-trained surrogate gives NaN or infinite codes or prior means on this dataset "
+                              "(damaged weights?); meta-train it again")  # fmt: skip
+    return codes_joined, prior
 
 
 def source_term_table(prior: Tensor, source_scores: Tensor) -> Tensor:
