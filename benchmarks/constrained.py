@@ -152,8 +152,8 @@ def _settings(text: str | None) -> tuple[HelpSetting, ...]:
     by_name = {setting.name: setting for setting in HELP_SETTINGS}
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [name for name in names if name not in by_name]
-    if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; settings: {', '.join(by_name)}")
+    if unknown or not names:
+        raise ConfigError(f"unknown or no setting(s) {', '.join(unknown) or repr(text)}; settings: {', '.join(by_name)}")
     return tuple(by_name[name] for name in names)
 
 

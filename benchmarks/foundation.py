@@ -111,6 +111,9 @@ def _run(args: argparse.Namespace) -> int:
     from tnas.paths import find_data_file
 
     find_data_file(TABLE_FILE, args.data_dir)  # a one-line error here, not a failing load process below
+    from tnas.oracles import NB201Table, TableOracle
+
+    TableOracle(NB201Table.load(args.data_dir), args.dataset)  # an unknown --dataset now, not after the loads
     loads = measure_table_load(args.data_dir, args.repeats)
     print(f"NB201 table load, {args.repeats} fresh processes each (median [min, max]):")
     for kind, runs in loads.items():

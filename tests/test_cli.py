@@ -190,6 +190,8 @@ def test_a_file_system_error_on_a_given_path_is_one_line_with_exit_code_2(capsys
     ("benchmarks.history", ["--draws", "0"], "--draws: 0 is below 1"),
     ("benchmarks.tnas_search", ["--runs", "0"], "--runs: 0 is below 1"),
     ("benchmarks.parallel", ["overhead", "--pending", "0"], "--pending: 0 is below 1"),
+    ("benchmarks.constrained", ["--settings", ",", "--report-only"], "unknown or no setting(s) ','"),
+    ("benchmarks.foundation", ["--dataset", "nosuch", "--repeats", "1"], "unknown dataset 'nosuch'"),
     ("benchmarks.encoders", ["--repeats", "0"], "--repeats: 0 is below 1"),
     ("benchmarks.encoders", ["--samples-per-class", "0"], "--samples-per-class: 0 is below 1"),
     ("benchmarks.training", ["--cells", "abc"], "--cells: 'abc' is not a whole number"),
