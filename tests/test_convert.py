@@ -100,7 +100,9 @@ def test_converted_table_holds_the_official_values(official_file, tmp_path, caps
 def test_converter_rejects_bad_files_with_one_line(tmp_path, capsys):
     missing = tmp_path / "nope.pth"
     assert convert_main([str(missing), "--out", str(tmp_path / "t.csv")]) == 2
-    assert "not found" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
+    assert convert_main([str(tmp_path), "--out", str(tmp_path / "t.csv")]) == 2
+    assert "is a folder, not a file" in capsys.readouterr().err
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"\x00garbage")
     assert convert_main([str(garbage), "--out", str(tmp_path / "t.csv")]) == 2

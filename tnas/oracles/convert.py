@@ -22,7 +22,7 @@ from typing import Any
 
 from tnas.cli_common import OneLineErrorParser, run_command
 from tnas.errors import TableError
-from tnas.io import atomic_write_text
+from tnas.io import atomic_write_text, why_not_a_file
 from tnas.oracles.table import KEY_COLUMNS, TABLE_COLUMNS
 from tnas.space import Cell
 
@@ -146,7 +146,7 @@ def convert_file(source: str | Path, out: str | Path) -> int:
 
     source = Path(source)
     if not source.is_file():
-        raise TableError(f"official NAS-Bench-201 file {source} not found")
+        raise TableError(f"official NAS-Bench-201 file {source} {why_not_a_file(source)}")
     try:
         data = torch.load(source, map_location="cpu", weights_only=False)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad file
