@@ -425,3 +425,16 @@ def test_a_finished_run_that_lost_its_model_file_writes_it_again_from_its_checkp
     assert again.epoch == before.epoch and again.validation == before.validation
     for name, value in before.kernel.state_dict().items():
         assert torch.equal(value, again.kernel.state_dict()[name]), name
+
+
+def test_a_model_meta_trained_on_a_source_since_moved_still_loads(tmp_path):
+    from tnas.meta_train import MetaTrainConfig
+    from tnas.meta_train.checkpoint import FORMAT, MODEL_FILE, save
+    from tnas.models.deep_kernel import DeepKernel
+
+    config = MetaTrainConfig(exclude=("cifar100",))
+    settings = {**config.to_dict(), "sources": [str(tmp_path / "gone" / "table.csv") + "=cifar10"]}
+    save(tmp_path / MODEL_FILE, {"format": FORMAT, "kernel": DeepKernel(config.kernel).state_dict(),
+                                 "kernel_config": config.to_dict()["kernel"], "exclude": ["cifar100"],
+                                 "statistics": {}, "epoch": 3, "validation": {}, "meta_train_config": settings})
+    assert load_model(tmp_path).settings["sources"] == settings["sources"]

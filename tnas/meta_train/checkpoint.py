@@ -171,7 +171,7 @@ def load_model(directory: str | Path) -> MetaTrainedModel:
     Raises:
         CheckpointError: the directory or file is missing, corrupt or incompatible.
     """
-    from tnas.meta_train.config import MetaTrainConfig, kernel_config_from_dict
+    from tnas.meta_train.config import kernel_config_from_dict
 
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
@@ -190,8 +190,12 @@ def load_model(directory: str | Path) -> MetaTrainedModel:
         if isinstance(exclude, str) or not all(isinstance(name, str) for name in exclude):
             raise TypeError(f"exclude is {exclude!r}, not a list of dataset names")
         settings = _mapping(payload.get("meta_train_config", {}), "meta_train_config")
-        if settings:
-            MetaTrainConfig.from_dict(settings)  # its seed, sources and sample size are what a run records
+        seed, sources = settings.get("seed", 0), settings.get("sources", [])
+        if not (is_integer(seed) and seed >= 0 and is_integer(settings.get("samples_per_class", 20))
+                and settings.get("samples_per_class", 20) >= 1 and isinstance(sources, list)
+                and all(isinstance(text, str) for text in sources)):  # fmt: skip
+            raise ValueError("meta_train_config's seed, samples_per_class or sources are not what a run records")
+            # (types only: a source's path need not exist any more for the model to be used)
         statistics = _mapping(payload.get("statistics", {}), "statistics")
         for name, figures in statistics.items():
             if not (isinstance(figures, dict) and is_finite_number(figures.get("mean"))

@@ -293,17 +293,15 @@ def _check_time_limit(directory: RunDirectory, stored: RunConfig, config: RunCon
         RunDirectoryError: the recorded queries spent too much before the last one.
     """
     limit = config.max_sim_hours
-    if limit is None or not rows or (stored.max_sim_hours is not None and stored.max_sim_hours <= limit):
-        return
+    if limit is None or not rows or config.workers > 1 or (stored.max_sim_hours is not None
+                                                           and stored.max_sim_hours <= limit):  # fmt: skip
+        return  # several workers: when a query started is in the journal, not the trajectory; not judged
     limit_s = limit * 3600.0
-    if rows[-1].sim_cost_s < limit_s:  # every query so far started under the limit
+    if len(rows) == 1 or rows[-2].sim_cost_s < limit_s:  # the last query started under it (one worker)
         return
-    if config.workers == 1 and (len(rows) == 1 or rows[-2].sim_cost_s < limit_s):  # the last one started under it
-        return
-    needed = rows[-1].sim_cost_s if config.workers > 1 else rows[-2].sim_cost_s
     raise RunDirectoryError(
-        f"{directory.path} already spent {needed / 3600.0:.4g} simulated hours before its last query, so "
-        f"--max-sim-hours {limit:g} would have stopped it sooner; give at least that limit (or none, as it was "
+        f"{directory.path} already spent {rows[-2].sim_cost_s / 3600.0:.6f} simulated hours before its last query, "
+        f"so --max-sim-hours {limit:g} would have stopped it sooner; give more than that (or no limit, as it was "
         "searched), or choose another --out for a run under this one"
     )
 
